@@ -1,0 +1,126 @@
+/** Schedules and hand-written optimizers against values computed by hand. */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import { learningRateAt, ONECYCLE, type ScheduleSpec } from "../lib/train/schedule.ts";
+import { HandOptimizer, type OptimizerSpec } from "../lib/train/optim.ts";
+
+await tf.setBackend("cpu");
+
+const base: ScheduleSpec = {
+  schedule: "cosine",
+  lr: 0.1,
+  totalSteps: 1000,
+  stepsPerEpoch: 10,
+  warmupEpochs: 0,
+  stepMilestones: [50, 75],
+  stepGamma: 0.1,
+};
+const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b}`);
+
+Deno.test("cosine: lr at start, lr/2 half way, ~0 at the end", () => {
+  close(learningRateAt(base, 0), 0.1);
+  close(learningRateAt(base, 500), 0.05);
+  close(learningRateAt(base, 250), 0.1 * (1 + Math.SQRT1_2) / 2);
+  assert.ok(learningRateAt(base, 999) < 1e-5);
+});
+
+Deno.test("step: multiplied by gamma at each milestone epoch", () => {
+  const s = { ...base, schedule: "step" as const };
+  close(learningRateAt(s, 0), 0.1);
+  close(learningRateAt(s, 499), 0.1); // epoch 49
+  close(learningRateAt(s, 500), 0.01); // epoch 50
+  close(learningRateAt(s, 749), 0.01);
+  close(learningRateAt(s, 750), 0.001, 1e-15);
+  close(learningRateAt(s, 999), 0.001, 1e-15);
+});
+
+Deno.test("constant and warm-up: linear rise over warmupEpochs, then the schedule starts", () => {
+  const c = { ...base, schedule: "constant" as const, warmupEpochs: 2 }; // 20 warm-up steps
+  close(learningRateAt(c, 0), 0.1 / 20);
+  close(learningRateAt(c, 9), 0.1 * 10 / 20);
+  close(learningRateAt(c, 19), 0.1);
+  close(learningRateAt(c, 20), 0.1);
+  const w = { ...base, warmupEpochs: 2 };
+  close(learningRateAt(w, 20), 0.1); // cosine clock starts after warm-up
+  close(learningRateAt(w, 20 + 490), 0.05); // half of the 980 post-warm-up steps
+});
+
+Deno.test("onecycle: lr/25 at start, peak at 30%, lr/25/1e4 at the end", () => {
+  const o = { ...base, schedule: "onecycle" as const };
+  close(learningRateAt(o, 0), 0.1 / ONECYCLE.divFactor);
+  close(learningRateAt(o, 300), 0.1);
+  close(learningRateAt(o, 150), (0.1 + 0.1 / 25) / 2); // half of the rise
+  close(learningRateAt(o, 1000), 0.1 / 25 / 1e4);
+  assert.ok(learningRateAt(o, 999) < 1e-4);
+});
+
+const spec = (o: Partial<OptimizerSpec>): OptimizerSpec => ({
+  optimizer: "sgd",
+  momentum: 0,
+  nesterov: false,
+  weightDecay: 0,
+  weightDecayMode: "coupled",
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamEpsilon: 1e-8,
+  ...o,
+});
+
+function run(o: Partial<OptimizerSpec>, w0: number[], grads: number[][], lr: number): number[] {
+  const w = tf.variable(tf.tensor1d(w0));
+  const opt = new HandOptimizer(spec(o), [w]);
+  for (const g of grads) {
+    const gt = tf.tensor1d(g);
+    opt.applyGradients([gt], lr);
+    gt.dispose();
+  }
+  const out = Array.from(w.dataSync());
+  opt.dispose();
+  w.dispose();
+  return out;
+}
+const closeArr = (a: number[], b: number[], tol = 1e-6) => a.forEach((v, i) => close(v, b[i], tol));
+
+Deno.test("SGD momentum 0.9, two steps, by hand", () => {
+  // buf1 = 0.5, w1 = 1 - 0.1*0.5 = 0.95; buf2 = 0.9*0.5 + 0.5 = 0.95, w2 = 0.95 - 0.095 = 0.855
+  closeArr(run({ momentum: 0.9 }, [1], [[0.5], [0.5]], 0.1), [0.855]);
+});
+
+Deno.test("SGD Nesterov, two steps, by hand", () => {
+  // step1: buf=0.5, d = 0.5 + 0.9*0.5 = 0.95, w = 0.905
+  // step2: buf=0.95, d = 0.5 + 0.9*0.95 = 1.355, w = 0.905 - 0.1355 = 0.7695
+  closeArr(run({ momentum: 0.9, nesterov: true }, [1], [[0.5], [0.5]], 0.1), [0.7695]);
+});
+
+Deno.test("SGD coupled weight decay adds wd*w to the gradient", () => {
+  // g' = 0.5 + 0.1*2 = 0.7; w = 2 - 0.1*0.7 = 1.93
+  closeArr(run({ weightDecay: 0.1 }, [2], [[0.5]], 0.1), [1.93]);
+});
+
+Deno.test("Adam: first step moves each weight by lr*sign(g); coupled vs decoupled decay", () => {
+  // m = 0.1g, v = 0.001g^2, mhat = g, vhat = g^2 -> step = lr * g/|g| (eps negligible)
+  closeArr(run({ optimizer: "adam" }, [1, -2, 0.5], [[0.3, -0.01, 4]], 0.01), [0.99, -1.99, 0.49], 1e-6);
+  // second step with the same gradient: mhat = g, vhat = g^2 again -> another lr*sign(g)
+  closeArr(run({ optimizer: "adam" }, [1], [[0.3], [0.3]], 0.01), [0.98], 1e-6);
+  // decoupled (AdamW): w = 1*(1 - 0.01*0.5) - 0.01 = 0.985
+  closeArr(run({ optimizer: "adam", weightDecay: 0.5, weightDecayMode: "decoupled" }, [1], [[0.3]], 0.01), [0.985]);
+  // coupled with g = -0.3 + 0.5*1 = 0.2 > 0: still one lr step in the sign of g' -> 0.99
+  closeArr(run({ optimizer: "adam", weightDecay: 0.5 }, [1], [[-0.3]], 0.01), [0.99]);
+});
+
+Deno.test("optimizer state round-trips exactly", () => {
+  const w = tf.variable(tf.tensor1d([1, 2, 3]));
+  const opt = new HandOptimizer(spec({ optimizer: "adam" }), [w]);
+  opt.applyGradients([tf.tensor1d([0.1, -0.2, 0.3])], 0.01);
+  const st = opt.getState();
+  assert.equal(st.step, 1);
+  assert.equal(st.slots.length, 2);
+  const w2 = tf.variable(tf.tensor1d([1, 2, 3]));
+  const opt2 = new HandOptimizer(spec({ optimizer: "adam" }), [w2]);
+  opt2.setState(st);
+  w2.assign(w);
+  opt.applyGradients([tf.tensor1d([0.5, 0.5, 0.5])], 0.01);
+  opt2.applyGradients([tf.tensor1d([0.5, 0.5, 0.5])], 0.01);
+  assert.deepEqual(Array.from(w2.dataSync()), Array.from(w.dataSync()));
+});
