@@ -94,7 +94,9 @@ function parseRecords(
       const f = bytes[off + 1];
       if (c >= 20 || f >= numClasses) {
         throw new NoiselabError(
-          `${file}: record ${i} has coarse label ${c} / fine label ${f}, expected 0..19 / 0..${numClasses - 1}`,
+          `${file}: record ${i} has coarse label ${c} / fine label ${f}, expected 0..19 / 0..${
+            numClasses - 1
+          }`,
           file,
         );
       }
@@ -153,7 +155,10 @@ async function readRelease(
   if (folderHas.some((x) => x)) {
     const missing = required.filter((_, i) => !folderHas[i]).map((m) => join(folder, m.name));
     if (missing.length > 0) {
-      throw new NoiselabError(`missing file(s) ${missing.join(", ")} (the folder ${folder} is incomplete)`, missing[0]);
+      throw new NoiselabError(
+        `missing file(s) ${missing.join(", ")} (the folder ${folder} is incomplete)`,
+        missing[0],
+      );
     }
     // check every size before reading anything
     for (const m of required) {
@@ -204,22 +209,31 @@ function checkRecords(r: { train: number; test: number }, perFileDivisor: number
     }
   }
   if (r.train % perFileDivisor !== 0) {
-    throw new NoiselabError(`records.train: must be divisible by ${perFileDivisor}, got ${r.train}`, "records.train");
+    throw new NoiselabError(
+      `records.train: must be divisible by ${perFileDivisor}, got ${r.train}`,
+      "records.train",
+    );
   }
 }
 
 /** Where to put the CIFAR-10 binary release, and how to get it (shown when it is missing). */
 export function cifar10MissingHelp(dataDir: string): string {
-  return `CIFAR-10 binary release not found. Put the extracted folder at ${join(dataDir, "cifar-10-batches-bin")}/ ` +
+  return `CIFAR-10 binary release not found. Put the extracted folder at ${
+    join(dataDir, "cifar-10-batches-bin")
+  }/ ` +
     `(data_batch_1.bin ... data_batch_5.bin, test_batch.bin) or the archive at ` +
-    `${join(dataDir, CIFAR10_BINARY_URL.archive)} (from ${CIFAR10_BINARY_URL.url}, md5 ${CIFAR10_BINARY_URL.md5}), ` +
+    `${
+      join(dataDir, CIFAR10_BINARY_URL.archive)
+    } (from ${CIFAR10_BINARY_URL.url}, md5 ${CIFAR10_BINARY_URL.md5}), ` +
     `or load with download: true (CLI: --download) on a machine that can reach www.cs.toronto.edu. ` +
     `Without it, source "jpeg" uses the vendored JPEG copy of CIFAR-10.`;
 }
 
 /** Where to put the CIFAR-100 binary release, and how to get it (shown when it is missing). */
 export function cifar100MissingHelp(dataDir: string): string {
-  return `CIFAR-100 is not available offline. Put the extracted folder at ${join(dataDir, "cifar-100-binary")}/ ` +
+  return `CIFAR-100 is not available offline. Put the extracted folder at ${
+    join(dataDir, "cifar-100-binary")
+  }/ ` +
     `(train.bin, test.bin, fine_label_names.txt, coarse_label_names.txt) or the archive at ` +
     `${join(dataDir, CIFAR100_BINARY_URL.archive)}: download it from ${CIFAR100_BINARY_URL.url} ` +
     `(md5 ${CIFAR100_BINARY_URL.md5}), e.g. \`curl -o ${join(dataDir, CIFAR100_BINARY_URL.archive)} ` +

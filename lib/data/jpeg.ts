@@ -12,7 +12,14 @@ import { NoiselabError } from "../util/errors.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { exists, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { readTarGz } from "./archive.ts";
-import { CIFAR10_CLASSES, type Dataset, IMAGE_BYTES, IMAGE_SIZE, type ProgressFn, type Split } from "./types.ts";
+import {
+  CIFAR10_CLASSES,
+  type Dataset,
+  IMAGE_BYTES,
+  IMAGE_SIZE,
+  type ProgressFn,
+  type Split,
+} from "./types.ts";
 
 /** Archive file names inside the JPEG folder. */
 export const JPEG_ARCHIVES = { train: "cifar10-train.tar.gz", test: "cifar10-test.tar.gz" } as const;
@@ -114,7 +121,9 @@ async function decodeSplit(
     }
     items.push({ cls, file: parts[2], name: e.name, data: e.data });
   }
-  if (items.length === 0) throw new NoiselabError(`${archivePath}: no ${prefix}/<class>/*.jpg images`, archivePath);
+  if (items.length === 0) {
+    throw new NoiselabError(`${archivePath}: no ${prefix}/<class>/*.jpg images`, archivePath);
+  }
   // deterministic order: class, then file name
   items.sort((a, b) => a.cls - b.cls || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   const n = items.length;
@@ -123,7 +132,9 @@ async function decodeSplit(
     const it = items[k];
     decodeInto(it.data, `${archivePath}:${it.name}`, split.images, k);
     split.labels[k] = it.cls;
-    if (onProgress && (k % 2000 === 0 || k === n - 1)) onProgress({ phase: `decode ${prefix}`, done: k + 1, total: n });
+    if (onProgress && (k % 2000 === 0 || k === n - 1)) {
+      onProgress({ phase: `decode ${prefix}`, done: k + 1, total: n });
+    }
   }
   return split;
 }
@@ -156,10 +167,16 @@ async function readVerified(dir: string, name: string, sums: Map<string, string>
 export type JpegDataset = Omit<Dataset, "dataId"> & { cache?: { path: string; hit: boolean } };
 
 /** Try to read a valid cache; undefined when absent, stale or damaged. */
-async function readCache(binPath: string, jsonPath: string, expect: Omit<CacheHeader, "nTrain" | "nTest" | "bytes">) {
+async function readCache(
+  binPath: string,
+  jsonPath: string,
+  expect: Omit<CacheHeader, "nTrain" | "nTest" | "bytes">,
+) {
   const h = await readJsonIfExists<CacheHeader>(jsonPath).catch(() => undefined);
   if (!h || h.format !== expect.format || h.source !== expect.source) return undefined;
-  if (h.archives?.train !== expect.archives.train || h.archives?.test !== expect.archives.test) return undefined;
+  if (h.archives?.train !== expect.archives.train || h.archives?.test !== expect.archives.test) {
+    return undefined;
+  }
   if (h.bytes !== (h.nTrain + h.nTest) * (IMAGE_BYTES + 1)) return undefined;
   let size: number;
   try {
@@ -195,7 +212,10 @@ export async function loadCifar10Jpeg(opts: JpegLoadOptions): Promise<JpegDatase
     sumsText = await Deno.readTextFile(sumsPath);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new NoiselabError(`${sumsPath}: missing (the vendored CIFAR-10 JPEG copy is incomplete)`, sumsPath);
+      throw new NoiselabError(
+        `${sumsPath}: missing (the vendored CIFAR-10 JPEG copy is incomplete)`,
+        sumsPath,
+      );
     }
     throw e;
   }
@@ -243,7 +263,10 @@ export async function loadCifar10Jpeg(opts: JpegLoadOptions): Promise<JpegDatase
   }
   try {
     await writeFileAtomic(binPath, buf);
-    await writeJsonAtomic(jsonPath, { ...expect, nTrain: train.n, nTest: test.n, bytes } satisfies CacheHeader);
+    await writeJsonAtomic(
+      jsonPath,
+      { ...expect, nTrain: train.n, nTest: test.n, bytes } satisfies CacheHeader,
+    );
   } catch (e) {
     // a read-only data folder must not stop the load; the next load decodes again
     console.warn(`noiselab: could not write the decoded-image cache ${binPath}: ${(e as Error).message}`);

@@ -7,7 +7,7 @@ import { hashObject } from "../util/hash.ts";
 import { dataDir as defaultDataDir } from "../util/paths.ts";
 import { hasCifar10Binary, loadCifar100Binary, loadCifar10Binary } from "./binary.ts";
 import { loadCifar10Jpeg } from "./jpeg.ts";
-import { channelStats, type ChannelStats } from "./transforms.ts";
+import { type ChannelStats, channelStats } from "./transforms.ts";
 import type { Dataset, DatasetName, DownloadSource, ProgressFn, SourceFile, Split } from "./types.ts";
 
 /** Known data set names. */
@@ -48,14 +48,22 @@ export function dataIdOf(source: string, files: SourceFile[]): string {
  * `source` values raise a NoiselabError naming the parameter; missing or
  * corrupt files raise one naming the file.
  */
-export async function loadDataset(opts: LoadDatasetOptions): Promise<Dataset & { cache?: { path: string; hit: boolean } }> {
+export async function loadDataset(
+  opts: LoadDatasetOptions,
+): Promise<Dataset & { cache?: { path: string; hit: boolean } }> {
   const { dataset } = opts;
   const source = opts.source ?? "auto";
   if (!DATASET_NAMES.includes(dataset)) {
-    throw new NoiselabError(`dataset: unknown data set "${dataset}" (expected one of ${DATASET_NAMES.join(", ")})`, "dataset");
+    throw new NoiselabError(
+      `dataset: unknown data set "${dataset}" (expected one of ${DATASET_NAMES.join(", ")})`,
+      "dataset",
+    );
   }
   if (!(SOURCE_CHOICES as readonly string[]).includes(source)) {
-    throw new NoiselabError(`source: unknown source "${source}" (expected one of ${SOURCE_CHOICES.join(", ")})`, "source");
+    throw new NoiselabError(
+      `source: unknown source "${source}" (expected one of ${SOURCE_CHOICES.join(", ")})`,
+      "source",
+    );
   }
   const dir = opts.dataDir ?? defaultDataDir();
   const binOpts = {
@@ -68,11 +76,15 @@ export async function loadDataset(opts: LoadDatasetOptions): Promise<Dataset & {
   let ds: Omit<Dataset, "dataId"> & { cache?: { path: string; hit: boolean } };
   if (dataset === "cifar100") {
     if (source === "jpeg") {
-      throw new NoiselabError(`source: "jpeg" exists only for cifar10; CIFAR-100 loads from its binary release`, "source");
+      throw new NoiselabError(
+        `source: "jpeg" exists only for cifar10; CIFAR-100 loads from its binary release`,
+        "source",
+      );
     }
     ds = await loadCifar100Binary(binOpts);
   } else {
-    const binary = source === "binary" || (source === "auto" && (opts.download || await hasCifar10Binary(dir)));
+    const binary = source === "binary" ||
+      (source === "auto" && (opts.download || await hasCifar10Binary(dir)));
     ds = binary
       ? await loadCifar10Binary(binOpts)
       : await loadCifar10Jpeg({ dataDir: dir, onProgress: opts.onProgress, cache: opts.cache });

@@ -16,15 +16,21 @@ export * from "./load.ts";
 export * from "./transforms.ts";
 export {
   CIFAR100_RECORD_BYTES,
-  CIFAR10_RECORD_BYTES,
   cifar100MissingHelp,
+  CIFAR10_RECORD_BYTES,
   cifar10MissingHelp,
   hasCifar10Binary,
   loadCifar100Binary,
   loadCifar10Binary,
 } from "./binary.ts";
 export type { BinaryLoadOptions } from "./binary.ts";
-export { hasCifar10Jpeg, JPEG_ARCHIVES, JPEG_SOURCE_LABEL, loadCifar10Jpeg, parseSha256Sums } from "./jpeg.ts";
+export {
+  hasCifar10Jpeg,
+  JPEG_ARCHIVES,
+  JPEG_SOURCE_LABEL,
+  loadCifar10Jpeg,
+  parseSha256Sums,
+} from "./jpeg.ts";
 export type { JpegDataset, JpegLoadOptions } from "./jpeg.ts";
 export { downloadVerified } from "./download.ts";
 export type { DownloadOptions } from "./download.ts";

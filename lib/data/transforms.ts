@@ -74,7 +74,9 @@ export function takeIndices(split: Split, indices: ArrayLike<number>): Split {
   const coarse = split.coarseLabels ? new Uint8Array(m) : undefined;
   for (let j = 0; j < m; j++) {
     const i = indices[j];
-    if (!(i >= 0 && i < split.n)) throw new NoiselabError(`indices: ${i} is out of range 0..${split.n - 1}`, "indices");
+    if (!(i >= 0 && i < split.n)) {
+      throw new NoiselabError(`indices: ${i} is out of range 0..${split.n - 1}`, "indices");
+    }
     images.set(split.images.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES), j * IMAGE_BYTES);
     labels[j] = split.labels[i];
     if (coarse) coarse[j] = split.coarseLabels![i];
@@ -136,7 +138,9 @@ export function normalize(split: Split, stats: ChannelStats, out?: Float32Array)
     throw new NoiselabError(`out: buffer holds ${dst.length} values, need ${len}`, "out");
   }
   for (let c = 0; c < CHANNELS; c++) {
-    if (!(stats.std[c] > 0)) throw new NoiselabError(`stats.std[${c}]: must be > 0, got ${stats.std[c]}`, "stats");
+    if (!(stats.std[c] > 0)) {
+      throw new NoiselabError(`stats.std[${c}]: must be > 0, got ${stats.std[c]}`, "stats");
+    }
   }
   // 256-entry lookup table per channel: one load per pixel instead of a divide
   const lut = new Float32Array(3 * 256);
@@ -178,7 +182,10 @@ export function augmentBatch(x: Float32Array, n: number, rng: Rng, opts: Augment
   if (x.length < len) throw new NoiselabError(`x: holds ${x.length} values, need ${len} for n=${n}`, "x");
   const out = opts.out ?? new Float32Array(len);
   if (out.length < len) throw new NoiselabError(`out: holds ${out.length} values, need ${len}`, "out");
-  if (out.buffer === x.buffer && out.byteOffset < x.byteOffset + len * 4 && x.byteOffset < out.byteOffset + len * 4) {
+  if (
+    out.buffer === x.buffer && out.byteOffset < x.byteOffset + len * 4 &&
+    x.byteOffset < out.byteOffset + len * 4
+  ) {
     throw new NoiselabError("out: must not overlap x", "out");
   }
   const pad = opts.pad ?? 4;
@@ -228,7 +235,9 @@ export function augmentBatch(x: Float32Array, n: number, rng: Rng, opts: Augment
  * shuffled with `rng` when given. Returns views into one permutation array.
  */
 export function batchIndices(n: number, batchSize: number, rng?: Rng): Uint32Array[] {
-  if (!Number.isInteger(n) || n < 0) throw new NoiselabError(`n: expected a non-negative integer, got ${n}`, "n");
+  if (!Number.isInteger(n) || n < 0) {
+    throw new NoiselabError(`n: expected a non-negative integer, got ${n}`, "n");
+  }
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new NoiselabError(`batchSize: expected a positive integer, got ${batchSize}`, "batchSize");
   }
