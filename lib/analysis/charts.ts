@@ -1,0 +1,217 @@
+/**
+ * The standard charts of the noiselab notebooks, on Observable Plot.
+ * Accuracies come in as fractions (0..1) and are drawn in percent.
+ * @module
+ */
+import * as Plot from "@observablehq/plot";
+import { type ChartFigure, plotFigure } from "./figure.ts";
+import type { EtaSummary } from "./stats.ts";
+import { DEFAULT_HEIGHT, DEFAULT_WIDTH, PALETTE } from "./style.ts";
+
+/** Label of the noise-level axis (the paper's η: σ of the noise relative to std(W)). */
+export const ETA_LABEL = "noise level η = σ_noise / std(W) →";
+
+/** One point of a line with a confidence band. */
+export interface BandPoint {
+  series: string;
+  x: number;
+  y: number;
+  lo: number;
+  hi: number;
+}
+
+/** Common options of the chart helpers. */
+export interface ChartOptions {
+  title?: string;
+  subtitle?: string;
+  /** Provenance line (drawn under the plot in exported files). */
+  caption?: string;
+  width?: number;
+  height?: number;
+  /** Legend heading (e.g. "model"). */
+  legendTitle?: string;
+  /** Series order / colour assignment (default: order of appearance). */
+  seriesOrder?: string[];
+  /** Colours for `seriesOrder` (default: the palette). */
+  colors?: string[];
+}
+
+/** Options of {@link bandChart}. */
+export interface BandChartOptions extends ChartOptions {
+  xLabel: string;
+  yLabel: string;
+  yDomain?: [number, number];
+  /** Horizontal reference line (e.g. chance accuracy), with its label. */
+  reference?: { y: number; label: string };
+  /** Use a log-free categorical x (e.g. BN layer counts) — default linear. */
+  xTicks?: number[];
+}
+
+function seriesDomain(points: { series: string }[], order?: string[]): string[] {
+  const seen: string[] = [...(order ?? [])];
+  for (const p of points) if (!seen.includes(p.series)) seen.push(p.series);
+  return seen;
+}
+
+/** Lines with shaded 95% bands and dots, one colour per series, plus an optional reference line. */
+export function bandChart(points: BandPoint[], opts: BandChartOptions): ChartFigure {
+  const domain = seriesDomain(points, opts.seriesOrder);
+  const data = [...points].sort((a, b) => domain.indexOf(a.series) - domain.indexOf(b.series) || a.x - b.x);
+  const finite = data.filter((d) => Number.isFinite(d.y));
+  const marks: Plot.Markish[] = [
+    Plot.areaY(finite, { x: "x", y1: "lo", y2: "hi", fill: "series", fillOpacity: 0.18, z: "series" }),
+    Plot.lineY(finite, { x: "x", y: "y", stroke: "series", strokeWidth: 2, z: "series" }),
+    Plot.dot(finite, { x: "x", y: "y", fill: "series", r: 3 }),
+  ];
+  if (opts.reference) {
+    marks.push(Plot.ruleY([opts.reference.y], { stroke: "#888", strokeDasharray: "4,3" }));
+    marks.push(Plot.text([opts.reference], {
+      y: "y", text: "label", frameAnchor: "right", dy: -7, fill: "#666", fontSize: 11,
+    }));
+  }
+  return plotFigure({
+    width: opts.width ?? DEFAULT_WIDTH,
+    height: opts.height ?? DEFAULT_HEIGHT,
+    marginLeft: 60,
+    marginBottom: 45,
+    marginRight: 20,
+    x: { label: opts.xLabel, labelAnchor: "right", labelOffset: 36, ticks: opts.xTicks as number[] | undefined },
+    y: { label: opts.yLabel, domain: opts.yDomain, grid: true, labelOffset: 48 },
+    color: { type: "categorical", domain, range: opts.colors ?? PALETTE as string[] },
+    marks,
+  }, { title: opts.title, subtitle: opts.subtitle, caption: opts.caption, legendTitle: opts.legendTitle });
+}
+
+/** Accuracy (%) vs η with 95% bands, one line per series (model × BN). */
+export function accuracyVsEtaChart(
+  summaries: EtaSummary[],
+  opts: ChartOptions & { chance?: number } = {},
+): ChartFigure {
+  return bandChart(
+    summaries.map((s) => ({
+      series: s.series, x: s.eta, y: 100 * s.accuracy, lo: 100 * s.accuracyLo, hi: 100 * s.accuracyHi,
+    })),
+    {
+      title: "Test accuracy under weight noise",
+      ...opts,
+      xLabel: ETA_LABEL,
+      yLabel: "↑ test accuracy (%)",
+      yDomain: [0, 100],
+      reference: opts.chance !== undefined ? { y: 100 * opts.chance, label: "chance" } : undefined,
+    },
+  );
+}
+
+/** Normalized accuracy (noisy / clean, %) vs η with 95% bands. */
+export function normalizedVsEtaChart(summaries: EtaSummary[], opts: ChartOptions = {}): ChartFigure {
+  return bandChart(
+    summaries.map((s) => ({
+      series: s.series, x: s.eta, y: 100 * s.normalized, lo: 100 * s.normalizedLo, hi: 100 * s.normalizedHi,
+    })),
+    {
+      title: "Normalized accuracy under weight noise",
+      ...opts,
+      xLabel: ETA_LABEL,
+      yLabel: "↑ normalized accuracy (% of clean)",
+      yDomain: [0, Math.max(110, ...summaries.map((s) => 100 * s.normalizedHi).filter(Number.isFinite))],
+      reference: { y: 100, label: "clean" },
+    },
+  );
+}
+
+/** One point of {@link bnCountChart}: normalized accuracy of a model with `bnLayers` BN layers at noise `eta`. */
+export interface BnCountPoint {
+  bnLayers: number;
+  eta: number;
+  normalized: number;
+  normalizedLo: number;
+  normalizedHi: number;
+}
+
+/** Normalized accuracy (%) vs number of BN layers, one line per η. */
+export function bnCountChart(points: BnCountPoint[], opts: ChartOptions = {}): ChartFigure {
+  const etas = [...new Set(points.map((p) => p.eta))].sort((a, b) => a - b);
+  const label = (e: number) => `η = ${e}`;
+  return bandChart(
+    points.map((p) => ({
+      series: label(p.eta), x: p.bnLayers, y: 100 * p.normalized,
+      lo: 100 * p.normalizedLo, hi: 100 * p.normalizedHi,
+    })),
+    {
+      title: "Normalized accuracy vs number of BatchNorm layers",
+      legendTitle: "noise level",
+      seriesOrder: etas.map(label),
+      ...opts,
+      xLabel: "number of BatchNorm layers →",
+      yLabel: "↑ normalized accuracy (% of clean)",
+      yDomain: [0, Math.max(110, ...points.map((p) => 100 * p.normalizedHi).filter(Number.isFinite))],
+      xTicks: [...new Set(points.map((p) => p.bnLayers))].sort((a, b) => a - b),
+      reference: { y: 100, label: "clean" },
+    },
+  );
+}
+
+/** One bar of {@link barChart}. */
+export interface BarRow {
+  /** Category on the vertical axis (e.g. noise target). */
+  label: string;
+  /** Value (already in display units). */
+  value: number;
+  lo?: number;
+  hi?: number;
+  /** Colour group (e.g. model); bars of one label are stacked side by side by group. */
+  group?: string;
+}
+
+/** Horizontal bars with optional 95% error bars, grouped by `group` (one colour per group). */
+export function barChart(
+  rows: BarRow[],
+  opts: ChartOptions & { xLabel: string; xDomain?: [number, number]; labelOrder?: string[] },
+): ChartFigure {
+  const labels = opts.labelOrder ?? [...new Set(rows.map((r) => r.label))];
+  const groups = seriesDomain(rows.map((r) => ({ series: r.group ?? "" })), opts.seriesOrder);
+  const data = rows.map((r) => ({ ...r, group: r.group ?? "", v: Number.isFinite(r.value) ? r.value : 0 }));
+  const grouped = groups.length > 1;
+  const marks: Plot.Markish[] = [
+    Plot.barX(data, { x: "v", y: grouped ? "group" : "label", fy: grouped ? "label" : undefined, fill: "group" }),
+    Plot.ruleY(data.filter((d) => d.lo !== undefined && Number.isFinite(d.lo)), {
+      x1: "lo", x2: "hi", y: grouped ? "group" : "label", fy: grouped ? "label" : undefined, stroke: "black",
+    }),
+    Plot.text(data, {
+      x: (d: { v: number; hi?: number }) => Math.max(d.v, Number.isFinite(d.hi) ? d.hi as number : d.v), y: grouped ? "group" : "label", fy: grouped ? "label" : undefined,
+      text: (d: BarRow) => Number.isFinite(d.value) ? d.value.toFixed(1) : "NaN", dx: 4, textAnchor: "start",
+      fontSize: 11,
+    }),
+    Plot.ruleX([0]),
+  ];
+  const maxV = Math.max(1, ...data.map((d) => Math.max(d.v, d.hi ?? 0)).filter(Number.isFinite));
+  return plotFigure({
+    width: opts.width ?? DEFAULT_WIDTH,
+    height: opts.height ?? Math.max(160, 40 + labels.length * (grouped ? groups.length * 18 + 10 : 28)),
+    marginLeft: 230,
+    marginRight: 40,
+    marginBottom: 40,
+    x: { label: opts.xLabel, domain: opts.xDomain ?? [0, maxV * 1.12], grid: true },
+    y: grouped ? { axis: null, domain: groups } : { label: null, domain: labels },
+    fy: grouped ? { label: null, domain: labels, padding: 0.15, axis: "left" } : undefined,
+    color: { type: "categorical", domain: groups, range: opts.colors ?? PALETTE as string[] },
+    marks,
+  } as Plot.PlotOptions, {
+    title: opts.title, subtitle: opts.subtitle, caption: opts.caption, legendTitle: opts.legendTitle,
+    legend: grouped,
+  });
+}
+
+/**
+ * Attribution chart (notebook 03): normalized accuracy vs η, one line per noise
+ * condition (kernels only, + BN affine, + BN statistics, all, folded, recalibrated).
+ */
+export function attributionChart(summaries: EtaSummary[], opts: ChartOptions = {}): ChartFigure {
+  return normalizedVsEtaChart(summaries, {
+    title: "Which part of BatchNorm breaks under noise",
+    legendTitle: "noise on",
+    ...opts,
+  });
+}
+
+export { DEFAULT_HEIGHT, DEFAULT_WIDTH };
