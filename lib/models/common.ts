@@ -1,0 +1,167 @@
+/**
+ * Shared pieces of the model builders: options, seeded initialisers, the
+ * conv(+BN) unit and the analytic parameter count.
+ * @module
+ */
+import * as tfl from "@tensorflow/tfjs-layers";
+import { makeRng, nextSeed } from "../util/rng.ts";
+import { NoiselabError } from "../util/errors.ts";
+import type { BNSpec } from "./bn.ts";
+
+/** Options of {@link buildModel}. */
+export interface ModelOptions {
+  /** Where BN goes (default "all"); see `bn.ts`. */
+  bn?: BNSpec;
+  /** Output classes (default 10). */
+  numClasses?: number;
+  /** Initialisation seed (default 0): same seed ⇒ same initial weights. */
+  seed?: number;
+  /**
+   * Width of the first stage: ResNet default 16 (stages 16/32/64 scaled by
+   * width/16), VGG default 64 (every conv scaled by width/64). Small values
+   * make tiny test models.
+   */
+  width?: number;
+  /** Input shape [H, W, C] (default [32, 32, 3]). VGG needs H and W divisible by 32. */
+  inputShape?: [number, number, number];
+  /** BN momentum of the moving statistics, Keras convention (default 0.9 = PyTorch's 0.1). */
+  bnMomentum?: number;
+  /** BN epsilon (default 1e-5, as PyTorch / akamaster). */
+  bnEpsilon?: number;
+}
+
+/** One convolution of a model, in forward order (used for parameter counting). */
+export interface ConvSpec {
+  inChannels: number;
+  outChannels: number;
+  kernel: number;
+}
+
+/** Resolved options (every field set). */
+export interface ResolvedModelOptions {
+  numClasses: number;
+  seed: number;
+  width: number;
+  inputShape: [number, number, number];
+  bnMomentum: number;
+  bnEpsilon: number;
+}
+
+function positiveInt(v: unknown, name: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+    throw new NoiselabError(`${name}: expected a positive integer, got ${JSON.stringify(v)}`, name);
+  }
+  return v;
+}
+
+/** Validate and fill in {@link ModelOptions} (everything except `bn`). */
+export function resolveOptions(opts: ModelOptions, defaultWidth: number): ResolvedModelOptions {
+  const numClasses = positiveInt(opts.numClasses ?? 10, "numClasses");
+  const width = positiveInt(opts.width ?? defaultWidth, "width");
+  const seed = opts.seed ?? 0;
+  if (typeof seed !== "number" || !Number.isFinite(seed)) {
+    throw new NoiselabError(`seed: expected a number, got ${JSON.stringify(seed)}`, "seed");
+  }
+  const inputShape = opts.inputShape ?? [32, 32, 3];
+  if (!Array.isArray(inputShape) || inputShape.length !== 3) {
+    throw new NoiselabError(
+      `inputShape: expected [H, W, C], got ${JSON.stringify(inputShape)}`,
+      "inputShape",
+    );
+  }
+  inputShape.forEach((d) => positiveInt(d, "inputShape"));
+  const bnMomentum = opts.bnMomentum ?? 0.9;
+  if (!(bnMomentum >= 0 && bnMomentum < 1)) {
+    throw new NoiselabError(`bnMomentum: expected 0 <= m < 1, got ${bnMomentum}`, "bnMomentum");
+  }
+  const bnEpsilon = opts.bnEpsilon ?? 1e-5;
+  if (!(bnEpsilon > 0)) throw new NoiselabError(`bnEpsilon: expected > 0, got ${bnEpsilon}`, "bnEpsilon");
+  return { numClasses, seed, width, inputShape: [...inputShape], bnMomentum, bnEpsilon };
+}
+
+/** Per-layer initialiser seed derived from the model seed and the layer name (stable across runs). */
+export function layerSeed(seed: number, layerName: string): number {
+  return nextSeed(makeRng(`init:${seed}:${layerName}`));
+}
+
+/** He-normal (fan-in, scale 2; tfjs draws it truncated) initialiser with a layer-specific seed. */
+export function heNormal(seed: number, layerName: string) {
+  return tfl.initializers.heNormal({ seed: layerSeed(seed, layerName) });
+}
+
+/** Builds conv{i} [+ bn{i}] units in forward order, numbering them as DESIGN.md requires. */
+export class ConvStack {
+  /** Number of convs created so far (the next one is conv{count+1}). */
+  count = 0;
+  constructor(private readonly bnMask: boolean[], private readonly o: ResolvedModelOptions) {}
+
+  /**
+   * 3x3 (or k x k) "same" conv, no activation; followed by BN when the mask
+   * says so. Without BN the conv gets a bias. `zeroInit` zero-initialises the
+   * kernel (used for a residual branch's last conv when it has no BN).
+   */
+  conv(
+    x: tfl.SymbolicTensor,
+    filters: number,
+    { stride = 1, kernel = 3, zeroInit = false }: { stride?: number; kernel?: number; zeroInit?: boolean } =
+      {},
+  ): tfl.SymbolicTensor {
+    const i = ++this.count;
+    const hasBN = this.bnMask[i - 1];
+    if (hasBN === undefined) throw new Error(`internal: conv${i} has no BN slot`);
+    const name = `conv${i}`;
+    let y = tfl.layers.conv2d({
+      name,
+      filters,
+      kernelSize: kernel,
+      strides: stride,
+      padding: "same",
+      useBias: !hasBN,
+      kernelInitializer: zeroInit && !hasBN ? "zeros" : heNormal(this.o.seed, name),
+      biasInitializer: "zeros",
+    }).apply(x) as tfl.SymbolicTensor;
+    if (hasBN) {
+      y = tfl.layers.batchNormalization({
+        name: `bn${i}`,
+        axis: -1,
+        momentum: this.o.bnMomentum,
+        epsilon: this.o.bnEpsilon,
+      }).apply(y) as tfl.SymbolicTensor;
+    }
+    return y;
+  }
+
+  /** Zero-initialise flag for a residual branch's last conv: true when that conv will have no BN. */
+  nextHasBN(): boolean {
+    return this.bnMask[this.count] ?? false;
+  }
+}
+
+/** ReLU as its own named layer. */
+export function relu(x: tfl.SymbolicTensor, name: string): tfl.SymbolicTensor {
+  return tfl.layers.activation({ activation: "relu", name }).apply(x) as tfl.SymbolicTensor;
+}
+
+/**
+ * Parameter count from the conv list: `trainable` counts conv kernels (+bias
+ * when no BN), BN gamma/beta and the classifier — the convention of the
+ * published tables; `total` adds BN's moving mean/variance (what tfjs'
+ * `countParams()` reports).
+ */
+export function countParams(
+  convs: ConvSpec[],
+  bnMask: boolean[],
+  dense: { in: number; out: number }[],
+): { trainable: number; total: number } {
+  let trainable = 0;
+  let stats = 0;
+  convs.forEach((c, i) => {
+    trainable += c.kernel * c.kernel * c.inChannels * c.outChannels;
+    if (bnMask[i]) {
+      trainable += 2 * c.outChannels;
+      stats += 2 * c.outChannels;
+    } else trainable += c.outChannels;
+  });
+  for (const d of dense) trainable += d.in * d.out + d.out;
+  return { trainable, total: trainable + stats };
+}
