@@ -1,0 +1,241 @@
+/**
+ * Training configuration: every knob is a named value with a documented
+ * default (nanoGPT style). {@link resolveTrainConfig} merges overrides onto
+ * {@link DEFAULT_TRAIN_CONFIG} and validates every field before any work is
+ * done; a bad value raises a `NoiselabError` naming the parameter.
+ * @module
+ */
+import { NoiselabError } from "../util/errors.ts";
+import { bnCount, modelInfo, modelNames, resolveBN } from "../models/mod.ts";
+import type { BNSpec } from "../models/mod.ts";
+import type { OptimizerName, WeightDecayMode } from "./optim.ts";
+import type { ScheduleName } from "./schedule.ts";
+
+/** Data sets the trainer accepts. */
+export type TrainDatasetName = "cifar10" | "cifar100";
+/** Which copy of the data set (see lib/data `loadDataset`). */
+export type TrainSourceName = "auto" | "jpeg" | "binary";
+
+/** A full training configuration. All fields are part of the model id. */
+export interface TrainConfig {
+  /** Data set. */
+  dataset: TrainDatasetName;
+  /** Copy of the data set: `auto` picks the official binary if present, else the JPEG copy. */
+  source: TrainSourceName;
+  /** Training images: a class-stratified subset of this size (`subsetSeed`); the full split size = all. */
+  trainSize: number;
+  /** Test images used for the clean accuracy (stratified subset, `subsetSeed`). */
+  testSize: number;
+  /** Seed of the stratified train/test subsets (kept apart from `seed` so runs with different seeds see the same images). */
+  subsetSeed: number;
+  /** Architecture name (lib/models): `resnet20`, `resnet44`, `vgg16`, any `resnet<6n+2>`. */
+  model: string;
+  /** Which BN layers exist: `all`, `none`, the first k (number) or explicit indices. */
+  bn: BNSpec;
+  /** Base width (channels of the first stage); `null` = the architecture's default. */
+  width: number | null;
+  /** `sgd` or `adam`. */
+  optimizer: OptimizerName;
+  /** Peak learning rate. */
+  lr: number;
+  /** SGD momentum. */
+  momentum: number;
+  /** SGD Nesterov momentum. */
+  nesterov: boolean;
+  /** Weight decay coefficient on conv/dense kernels (gradient sense: `g += wd * w`). */
+  weightDecay: number;
+  /** `coupled` (L2) or `decoupled` (AdamW) weight decay. */
+  weightDecayMode: WeightDecayMode;
+  /** Adam beta1. */
+  adamBeta1: number;
+  /** Adam beta2. */
+  adamBeta2: number;
+  /** Adam epsilon. */
+  adamEpsilon: number;
+  /** Learning-rate schedule (per step). */
+  schedule: ScheduleName;
+  /** `step` schedule: epochs at which the lr is multiplied by `stepGamma`. */
+  stepMilestones: number[];
+  /** `step` schedule multiplier. */
+  stepGamma: number;
+  /** Linear warm-up epochs (may be fractional). */
+  warmupEpochs: number;
+  /** Training epochs. */
+  epochs: number;
+  /** Mini-batch size. */
+  batchSize: number;
+  /** Pad-4 random crop + horizontal flip (seeded). */
+  augment: boolean;
+  /** Seed of the weight init, shuffling and augmentation. */
+  seed: number;
+}
+
+/**
+ * Defaults: the Keras CIFAR-10 ResNet v1 example that the paper most likely
+ * used (Adam 1e-3, L2 on kernels, shift+flip augmentation, 200 epochs), with a
+ * cosine schedule instead of the example's hand-written step table and batch
+ * 128 instead of 32 (fewer, larger steps are much faster in tfjs). Profiles
+ * (quick/full) override what they need; the values in a stored model's
+ * meta.json are the ones that were used.
+ */
+export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
+  dataset: "cifar10",
+  source: "auto",
+  trainSize: 50000,
+  testSize: 10000,
+  subsetSeed: 0,
+  model: "resnet20",
+  bn: "all",
+  width: null,
+  optimizer: "adam",
+  lr: 1e-3,
+  momentum: 0.9,
+  nesterov: false,
+  weightDecay: 1e-4,
+  weightDecayMode: "coupled",
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamEpsilon: 1e-7,
+  schedule: "cosine",
+  stepMilestones: [100, 150],
+  stepGamma: 0.1,
+  warmupEpochs: 0,
+  epochs: 200,
+  batchSize: 128,
+  augment: true,
+  seed: 0,
+} as TrainConfig);
+
+/** Split sizes of the data sets (both CIFARs: 50 000 train, 10 000 test). */
+export const SPLIT_SIZES: Readonly<Record<TrainDatasetName, { train: number; test: number }>> = {
+  cifar10: { train: 50000, test: 10000 },
+  cifar100: { train: 50000, test: 10000 },
+};
+
+/** The names of all configuration fields. */
+export const TRAIN_CONFIG_KEYS: readonly (keyof TrainConfig)[] = Object.keys(
+  DEFAULT_TRAIN_CONFIG,
+) as (keyof TrainConfig)[];
+
+function bad(param: string, msg: string): NoiselabError {
+  return new NoiselabError(`${param}: ${msg}`, param);
+}
+
+function num(cfg: Record<string, unknown>, k: string, opts: {
+  int?: boolean;
+  min?: number;
+  minExclusive?: number;
+  max?: number;
+  maxExclusive?: number;
+}): void {
+  const v = cfg[k];
+  if (typeof v !== "number" || !Number.isFinite(v)) throw bad(k, `expected a finite number, got ${JSON.stringify(v)}`);
+  if (opts.int && !Number.isInteger(v)) throw bad(k, `expected an integer, got ${v}`);
+  if (opts.min !== undefined && v < opts.min) throw bad(k, `must be >= ${opts.min}, got ${v}`);
+  if (opts.minExclusive !== undefined && v <= opts.minExclusive) {
+    throw bad(k, `must be > ${opts.minExclusive}, got ${v}`);
+  }
+  if (opts.max !== undefined && v > opts.max) throw bad(k, `must be <= ${opts.max}, got ${v}`);
+  if (opts.maxExclusive !== undefined && v >= opts.maxExclusive) {
+    throw bad(k, `must be < ${opts.maxExclusive}, got ${v}`);
+  }
+}
+
+function oneOf(cfg: Record<string, unknown>, k: string, allowed: readonly string[]): void {
+  const v = cfg[k];
+  if (typeof v !== "string" || !allowed.includes(v)) {
+    throw bad(k, `expected one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+  }
+}
+
+function bool(cfg: Record<string, unknown>, k: string): void {
+  if (typeof cfg[k] !== "boolean") throw bad(k, `expected true or false, got ${JSON.stringify(cfg[k])}`);
+}
+
+/**
+ * Check a model name against lib/models and return its number of BN layers
+ * (in the full-BN model) for the given width.
+ */
+export function checkModelName(name: unknown, width: number | null = null): number {
+  if (typeof name !== "string" || name.length === 0) {
+    throw bad("model", `expected a model name, got ${JSON.stringify(name)}`);
+  }
+  try {
+    modelInfo(name);
+    return bnCount(name, width === null ? {} : { width });
+  } catch (e) {
+    const known = modelNames().join(", ");
+    const why = e instanceof Error ? ` (${e.message})` : "";
+    throw bad("model", `unknown model '${name}'; known: ${known}, or any resnet<6n+2>${why}`);
+  }
+}
+
+/**
+ * Merge `partial` onto the defaults and validate every field. Throws a
+ * `NoiselabError` naming the parameter on the first problem: unknown key,
+ * wrong type, out-of-range value, subset larger than the split, unknown model
+ * or data set, BN count larger than the model's BN layers.
+ */
+export function resolveTrainConfig(partial: Partial<TrainConfig> | Record<string, unknown> = {}): TrainConfig {
+  if (partial === null || typeof partial !== "object" || Array.isArray(partial)) {
+    throw bad("config", "expected an object of training parameters");
+  }
+  for (const k of Object.keys(partial)) {
+    if (!(TRAIN_CONFIG_KEYS as readonly string[]).includes(k)) {
+      throw bad(k, `unknown training parameter '${k}'; known: ${TRAIN_CONFIG_KEYS.join(", ")}`);
+    }
+  }
+  const merged: Record<string, unknown> = { ...DEFAULT_TRAIN_CONFIG };
+  for (const [k, v] of Object.entries(partial)) if (v !== undefined) merged[k] = v;
+  const c = merged;
+
+  oneOf(c, "dataset", Object.keys(SPLIT_SIZES));
+  oneOf(c, "source", ["auto", "jpeg", "binary"]);
+  const sizes = SPLIT_SIZES[c.dataset as TrainDatasetName];
+  num(c, "trainSize", { int: true, min: 1 });
+  if ((c.trainSize as number) > sizes.train) {
+    throw bad("trainSize", `${c.trainSize} is larger than the ${c.dataset} training split (${sizes.train})`);
+  }
+  num(c, "testSize", { int: true, min: 1 });
+  if ((c.testSize as number) > sizes.test) {
+    throw bad("testSize", `${c.testSize} is larger than the ${c.dataset} test split (${sizes.test})`);
+  }
+  num(c, "subsetSeed", { int: true, min: 0 });
+  if (c.width !== null) num(c, "width", { int: true, min: 1 });
+  const total = checkModelName(c.model, c.width as number | null);
+  resolveBN(c.bn as BNSpec, total, c.model as string);
+  oneOf(c, "optimizer", ["sgd", "adam"]);
+  num(c, "lr", { minExclusive: 0 });
+  num(c, "momentum", { min: 0, maxExclusive: 1 });
+  bool(c, "nesterov");
+  if (c.nesterov && c.optimizer === "sgd" && c.momentum === 0) {
+    throw bad("nesterov", "Nesterov momentum needs momentum > 0");
+  }
+  num(c, "weightDecay", { min: 0 });
+  oneOf(c, "weightDecayMode", ["coupled", "decoupled"]);
+  num(c, "adamBeta1", { min: 0, maxExclusive: 1 });
+  num(c, "adamBeta2", { min: 0, maxExclusive: 1 });
+  num(c, "adamEpsilon", { minExclusive: 0 });
+  oneOf(c, "schedule", ["constant", "step", "cosine", "onecycle"]);
+  num(c, "epochs", { int: true, min: 1 });
+  num(c, "batchSize", { int: true, min: 1 });
+  num(c, "stepGamma", { minExclusive: 0 });
+  num(c, "warmupEpochs", { min: 0 });
+  if ((c.warmupEpochs as number) >= (c.epochs as number) && (c.warmupEpochs as number) > 0) {
+    throw bad("warmupEpochs", `must be smaller than epochs (${c.epochs}), got ${c.warmupEpochs}`);
+  }
+  const ms = c.stepMilestones;
+  if (!Array.isArray(ms)) throw bad("stepMilestones", `expected a list of epochs, got ${JSON.stringify(ms)}`);
+  ms.forEach((m, i) => {
+    if (typeof m !== "number" || !Number.isInteger(m) || m < 1) {
+      throw bad("stepMilestones", `expected positive integer epochs, got ${JSON.stringify(m)}`);
+    }
+    if (i > 0 && m <= ms[i - 1]) throw bad("stepMilestones", `must be strictly increasing, got ${ms.join(",")}`);
+    if (c.schedule === "step" && m > (c.epochs as number)) {
+      throw bad("stepMilestones", `milestone ${m} is beyond the last epoch (epochs = ${c.epochs})`);
+    }
+  });
+  bool(c, "augment");
+  num(c, "seed", { int: true, min: 0 });
+  return { ...(c as unknown as TrainConfig), stepMilestones: [...ms as number[]] };
+}

@@ -1,0 +1,286 @@
+/**
+ * The training loop: our own (not `model.fit`) so that the learning rate can
+ * change per step, weight decay and the optimizer are ours, and a run can be
+ * checkpointed and resumed bit-exactly.
+ *
+ * Determinism: the model's initial weights come from `buildModel(..., {seed})`;
+ * epoch `e` shuffles with the stream `${seed}:shuffle:${e}` and augments with
+ * `${seed}:augment:${e}`. Because the streams are re-derived from the epoch
+ * number, a run resumed from the checkpoint after epoch k replays epoch k+1
+ * exactly as an uninterrupted run would. Same config + seed + backend ⇒
+ * bitwise same weights.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { LayersModel } from "@tensorflow/tfjs-layers";
+import { augmentBatch, gatherBatch } from "../data/mod.ts";
+import { accuracy } from "../models/mod.ts";
+import { makeRng, shuffleInPlace } from "../util/rng.ts";
+import type { TrainConfig } from "./config.ts";
+import type { PreparedData } from "./data.ts";
+import { HandOptimizer } from "./optim.ts";
+import { learningRateAt, type ScheduleSpec } from "./schedule.ts";
+import type { TrainProgress } from "./progress.ts";
+import {
+  type Checkpoint,
+  type CheckpointInfo,
+  type EpochRecord,
+  restoreWeights,
+  saveCheckpoint,
+} from "./store.ts";
+
+const IMAGE_VALUES = 32 * 32 * 3;
+
+/** Does the model end in a softmax (probabilities) rather than logits? */
+export function outputsProbabilities(model: LayersModel): boolean {
+  const last = model.layers[model.layers.length - 1];
+  const act = (last.getConfig() as { activation?: string }).activation;
+  return act === "softmax";
+}
+
+/** Mean softmax cross-entropy of a batch; works for logit and softmax outputs. */
+export function crossEntropy(out: tf.Tensor, labels: tf.Tensor, probabilities: boolean): tf.Scalar {
+  return tf.tidy(() => {
+    const onehot = tf.oneHot(labels as tf.Tensor1D, out.shape[out.shape.length - 1] as number);
+    if (!probabilities) return tf.losses.softmaxCrossEntropy(onehot, out) as tf.Scalar;
+    const logp = tf.log(tf.clipByValue(out, 1e-7, 1));
+    return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), -1))) as tf.Scalar;
+  });
+}
+
+/**
+ * Accuracy (0..1) of `model` on NHWC float images in inference mode (BN uses
+ * its moving statistics): lib/models' `accuracy` helper.
+ */
+export function evaluate(
+  model: LayersModel,
+  x: Float32Array,
+  labels: Uint8Array,
+  batchSize = 250,
+): Promise<number> {
+  return accuracy(model, x, labels, batchSize);
+}
+
+/** Which trainable variables get weight decay: conv and dense kernels (not biases, not BN gamma/beta). */
+export function decayMask(model: LayersModel): boolean[] {
+  return model.trainableWeights.map((w) => /kernel/.test(w.originalName ?? w.name));
+}
+
+/** Options of {@link trainModel}. */
+export interface TrainLoopOptions {
+  /** Model folder: the checkpoint goes to `<dir>/checkpoint/`. */
+  dir: string;
+  /** Resume from this checkpoint. */
+  checkpoint?: Checkpoint;
+  onProgress?: (p: TrainProgress) => void;
+  /** Abort between steps (the last checkpoint stays; rerunning resumes from it). */
+  signal?: AbortSignal;
+  /** Stop after this many completed epochs (the checkpoint is written first); simulates a killed run. */
+  stopAfterEpoch?: number;
+  /** Report progress at most every this many ms during an epoch (default 500). */
+  progressIntervalMs?: number;
+}
+
+/** Result of {@link trainModel}. */
+export interface TrainLoopResult {
+  /** False when stopped early (`stopAfterEpoch`). */
+  completed: boolean;
+  epochsDone: number;
+  history: EpochRecord[];
+  /** Test accuracy after the last epoch. */
+  cleanAccuracy: number;
+  wallSeconds: number;
+  startedAt: string;
+  resumedFromEpoch: number;
+}
+
+/** Error thrown when a run is aborted through its signal. */
+export class TrainingAborted extends Error {
+  constructor(epoch: number) {
+    super(`training aborted during epoch ${epoch}; the checkpoint of the previous epoch is kept`);
+    this.name = "TrainingAborted";
+  }
+}
+
+/**
+ * Train `model` (already built with the config's seed) on `data` per `cfg`,
+ * checkpointing after every epoch. Resumes from `opts.checkpoint` when given.
+ */
+export async function trainModel(
+  model: LayersModel,
+  cfg: TrainConfig,
+  data: PreparedData,
+  opts: TrainLoopOptions,
+): Promise<TrainLoopResult> {
+  const n = data.train.n;
+  const bs = cfg.batchSize;
+  const stepsPerEpoch = Math.ceil(n / bs);
+  const totalSteps = stepsPerEpoch * cfg.epochs;
+  const sched: ScheduleSpec = {
+    schedule: cfg.schedule,
+    lr: cfg.lr,
+    totalSteps,
+    stepsPerEpoch,
+    warmupEpochs: cfg.warmupEpochs,
+    stepMilestones: cfg.stepMilestones,
+    stepGamma: cfg.stepGamma,
+  };
+  const layerVars = model.trainableWeights;
+  // LayerVariable.read() returns the underlying tf.Variable
+  const vars = layerVars.map((w) => w.read() as tf.Variable);
+  const opt = new HandOptimizer(cfg, vars, decayMask(model));
+  const probabilities = outputsProbabilities(model);
+  const fill = data.stats.mean.map((m, c) => -m / data.stats.std[c]); // black padding after normalisation
+
+  let history: EpochRecord[] = [];
+  let startEpoch = 0;
+  let globalStep = 0;
+  let wallBefore = 0;
+  let startedAt = new Date().toISOString();
+  if (opts.checkpoint) {
+    const ck = opts.checkpoint;
+    restoreWeights(model, ck.weights);
+    opt.setState(ck.optimizer);
+    history = ck.history;
+    startEpoch = ck.epoch;
+    globalStep = ck.globalStep;
+    wallBefore = ck.wallSeconds;
+    startedAt = ck.startedAt;
+  }
+  const resumedFromEpoch = startEpoch;
+  const t0 = performance.now();
+  const batchX = new Float32Array(bs * IMAGE_VALUES);
+  const augX = new Float32Array(bs * IMAGE_VALUES);
+  const batchY = new Uint8Array(bs);
+  const interval = opts.progressIntervalMs ?? 500;
+  let cleanAccuracy = history.length ? history[history.length - 1].testAccuracy : 0;
+
+  try {
+    for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+      const epochStart = performance.now();
+      const shuffleKey = `${cfg.seed}:shuffle:${epoch}`;
+      const augmentKey = `${cfg.seed}:augment:${epoch}`;
+      const perm = new Uint32Array(n);
+      for (let i = 0; i < n; i++) perm[i] = i;
+      shuffleInPlace(perm, makeRng(shuffleKey));
+      const augRng = makeRng(augmentKey);
+      let lossSum = 0, correct = 0, seen = 0, lr = 0;
+      let lastReport = 0;
+      for (let step = 0; step < stepsPerEpoch; step++) {
+        if (opts.signal?.aborted) throw new TrainingAborted(epoch + 1);
+        const idx = perm.subarray(step * bs, Math.min(n, (step + 1) * bs));
+        const m = idx.length;
+        gatherBatch(data.train.x, data.train.labels, idx, batchX, batchY);
+        const xin = cfg.augment
+          ? augmentBatch(batchX.subarray(0, m * IMAGE_VALUES), m, augRng, { out: augX, fill })
+          : batchX;
+        lr = learningRateAt(sched, globalStep);
+        let predT: tf.Tensor | undefined;
+        const { value, grads } = tf.tidy(() => {
+          const xb = tf.tensor4d(xin.subarray(0, m * IMAGE_VALUES), [m, 32, 32, 3]);
+          const yb = tf.tensor1d(batchY.subarray(0, m), "int32");
+          return tf.variableGrads(() => {
+            const out = model.apply(xb, { training: true }) as tf.Tensor;
+            predT = tf.keep(tf.argMax(out, -1));
+            return crossEntropy(out, yb, probabilities);
+          }, vars);
+        });
+        opt.applyGradients(vars.map((v) => grads[v.name]), lr);
+        const lossV = value.dataSync()[0];
+        const p = predT!.dataSync();
+        tf.dispose([value, predT!, ...Object.values(grads)]);
+        for (let i = 0; i < m; i++) if (p[i] === batchY[i]) correct++;
+        lossSum += lossV * m;
+        seen += m;
+        globalStep++;
+        const now = performance.now();
+        if (opts.onProgress && (now - lastReport >= interval || step === stepsPerEpoch - 1)) {
+          lastReport = now;
+          const ips = seen / ((now - epochStart) / 1000);
+          const left = (totalSteps - globalStep) * bs;
+          opts.onProgress({
+            phase: "train",
+            epoch: epoch + 1,
+            epochs: cfg.epochs,
+            step: step + 1,
+            steps: stepsPerEpoch,
+            loss: lossSum / seen,
+            accuracy: correct / seen,
+            lr,
+            imagesPerSec: ips,
+            etaSeconds: left / ips,
+          });
+        }
+      }
+      const trainSeconds = (performance.now() - epochStart) / 1000;
+      opts.onProgress?.({
+        phase: "eval",
+        epoch: epoch + 1,
+        epochs: cfg.epochs,
+        step: stepsPerEpoch,
+        steps: stepsPerEpoch,
+        loss: lossSum / seen,
+        accuracy: correct / seen,
+        lr,
+        imagesPerSec: seen / trainSeconds,
+        etaSeconds: ((cfg.epochs - epoch - 1) * stepsPerEpoch * bs) / (seen / trainSeconds),
+      });
+      cleanAccuracy = await evaluate(model, data.test.x, data.test.labels);
+      const seconds = (performance.now() - epochStart) / 1000;
+      const rec: EpochRecord = {
+        epoch: epoch + 1,
+        loss: lossSum / seen,
+        trainAccuracy: correct / seen,
+        testAccuracy: cleanAccuracy,
+        lr,
+        seconds,
+        imagesPerSec: seen / trainSeconds,
+      };
+      history = [...history, rec];
+      const info: CheckpointInfo = {
+        epoch: epoch + 1,
+        globalStep,
+        history,
+        wallSeconds: wallBefore + (performance.now() - t0) / 1000,
+        startedAt,
+        rng: { shuffle: `${cfg.seed}:shuffle:${epoch + 1}`, augment: `${cfg.seed}:augment:${epoch + 1}` },
+      };
+      await saveCheckpoint(opts.dir, model, opt.getState(), info);
+      opts.onProgress?.({
+        phase: "epoch-end",
+        epoch: epoch + 1,
+        epochs: cfg.epochs,
+        step: stepsPerEpoch,
+        steps: stepsPerEpoch,
+        loss: rec.loss,
+        accuracy: rec.trainAccuracy,
+        testAccuracy: cleanAccuracy,
+        lr,
+        imagesPerSec: rec.imagesPerSec,
+        etaSeconds: (cfg.epochs - epoch - 1) * seconds,
+      });
+      if (opts.stopAfterEpoch !== undefined && epoch + 1 >= opts.stopAfterEpoch && epoch + 1 < cfg.epochs) {
+        return {
+          completed: false,
+          epochsDone: epoch + 1,
+          history,
+          cleanAccuracy,
+          wallSeconds: info.wallSeconds,
+          startedAt,
+          resumedFromEpoch,
+        };
+      }
+    }
+  } finally {
+    opt.dispose();
+  }
+  return {
+    completed: true,
+    epochsDone: cfg.epochs,
+    history,
+    cleanAccuracy,
+    wallSeconds: wallBefore + (performance.now() - t0) / 1000,
+    startedAt,
+    resumedFromEpoch,
+  };
+}
