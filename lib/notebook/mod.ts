@@ -1,0 +1,22 @@
+/**
+ * noiselab notebook support: in-place progress bars, parameter profiles
+ * (smoke | quick | paper), the sweep result cache, and the headless
+ * `reproduce` runner (executes notebooks/ on the Deno Jupyter kernel).
+ * @module
+ */
+export * from "./progress.ts";
+export * from "./profiles.ts";
+export * from "./cache.ts";
+export {
+  DEFAULT_CELL_TIMEOUT,
+  listNotebooks,
+  parameterNames,
+  parseParamValue,
+  parseReproduceArgs,
+  processAlive,
+  reproduce,
+  REPRODUCE_USAGE,
+  runNotebook,
+  writeIndex,
+} from "./reproduce.ts";
+export type { NotebookFile, ReproduceOptions, RunRecord, RunStatus } from "./reproduce.ts";
