@@ -14,6 +14,7 @@ import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { buildModel, bnCount, loadModel, modelInfo, resolveBN, saveModel } from "../models/mod.ts";
 import type { Dataset } from "../data/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
+import { backendInfo } from "../backend/mod.ts";
 import { exists, writeJsonAtomic } from "../util/fs.ts";
 import { hashObject } from "../util/hash.ts";
 import { libVersion } from "../util/version.ts";
@@ -67,16 +68,14 @@ export interface TrainOrLoadOptions {
   loadOnly?: boolean;
 }
 
-/** Describe the active compute backend for provenance (lib/backend's `backendInfo()` when available). */
-export async function describeBackend(): Promise<Provenance["backend"]> {
+/** Describe the active compute backend for provenance (lib/backend's `backendInfo()`). */
+export function describeBackend(): Provenance["backend"] {
   try {
-    const spec = "../backend/mod.ts";
-    const mod = await import(new URL(spec, import.meta.url).href);
-    if (typeof mod.backendInfo === "function") return mod.backendInfo();
+    return backendInfo();
   } catch {
-    // lib/backend not present: fall back to tfjs's own name
+    // no backend chosen through initBackend(): report tfjs's own
+    return { name: tf.getBackend(), threads: 1, detail: "tfjs " + tf.version_core };
   }
-  return { name: tf.getBackend(), threads: 1, detail: "tfjs " + tf.version_core };
 }
 
 /**
@@ -129,7 +128,7 @@ export async function trainOrLoad(
     model.dispose();
     return undefined;
   }
-  const backend = await describeBackend();
+  const backend = describeBackend();
   const info = modelInfo(cfg.model);
   const total = bnCount(cfg.model, width === undefined ? {} : { width });
   const provenance: Provenance = {

@@ -1,0 +1,148 @@
+/**
+ * The training loop on real CIFAR-10 images (tiny model, a few dozen images):
+ * bitwise determinism, resume after a simulated kill, store reuse.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { initBackend } from "../lib/backend/mod.ts";
+import { loadDataset } from "../lib/data/mod.ts";
+import { checkpointPath, trainOrLoad, type TrainConfig, type TrainedModel } from "../lib/train/mod.ts";
+import { NoiselabError } from "../lib/util/errors.ts";
+
+await initBackend();
+const dataset = await loadDataset({ dataset: "cifar10" });
+
+const tiny: Partial<TrainConfig> = {
+  model: "resnet8",
+  width: 2,
+  trainSize: 48,
+  testSize: 20,
+  epochs: 3,
+  batchSize: 16,
+  augment: true,
+  optimizer: "adam",
+  lr: 1e-2,
+  schedule: "cosine",
+};
+
+function weightsOf(t: TrainedModel): Float32Array[] {
+  return t.model.weights.map((w) => w.read().dataSync() as Float32Array);
+}
+
+function assertSameWeights(a: Float32Array[], b: Float32Array[]) {
+  assert.equal(a.length, b.length);
+  a.forEach((x, i) => {
+    assert.equal(x.length, b[i].length);
+    for (let j = 0; j < x.length; j++) {
+      if (!Object.is(x[j], b[i][j])) assert.fail(`weight ${i}[${j}]: ${x[j]} != ${b[i][j]}`);
+    }
+  });
+}
+
+async function tmp(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "noiselab-train-" });
+}
+
+Deno.test("same config + seed => bitwise same weights; another seed => different", async () => {
+  const [d1, d2, d3] = [await tmp(), await tmp(), await tmp()];
+  const a = (await trainOrLoad(tiny, { resultsDir: d1, dataset }))!;
+  const b = (await trainOrLoad(tiny, { resultsDir: d2, dataset }))!;
+  assert.equal(a.loaded, false);
+  assert.equal(a.id, b.id);
+  assertSameWeights(weightsOf(a), weightsOf(b));
+  assert.equal(a.cleanAccuracy, b.cleanAccuracy);
+  const c = (await trainOrLoad({ ...tiny, seed: 1 }, { resultsDir: d3, dataset }))!;
+  assert.notEqual(c.id, a.id);
+  const wa = weightsOf(a), wc = weightsOf(c);
+  assert.ok(wa.some((x, i) => x.some((v, j) => v !== wc[i][j])), "seed 1 trained the same weights as seed 0");
+  // the history is complete and the BN moving statistics moved away from their init (0 / 1)
+  assert.equal(a.history.length, 3);
+  const mm = a.model.getLayer("bn1").getWeights()[2].dataSync();
+  assert.ok(mm.some((v) => v !== 0), "BN moving mean never updated");
+  for (const t of [a, b, c]) t.model.dispose();
+  for (const d of [d1, d2, d3]) await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("a run killed after epoch 1 resumes and ends with the uninterrupted run's weights", async () => {
+  const [d1, d2] = [await tmp(), await tmp()];
+  const cfg = { ...tiny, bn: 3 as const, optimizer: "sgd" as const, momentum: 0.9, nesterov: true, lr: 0.05 };
+  const full = (await trainOrLoad(cfg, { resultsDir: d1, dataset }))!;
+  const stopped = await trainOrLoad(cfg, { resultsDir: d2, dataset, stopAfterEpoch: 1 });
+  assert.equal(stopped, undefined);
+  const dir = join(d2, "models", full.id);
+  assert.ok((await Deno.stat(checkpointPath(dir))).isFile, "checkpoint missing after the kill");
+  await assert.rejects(Deno.stat(join(dir, "meta.json")), "meta.json must not exist for an unfinished run");
+  const epochs: number[] = [];
+  const resumed = (await trainOrLoad(cfg, {
+    resultsDir: d2,
+    dataset,
+    onProgress: (p) => p.phase === "epoch-end" && epochs.push(p.epoch),
+  }))!;
+  assert.deepEqual(epochs, [2, 3], "resume must start at epoch 2");
+  assert.equal(resumed.provenance.resumedFromEpoch, 1);
+  assertSameWeights(weightsOf(resumed), weightsOf(full));
+  assert.deepEqual(resumed.history.map((h) => h.loss), full.history.map((h) => h.loss));
+  await assert.rejects(Deno.stat(join(dir, "checkpoint")), "checkpoint should be removed once the model is stored");
+  full.model.dispose();
+  resumed.model.dispose();
+  for (const d of [d1, d2]) await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("an abort signal stops between steps and keeps the previous checkpoint", async () => {
+  const d = await tmp();
+  const ac = new AbortController();
+  const cfg = { ...tiny, epochs: 2 };
+  await assert.rejects(
+    trainOrLoad(cfg, {
+      resultsDir: d,
+      dataset,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.phase === "epoch-end" && p.epoch === 1) ac.abort();
+      },
+    }),
+    /aborted during epoch 2/,
+  );
+  const resumed = (await trainOrLoad(cfg, { resultsDir: d, dataset }))!;
+  assert.equal(resumed.provenance.resumedFromEpoch, 1);
+  resumed.model.dispose();
+  await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("trainOrLoad returns the stored model without training when the id exists", async () => {
+  const d = await tmp();
+  const cfg = { ...tiny, epochs: 1 };
+  const first = (await trainOrLoad(cfg, { resultsDir: d, dataset }))!;
+  let reports = 0;
+  const second = (await trainOrLoad(cfg, { resultsDir: d, dataset, onProgress: () => reports++ }))!;
+  assert.equal(second.loaded, true);
+  assert.equal(reports, 0, "the stored model was retrained");
+  assert.equal(second.id, first.id);
+  assert.equal(second.path, first.path);
+  assert.equal(second.cleanAccuracy, first.cleanAccuracy);
+  assertSameWeights(weightsOf(second), weightsOf(first));
+  assert.equal(second.provenance.seed, 0);
+  assert.equal(second.provenance.dataId, dataset.dataId);
+  assert.equal(second.test.n, 20);
+  // loadOnly on an unknown config fails without training
+  await assert.rejects(trainOrLoad({ ...cfg, seed: 9 }, { resultsDir: d, dataset, loadOnly: true }), NoiselabError);
+  first.model.dispose();
+  second.model.dispose();
+  await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("a corrupt checkpoint is reported with its path", async () => {
+  const d = await tmp();
+  const cfg = { ...tiny, epochs: 2, seed: 5 };
+  await trainOrLoad(cfg, { resultsDir: d, dataset, stopAfterEpoch: 1 });
+  const [entry] = [...Deno.readDirSync(join(d, "models"))];
+  const ck = checkpointPath(join(d, "models", entry.name));
+  const bytes = await Deno.readFile(ck);
+  await Deno.writeFile(ck, bytes.subarray(0, bytes.length - 100));
+  await assert.rejects(trainOrLoad(cfg, { resultsDir: d, dataset }), (e: unknown) => {
+    assert.ok(e instanceof NoiselabError);
+    assert.ok(e.message.includes(ck), e.message);
+    return true;
+  });
+  await Deno.remove(d, { recursive: true });
+});
