@@ -208,3 +208,75 @@ console.log(JSON.stringify({ ok, err: wasmInitError() }));`;
     assert.match(r.err, /nonexistent-noiselab-wasm/);
   },
 });
+
+/** Hand oracle for max-pool backprop (valid padding): dy goes to the first max of each window. */
+function maxPoolGradOracle(
+  x: Float32Array,
+  xs: number[],
+  k: number,
+  s: number,
+  dy: Float32Array,
+): Float32Array {
+  const [n, h, w, c] = xs;
+  const oh = Math.floor((h - k) / s) + 1, ow = Math.floor((w - k) / s) + 1;
+  const dx = new Float32Array(x.length);
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < oh; i++) {
+      for (let j = 0; j < ow; j++) {
+        for (let ch = 0; ch < c; ch++) {
+          let best = -Infinity, at = -1;
+          for (let a = 0; a < k; a++) {
+            for (let e = 0; e < k; e++) {
+              const idx = ((b * h + i * s + a) * w + j * s + e) * c + ch;
+              if (x[idx] > best) [best, at] = [x[idx], idx];
+            }
+          }
+          dx[at] += dy[((b * oh + i) * ow + j) * c + ch];
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+Deno.test({
+  name: "wasm: MaxPoolGrad matches a hand oracle and cpu (stock wasm is wrong for 2x2 windows)",
+  ignore: !wasmOk,
+  fn() {
+    const specs: {
+      xs: [number, number, number, number];
+      k: number;
+      s: number;
+      pad: "valid" | "same";
+      relu: boolean;
+    }[] = [
+      { xs: [2, 8, 8, 4], k: 2, s: 2, pad: "valid", relu: false }, // VGG pooling
+      { xs: [2, 8, 8, 4], k: 2, s: 2, pad: "valid", relu: true }, // with ties at 0
+      { xs: [2, 6, 6, 3], k: 2, s: 1, pad: "valid", relu: false },
+      { xs: [2, 7, 7, 3], k: 3, s: 2, pad: "valid", relu: false },
+      { xs: [2, 7, 7, 3], k: 2, s: 2, pad: "same", relu: false },
+      { xs: [1, 5, 5, 2], k: 3, s: 1, pad: "same", relu: true },
+    ];
+    for (const [i, sp] of specs.entries()) {
+      const n = sp.xs.reduce((a, b) => a * b);
+      const xv = randn(`mp${i}:x`, n).map((v) => sp.relu ? Math.max(v, 0) : v);
+      const run = (b: string) =>
+        on(b, () =>
+          tf.tidy(() => {
+            const x = tf.tensor4d(xv, sp.xs);
+            const yShape = tf.maxPool(x, sp.k, sp.s, sp.pad).shape;
+            const dy = tf.tensor(randn(`mp${i}:dy`, yShape.reduce((a, b) => a * b)), yShape);
+            const g = tf.grad((t: tf.Tensor) =>
+              tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, sp.k, sp.s, sp.pad), dy))
+            );
+            return { dx: g(x).dataSync() as Float32Array, dy: dy.dataSync() as Float32Array };
+          }));
+      const w = run("wasm"), c = run("cpu");
+      const label = `maxPool grad ${JSON.stringify(sp)}`;
+      assert.ok(relErr(w.dx, c.dx) < 1e-6, label);
+      if (sp.pad === "valid") {
+        assert.ok(relErr(w.dx, maxPoolGradOracle(xv, sp.xs, sp.k, sp.s, w.dy)) < 1e-6, `${label} vs oracle`);
+      }
+    }
+  },
+});

@@ -349,6 +349,70 @@ function tileKernel(args: { inputs: any; backend: any; attrs: any }): TensorInfo
   return out;
 }
 
+/**
+ * MaxPoolGrad: the stock wasm kernel gives wrong gradients for even window
+ * sizes (2x2 windows, stride 1 or 2, checked against a hand-written oracle and
+ * the cpu backend; 3x3 is right), which would silently break VGG training.
+ * This replacement is a plain JS loop over the wasm heap with the cpu
+ * backend's semantics: each output's gradient goes to the first maximum of its
+ * window in row-major scan order (ties, e.g. zeros after ReLU, get one share).
+ */
+function maxPoolGradKernel(args: { inputs: any; backend: any; attrs: any }): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const dy = inputs.dy as TensorInfo;
+  const input = inputs.input as TensorInfo;
+  const ci = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const dx = backend.makeOutput(input.shape, "float32") as TensorInfo;
+  // Views taken after makeOutput (an allocation may grow and detach the heap).
+  const xv = backend.typedArrayFromHeap(input) as Float32Array;
+  const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
+  const dxv = backend.typedArrayFromHeap(dx) as Float32Array;
+  dxv.fill(0);
+  const { batchSize: nB, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = ci;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = ci;
+  const { effectiveFilterHeight: fh, effectiveFilterWidth: fw } = ci;
+  const padTop = ci.padInfo.top, padLeft = ci.padInfo.left;
+  const best = new Float32Array(C);
+  const bestIdx = new Int32Array(C);
+  for (let b = 0; b < nB; b++) {
+    const xBase = b * H * W * C;
+    for (let oh = 0; oh < OH; oh++) {
+      const h0 = oh * sh - padTop;
+      for (let ow = 0; ow < OW; ow++) {
+        const w0 = ow * sw - padLeft;
+        best.fill(-Infinity);
+        bestIdx.fill(-1);
+        for (let kh = 0; kh < fh; kh += dh) {
+          const h = h0 + kh;
+          if (h < 0 || h >= H) continue;
+          for (let kw = 0; kw < fw; kw += dw) {
+            const w = w0 + kw;
+            if (w < 0 || w >= W) continue;
+            const base = xBase + (h * W + w) * C;
+            for (let c = 0; c < C; c++) {
+              const v = xv[base + c];
+              if (v > best[c]) {
+                best[c] = v;
+                bestIdx[c] = base + c;
+              }
+            }
+          }
+        }
+        const o = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) if (bestIdx[c] >= 0) dxv[bestIdx[c]] += dyv[o + c];
+      }
+    }
+  }
+  return dx;
+}
+
 /** The kernels this module adds to (or replaces in) the `wasm` backend. */
 export const wasmTrainingKernels: KernelConfig[] = [
   {
@@ -358,6 +422,7 @@ export const wasmTrainingKernels: KernelConfig[] = [
   },
   { kernelName: tf.Conv2DBackpropInput, backendName: "wasm", kernelFunc: conv2dBackpropInput as KernelFunc },
   { kernelName: tf.Tile, backendName: "wasm", kernelFunc: tileKernel as KernelFunc },
+  { kernelName: tf.MaxPoolGrad, backendName: "wasm", kernelFunc: maxPoolGradKernel as KernelFunc },
 ];
 
 /**
