@@ -1,0 +1,15 @@
+/**
+ * The `noiselab` compute engine: a tfjs backend over oneDNN (Deno FFI).
+ * Most code should call `initBackend()` from `lib/backend/mod.ts` instead.
+ * @module
+ */
+export { ENGINE_NAME, engineUnavailableReason, NoiselabBackend, registerEngine } from "./backend.ts";
+export { engineThreads, loadNative, type NativeEngine, nativeLibraryPath } from "./ffi.ts";
+export {
+  BN_TRAIN,
+  BN_TRAIN_GRAD,
+  engineStats,
+  type KernelStat,
+  RELU_GRAD,
+  setEngineProfiling,
+} from "./kernels.ts";

@@ -1,0 +1,582 @@
+// noiselab_dnnl.cc — the native half of the `noiselab` tfjs backend.
+//
+// A small extern "C" API over oneDNN's C++ API (dnnl.hpp), loaded from Deno with
+// `Deno.dlopen` (lib/backend/engine/ffi.ts). All tensors are float32 buffers owned
+// by JavaScript (the tfjs CPU backend's typed arrays); activations are NHWC and
+// convolution weights HWIO, exactly as tfjs stores them, so no copies are needed
+// at the boundary. oneDNN primitives are created once per shape and cached here.
+//
+// oneDNN does the convolutions (fwd, bwd-data, bwd-weights), matmul and pooling.
+// Batch-norm, ReLU and the few element-wise ops are hand-written OpenMP loops:
+// they are single memory-bound passes whose exact semantics must match tfjs
+// (tf.moments' biased variance, gradients through the batch statistics, TF's
+// relu'(0) = 0), and calling them here avoids oneDNN memory/primitive set-up
+// for what is a one-line loop.
+//
+// Every entry point returns 0 on success, or -1 with a message retrievable by
+// nl_last_error(). Build: lib/backend/engine/native/build.sh.
+
+#include <dnnl.hpp>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+std::string g_err;
+std::string g_info;
+engine* g_eng = nullptr;
+stream* g_strm = nullptr;
+
+void ensure_engine() {
+  if (!g_eng) {
+    g_eng = new engine(engine::kind::cpu, 0);
+    g_strm = new stream(*g_eng);
+  }
+}
+
+template <typename F>
+int guard(F&& f) {
+  try {
+    ensure_engine();
+    f();
+    return 0;
+  } catch (const dnnl::error& e) {
+    g_err = std::string("oneDNN: ") + e.what() + " (status " + std::to_string((int)e.status) + ")";
+  } catch (const std::exception& e) {
+    g_err = e.what();
+  } catch (...) {
+    g_err = "unknown native error";
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------- convolution
+// Parameter block shared with JS (Int32Array):
+enum {
+  P_N, P_H, P_W, P_C, P_KH, P_KW, P_OC, P_OH, P_OW, P_SH, P_SW, P_DH, P_DW,
+  P_PT, P_PL, P_PB, P_PR, P_BIAS, P_ACT, P_COUNT
+};
+
+struct ConvEntry {
+  memory::desc src_md, w_user_md, dst_md, bias_md;
+  memory::dims strides, dilates, pad_l, pad_r;
+  convolution_forward::primitive_desc fwd_pd;
+  convolution_forward fwd;
+  bool fwd_w_reorder = false;
+  reorder fwd_w_r;
+  memory fwd_w_mem;
+  // backward data (lazy)
+  bool bwd_d_ready = false;
+  convolution_backward_data::primitive_desc bwd_d_pd;
+  convolution_backward_data bwd_d;
+  bool bwd_d_w_reorder = false;
+  reorder bwd_d_w_r;
+  memory bwd_d_w_mem;
+  // backward weights (lazy)
+  bool bwd_w_ready = false;
+  convolution_backward_weights::primitive_desc bwd_w_pd;
+  convolution_backward_weights bwd_w;
+  bool bwd_w_reorder = false;
+  reorder bwd_w_r;
+  memory bwd_w_mem;
+};
+
+std::map<std::vector<int>, std::unique_ptr<ConvEntry>> g_conv;
+
+ConvEntry& get_conv(const int32_t* p) {
+  std::vector<int> key(p, p + P_COUNT);
+  auto it = g_conv.find(key);
+  if (it != g_conv.end()) return *it->second;
+  auto e = std::make_unique<ConvEntry>();
+  const memory::dim N = p[P_N], H = p[P_H], W = p[P_W], C = p[P_C], KH = p[P_KH], KW = p[P_KW],
+                    OC = p[P_OC], OH = p[P_OH], OW = p[P_OW];
+  e->src_md = memory::desc({N, C, H, W}, dt::f32, tag::nhwc);
+  e->dst_md = memory::desc({N, OC, OH, OW}, dt::f32, tag::nhwc);
+  e->w_user_md = memory::desc({OC, C, KH, KW}, dt::f32, tag::hwio);
+  e->bias_md = memory::desc({OC}, dt::f32, tag::x);
+  memory::desc w_any({OC, C, KH, KW}, dt::f32, tag::any);
+  e->strides = {p[P_SH], p[P_SW]};
+  e->dilates = {p[P_DH] - 1, p[P_DW] - 1};
+  e->pad_l = {p[P_PT], p[P_PL]};
+  e->pad_r = {p[P_PB], p[P_PR]};
+  primitive_attr attr;
+  if (p[P_ACT] == 1) {
+    post_ops po;
+    po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  auto d = p[P_BIAS]
+               ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
+                                           e->src_md, w_any, e->bias_md, e->dst_md, e->strides, e->dilates,
+                                           e->pad_l, e->pad_r)
+               : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
+                                           e->src_md, w_any, e->dst_md, e->strides, e->dilates, e->pad_l,
+                                           e->pad_r);
+  e->fwd_pd = convolution_forward::primitive_desc(d, attr, *g_eng);
+  e->fwd = convolution_forward(e->fwd_pd);
+  if (e->fwd_pd.weights_desc() != e->w_user_md) {
+    e->fwd_w_reorder = true;
+    e->fwd_w_mem = memory(e->fwd_pd.weights_desc(), *g_eng);
+    e->fwd_w_r = reorder(memory(e->w_user_md, *g_eng, nullptr), e->fwd_w_mem);
+  }
+  auto& ref = *e;
+  g_conv.emplace(std::move(key), std::move(e));
+  return ref;
+}
+
+void ensure_bwd_data(ConvEntry& e, const int32_t* p) {
+  if (e.bwd_d_ready) return;
+  memory::desc w_any({p[P_OC], p[P_C], p[P_KH], p[P_KW]}, dt::f32, tag::any);
+  convolution_backward_data::desc d(algorithm::convolution_direct, e.src_md, w_any, e.dst_md, e.strides,
+                                    e.dilates, e.pad_l, e.pad_r);
+  e.bwd_d_pd = convolution_backward_data::primitive_desc(d, *g_eng, e.fwd_pd);
+  e.bwd_d = convolution_backward_data(e.bwd_d_pd);
+  if (e.bwd_d_pd.weights_desc() != e.w_user_md) {
+    e.bwd_d_w_reorder = true;
+    e.bwd_d_w_mem = memory(e.bwd_d_pd.weights_desc(), *g_eng);
+    e.bwd_d_w_r = reorder(memory(e.w_user_md, *g_eng, nullptr), e.bwd_d_w_mem);
+  }
+  e.bwd_d_ready = true;
+}
+
+void ensure_bwd_weights(ConvEntry& e, const int32_t* p) {
+  if (e.bwd_w_ready) return;
+  memory::desc w_any({p[P_OC], p[P_C], p[P_KH], p[P_KW]}, dt::f32, tag::any);
+  convolution_backward_weights::desc d(algorithm::convolution_direct, e.src_md, w_any, e.dst_md, e.strides,
+                                       e.dilates, e.pad_l, e.pad_r);
+  e.bwd_w_pd = convolution_backward_weights::primitive_desc(d, *g_eng, e.fwd_pd);
+  e.bwd_w = convolution_backward_weights(e.bwd_w_pd);
+  if (e.bwd_w_pd.diff_weights_desc() != e.w_user_md) {
+    e.bwd_w_reorder = true;
+    e.bwd_w_mem = memory(e.bwd_w_pd.diff_weights_desc(), *g_eng);
+    e.bwd_w_r = reorder(e.bwd_w_mem, memory(e.w_user_md, *g_eng, nullptr));
+  }
+  e.bwd_w_ready = true;
+}
+
+// ------------------------------------------------------------------- matmul
+// Batched C[b] = op(A[b]) op(B[b]); A is [B,M,K] (or [B,K,M] when transposed).
+enum { M_B, M_M, M_N, M_K, M_TA, M_TB, M_BIAS, M_ACT, M_COUNT };
+struct MatmulEntry {
+  memory::desc a_md, b_md, c_md, bias_md;
+  matmul::primitive_desc pd;
+  matmul prim;
+};
+std::map<std::vector<int>, std::unique_ptr<MatmulEntry>> g_mm;
+
+MatmulEntry& get_mm(const int32_t* p) {
+  std::vector<int> key(p, p + M_COUNT);
+  auto it = g_mm.find(key);
+  if (it != g_mm.end()) return *it->second;
+  auto e = std::make_unique<MatmulEntry>();
+  const memory::dim B = p[M_B], M = p[M_M], N = p[M_N], K = p[M_K];
+  e->a_md = p[M_TA] ? memory::desc({B, M, K}, dt::f32, memory::dims{M * K, 1, M})
+                    : memory::desc({B, M, K}, dt::f32, memory::dims{M * K, K, 1});
+  e->b_md = p[M_TB] ? memory::desc({B, K, N}, dt::f32, memory::dims{K * N, 1, K})
+                    : memory::desc({B, K, N}, dt::f32, memory::dims{K * N, N, 1});
+  e->c_md = memory::desc({B, M, N}, dt::f32, memory::dims{M * N, N, 1});
+  e->bias_md = memory::desc({1, 1, N}, dt::f32, memory::dims{N, N, 1});
+  primitive_attr attr;
+  if (p[M_ACT] == 1) {
+    post_ops po;
+    po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  auto d = p[M_BIAS] ? matmul::desc(e->a_md, e->b_md, e->bias_md, e->c_md) : matmul::desc(e->a_md, e->b_md, e->c_md);
+  e->pd = matmul::primitive_desc(d, attr, *g_eng);
+  e->prim = matmul(e->pd);
+  auto& ref = *e;
+  g_mm.emplace(std::move(key), std::move(e));
+  return ref;
+}
+
+// ------------------------------------------------------------------ pooling
+enum { Q_N, Q_H, Q_W, Q_C, Q_KH, Q_KW, Q_OH, Q_OW, Q_SH, Q_SW, Q_PT, Q_PL, Q_PB, Q_PR, Q_MAX, Q_COUNT };
+struct PoolEntry {
+  memory::desc src_md, dst_md;
+  pooling_forward::primitive_desc fwd_pd;  // forward_training (for the max workspace)
+  pooling_forward fwd;
+  pooling_forward::primitive_desc inf_pd;
+  pooling_forward inf;
+  bool bwd_ready = false;
+  pooling_backward::primitive_desc bwd_pd;
+  pooling_backward bwd;
+  memory ws;
+};
+std::map<std::vector<int>, std::unique_ptr<PoolEntry>> g_pool;
+
+PoolEntry& get_pool(const int32_t* p) {
+  std::vector<int> key(p, p + Q_COUNT);
+  auto it = g_pool.find(key);
+  if (it != g_pool.end()) return *it->second;
+  auto e = std::make_unique<PoolEntry>();
+  e->src_md = memory::desc({p[Q_N], p[Q_C], p[Q_H], p[Q_W]}, dt::f32, tag::nhwc);
+  e->dst_md = memory::desc({p[Q_N], p[Q_C], p[Q_OH], p[Q_OW]}, dt::f32, tag::nhwc);
+  // tfjs AvgPool divides by the number of in-bounds elements (exclude padding).
+  algorithm alg = p[Q_MAX] ? algorithm::pooling_max : algorithm::pooling_avg_exclude_padding;
+  memory::dims s{p[Q_SH], p[Q_SW]}, k{p[Q_KH], p[Q_KW]}, pl{p[Q_PT], p[Q_PL]}, pr{p[Q_PB], p[Q_PR]};
+  e->fwd_pd = pooling_forward::primitive_desc(
+      pooling_forward::desc(prop_kind::forward_training, alg, e->src_md, e->dst_md, s, k, pl, pr), *g_eng);
+  e->fwd = pooling_forward(e->fwd_pd);
+  e->inf_pd = pooling_forward::primitive_desc(
+      pooling_forward::desc(prop_kind::forward_inference, alg, e->src_md, e->dst_md, s, k, pl, pr), *g_eng);
+  e->inf = pooling_forward(e->inf_pd);
+  e->bwd_pd = pooling_backward::primitive_desc(
+      pooling_backward::desc(alg, e->src_md, e->dst_md, s, k, pl, pr), *g_eng, e->fwd_pd);
+  e->bwd = pooling_backward(e->bwd_pd);
+  if (p[Q_MAX]) e->ws = memory(e->fwd_pd.workspace_desc(), *g_eng);
+  auto& ref = *e;
+  g_pool.emplace(std::move(key), std::move(e));
+  return ref;
+}
+
+}  // namespace
+
+extern "C" {
+
+/** Sets the OpenMP thread count (for the calling thread, i.e. Deno's main thread) and returns it. */
+int nl_init(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+  return guard([] {}) == 0 ? omp_get_max_threads() : -1;
+}
+
+const char* nl_last_error() { return g_err.c_str(); }
+
+/** "oneDNN 2.6.3 isa=... omp_threads=N". */
+const char* nl_info() {
+  const version_t* v = dnnl::version();
+  const char* isa = "unknown";
+  switch (get_effective_cpu_isa()) {
+    case cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
+    case cpu_isa::avx512_core_bf16: isa = "avx512_core_bf16"; break;
+    case cpu_isa::avx512_core_vnni: isa = "avx512_core_vnni"; break;
+    case cpu_isa::avx512_core: isa = "avx512_core"; break;
+    case cpu_isa::avx2_vnni: isa = "avx2_vnni"; break;
+    case cpu_isa::avx2: isa = "avx2"; break;
+    case cpu_isa::avx: isa = "avx"; break;
+    case cpu_isa::sse41: isa = "sse41"; break;
+    default: break;
+  }
+  g_info = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+           std::to_string(v->patch) + " isa=" + isa + " omp_threads=" + std::to_string(omp_get_max_threads());
+  return g_info.c_str();
+}
+
+/** Name of the oneDNN implementation chosen for a convolution forward (diagnostics). */
+const char* nl_conv_impl(const int32_t* p) {
+  int rc = guard([&] { g_info = get_conv(p).fwd_pd.impl_info_str(); });
+  return rc == 0 ? g_info.c_str() : "";
+}
+
+int nl_conv_fwd(const float* x, const float* w, const float* bias, float* y, const int32_t* p) {
+  return guard([&] {
+    ConvEntry& e = get_conv(p);
+    memory src(e.src_md, *g_eng, (void*)x), dst(e.dst_md, *g_eng, y);
+    memory wu(e.w_user_md, *g_eng, (void*)w);
+    memory wm = wu;
+    if (e.fwd_w_reorder) {
+      e.fwd_w_r.execute(*g_strm, wu, e.fwd_w_mem);
+      wm = e.fwd_w_mem;
+    }
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
+    if (p[P_BIAS]) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)bias)});
+    e.fwd.execute(*g_strm, args);
+    g_strm->wait();
+  });
+}
+
+int nl_conv_bwd_data(const float* dy, const float* w, float* dx, const int32_t* p) {
+  return guard([&] {
+    ConvEntry& e = get_conv(p);
+    ensure_bwd_data(e, p);
+    memory ddst(e.dst_md, *g_eng, (void*)dy), dsrc(e.src_md, *g_eng, dx);
+    memory wu(e.w_user_md, *g_eng, (void*)w);
+    memory wm = wu;
+    if (e.bwd_d_w_reorder) {
+      e.bwd_d_w_r.execute(*g_strm, wu, e.bwd_d_w_mem);
+      wm = e.bwd_d_w_mem;
+    }
+    e.bwd_d.execute(*g_strm, {{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, dsrc}});
+    g_strm->wait();
+  });
+}
+
+int nl_conv_bwd_weights(const float* x, const float* dy, float* dw, const int32_t* p) {
+  return guard([&] {
+    ConvEntry& e = get_conv(p);
+    ensure_bwd_weights(e, p);
+    memory src(e.src_md, *g_eng, (void*)x), ddst(e.dst_md, *g_eng, (void*)dy);
+    memory wu(e.w_user_md, *g_eng, dw);
+    memory wm = e.bwd_w_reorder ? e.bwd_w_mem : wu;
+    e.bwd_w.execute(*g_strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, wm}});
+    if (e.bwd_w_reorder) e.bwd_w_r.execute(*g_strm, e.bwd_w_mem, wu);
+    g_strm->wait();
+  });
+}
+
+int nl_matmul(const float* a, const float* b, const float* bias, float* c, const int32_t* p) {
+  return guard([&] {
+    MatmulEntry& e = get_mm(p);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)a)},
+                                         {DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)b)},
+                                         {DNNL_ARG_DST, memory(e.c_md, *g_eng, c)}};
+    if (p[M_BIAS]) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)bias)});
+    e.prim.execute(*g_strm, args);
+    g_strm->wait();
+  });
+}
+
+int nl_pool_fwd(const float* x, float* y, const int32_t* p) {
+  return guard([&] {
+    PoolEntry& e = get_pool(p);
+    e.inf.execute(*g_strm, {{DNNL_ARG_SRC, memory(e.src_md, *g_eng, (void*)x)},
+                            {DNNL_ARG_DST, memory(e.dst_md, *g_eng, y)}});
+    g_strm->wait();
+  });
+}
+
+/** Pooling gradient. For max pooling the forward is recomputed from x to get oneDNN's workspace. */
+int nl_pool_bwd(const float* x, const float* dy, float* dx, const int32_t* p) {
+  return guard([&] {
+    PoolEntry& e = get_pool(p);
+    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, memory(e.dst_md, *g_eng, (void*)dy)},
+                                         {DNNL_ARG_DIFF_SRC, memory(e.src_md, *g_eng, dx)}};
+    if (p[Q_MAX]) {
+      std::vector<float> tmp(e.dst_md.get_size() / sizeof(float));
+      e.fwd.execute(*g_strm, {{DNNL_ARG_SRC, memory(e.src_md, *g_eng, (void*)x)},
+                              {DNNL_ARG_DST, memory(e.dst_md, *g_eng, tmp.data())},
+                              {DNNL_ARG_WORKSPACE, e.ws}});
+      args.insert({DNNL_ARG_WORKSPACE, e.ws});
+    }
+    e.bwd.execute(*g_strm, args);
+    g_strm->wait();
+  });
+}
+
+// ------------------------------------------------------------- batch norm
+// x, y: [rows, C] (NHWC flattened). Training forward: batch mean and biased
+// variance (tf.moments semantics), y = (x - mean) * gamma / sqrt(var + eps) + beta.
+// Per-thread partial sums in double, so the result does not depend on the
+// thread count beyond float rounding of the final values.
+int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var,
+                    int64_t rows, int32_t C, float eps) {
+  return guard([&] {
+    int nt = omp_get_max_threads();
+    std::vector<double> s1((size_t)nt * C, 0.0), s2((size_t)nt * C, 0.0);
+    std::vector<float> shift0(C);
+    // shift by the first row's values to keep the single-pass variance accurate
+    for (int c = 0; c < C; ++c) shift0[c] = rows > 0 ? x[c] : 0.f;
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num();
+      std::vector<float> a1(C, 0.f), a2(C, 0.f);
+      double* d1 = &s1[(size_t)t * C];
+      double* d2 = &s2[(size_t)t * C];
+      int64_t cnt = 0;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * C;
+        for (int c = 0; c < C; ++c) {
+          float v = xr[c] - shift0[c];
+          a1[c] += v;
+          a2[c] += v * v;
+        }
+        if (++cnt == 256) {  // flush float partials to double every 256 rows
+          for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; a1[c] = 0.f; a2[c] = 0.f; }
+          cnt = 0;
+        }
+      }
+      for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; }
+    }
+    std::vector<float> sc(C), sh(C);
+    for (int c = 0; c < C; ++c) {
+      double t1 = 0, t2 = 0;
+      for (int t = 0; t < nt; ++t) { t1 += s1[(size_t)t * C + c]; t2 += s2[(size_t)t * C + c]; }
+      double m = t1 / (double)rows;
+      double v = t2 / (double)rows - m * m;
+      if (v < 0) v = 0;
+      mean[c] = (float)(m + shift0[c]);
+      var[c] = (float)v;
+      double inv = 1.0 / std::sqrt(v + (double)eps);
+      double g = gamma ? gamma[c] : 1.0;
+      sc[c] = (float)(g * inv);
+      sh[c] = (float)((beta ? beta[c] : 0.0) - (double)mean[c] * g * inv);
+    }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * C;
+      float* yr = y + r * C;
+      for (int c = 0; c < C; ++c) yr[c] = xr[c] * sc[c] + sh[c];
+    }
+  });
+}
+
+// Backward of the training forward above, gradients flowing through the batch
+// statistics: with xhat = (x-mean)*inv, dgamma = sum(dy*xhat), dbeta = sum(dy),
+// dx = gamma*inv/M * (M*dy - dbeta - xhat*dgamma).
+int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
+                    float* dx, float* dgamma, float* dbeta, int64_t rows, int32_t C, float eps) {
+  return guard([&] {
+    int nt = omp_get_max_threads();
+    std::vector<double> s1((size_t)nt * C, 0.0), s2((size_t)nt * C, 0.0);
+    std::vector<float> inv(C);
+    for (int c = 0; c < C; ++c) inv[c] = (float)(1.0 / std::sqrt((double)var[c] + (double)eps));
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num();
+      std::vector<float> a1(C, 0.f), a2(C, 0.f);
+      double* d1 = &s1[(size_t)t * C];
+      double* d2 = &s2[(size_t)t * C];
+      int64_t cnt = 0;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * C;
+        const float* gr = dy + r * C;
+        for (int c = 0; c < C; ++c) {
+          a1[c] += gr[c];
+          a2[c] += gr[c] * (xr[c] - mean[c]);
+        }
+        if (++cnt == 256) {
+          for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; a1[c] = 0.f; a2[c] = 0.f; }
+          cnt = 0;
+        }
+      }
+      for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; }
+    }
+    std::vector<float> k1(C), k2(C), k3(C);
+    for (int c = 0; c < C; ++c) {
+      double sdy = 0, sdyx = 0;
+      for (int t = 0; t < nt; ++t) { sdy += s1[(size_t)t * C + c]; sdyx += s2[(size_t)t * C + c]; }
+      double iv = inv[c];
+      double g = gamma ? gamma[c] : 1.0;
+      dbeta[c] = (float)sdy;
+      dgamma[c] = (float)(sdyx * iv);
+      // dx = g*iv*dy - g*iv/M*sdy - (x-mean) * g*iv^3/M*sdyx
+      k1[c] = (float)(g * iv);
+      k2[c] = (float)(g * iv * sdy / (double)rows);
+      k3[c] = (float)(g * iv * iv * iv * sdyx / (double)rows);
+    }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * C;
+      const float* gr = dy + r * C;
+      float* o = dx + r * C;
+      for (int c = 0; c < C; ++c) o[c] = k1[c] * gr[c] - k2[c] - (xr[c] - mean[c]) * k3[c];
+    }
+  });
+}
+
+// Inference batch norm (tfjs FusedBatchNorm semantics; gamma/beta optional),
+// optional fused ReLU.
+int nl_bn_infer(const float* x, const float* mean, const float* var, const float* gamma, const float* beta,
+                float* y, int64_t rows, int32_t C, float eps, int32_t relu) {
+  return guard([&] {
+    std::vector<float> sc(C), sh(C);
+    for (int c = 0; c < C; ++c) {
+      float inv = 1.f / std::sqrt(var[c] + eps);
+      float g = gamma ? gamma[c] : 1.f;
+      sc[c] = g * inv;
+      sh[c] = (beta ? beta[c] : 0.f) - mean[c] * g * inv;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * C;
+      float* yr = y + r * C;
+      if (relu) {
+        for (int c = 0; c < C; ++c) { float v = xr[c] * sc[c] + sh[c]; yr[c] = v > 0.f ? v : 0.f; }
+      } else {
+        for (int c = 0; c < C; ++c) yr[c] = xr[c] * sc[c] + sh[c];
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------ element-wise
+static const int64_t kPar = 1 << 15;  // below this many elements, stay on one thread
+
+int nl_relu(const float* x, float* y, int64_t n) {
+  return guard([&] {
+#pragma omp parallel for schedule(static) if (n > kPar)
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  });
+}
+
+/** dx = dy where x > 0, else 0 (TF: relu'(0) = 0). NaN in x gives 0 like tfjs' step(). */
+int nl_relu_grad(const float* dy, const float* x, float* dx, int64_t n) {
+  return guard([&] {
+#pragma omp parallel for schedule(static) if (n > kPar)
+    for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.f ? dy[i] : 0.f;
+  });
+}
+
+/** Binary op on equal-length arrays, or b broadcast along the last axis (bn = its length). op: 0 add, 1 sub, 2 mul. */
+int nl_binary(const float* a, const float* b, float* y, int64_t n, int64_t bn, int32_t op) {
+  return guard([&] {
+    if (bn == n) {
+      if (op == 0) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+        for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+      } else if (op == 1) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+        for (int64_t i = 0; i < n; ++i) y[i] = a[i] - b[i];
+      } else {
+#pragma omp parallel for schedule(static) if (n > kPar)
+        for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+      }
+    } else {
+      int64_t rows = n / bn;
+#pragma omp parallel for schedule(static) if (n > kPar)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* ar = a + r * bn;
+        float* yr = y + r * bn;
+        if (op == 0) for (int64_t c = 0; c < bn; ++c) yr[c] = ar[c] + b[c];
+        else if (op == 1) for (int64_t c = 0; c < bn; ++c) yr[c] = ar[c] - b[c];
+        else for (int64_t c = 0; c < bn; ++c) yr[c] = ar[c] * b[c];
+      }
+    }
+  });
+}
+
+/** Column sums of a [rows, C] matrix (e.g. the bias gradient over N,H,W). Double partials per thread. */
+int nl_sum_rows(const float* x, float* y, int64_t rows, int64_t C) {
+  return guard([&] {
+    int nt = omp_get_max_threads();
+    std::vector<double> s((size_t)nt * C, 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num();
+      std::vector<float> a(C, 0.f);
+      double* d = &s[(size_t)t * C];
+      int64_t cnt = 0;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * C;
+        for (int64_t c = 0; c < C; ++c) a[c] += xr[c];
+        if (++cnt == 256) {
+          for (int64_t c = 0; c < C; ++c) { d[c] += a[c]; a[c] = 0.f; }
+          cnt = 0;
+        }
+      }
+      for (int64_t c = 0; c < C; ++c) d[c] += a[c];
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      double v = 0;
+      for (int t = 0; t < nt; ++t) v += s[(size_t)t * C + c];
+      y[c] = (float)v;
+    }
+  });
+}
+
+}  // extern "C"

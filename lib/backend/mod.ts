@@ -1,0 +1,138 @@
+/**
+ * Compute-backend selection for noiselab.
+ *
+ * `initBackend("auto")` tries, in order: `tensorflow` (tfjs-node, only if it can
+ * be imported — optional, never a dependency), `noiselab` (the native oneDNN
+ * engine in `./engine/`, if its shim loads), `wasm` (tfjs-backend-wasm via
+ * `./wasm.ts`), then the pure-JS `cpu` backend. A one-line notice goes to stderr
+ * whenever it falls back. `NOISELAB_BACKEND` forces a backend; `NOISELAB_THREADS`
+ * sets the thread count.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import { NoiselabError } from "../util/errors.ts";
+import { ENGINE_NAME, engineUnavailableReason, registerEngine } from "./engine/backend.ts";
+import { engineThreads } from "./engine/ffi.ts";
+
+/** The compute backends noiselab knows. */
+export type BackendName = "tensorflow" | "noiselab" | "wasm" | "cpu";
+
+/** What ran the numbers (goes into provenance). */
+export interface BackendInfo {
+  name: BackendName;
+  threads: number;
+  detail: string;
+}
+
+const NAMES: readonly BackendName[] = ["tensorflow", "noiselab", "wasm", "cpu"];
+let current: BackendInfo | null = null;
+let currentPref: string | null = null;
+
+function notice(msg: string) {
+  console.error(`[noiselab] ${msg}`);
+}
+
+async function tryTensorflow(): Promise<BackendInfo | string> {
+  try {
+    // dynamic specifier so that neither deno.json nor the lock file needs tfjs-node
+    const spec = ["npm:@tensorflow", "tfjs-node"].join("/");
+    await import(spec);
+    if (!(await tf.setBackend("tensorflow"))) return "tfjs-node imported but its backend did not initialise";
+    return { name: "tensorflow", threads: engineThreads(), detail: "tfjs-node (libtensorflow)" };
+  } catch (e) {
+    return `tfjs-node not importable (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`;
+  }
+}
+
+async function tryNoiselab(): Promise<BackendInfo | string> {
+  const nat = registerEngine();
+  if (!nat) return engineUnavailableReason() ?? "engine unavailable";
+  if (!(await tf.setBackend(ENGINE_NAME))) return "noiselab backend did not initialise";
+  return { name: "noiselab", threads: nat.threads, detail: `noiselab engine: ${nat.detail}` };
+}
+
+async function tryWasm(): Promise<BackendInfo | string> {
+  try {
+    const w = await import("./wasm.ts");
+    const ok = await w.initWasmBackend();
+    if (!ok) return `wasm backend failed: ${w.wasmInitError?.() ?? "unknown"}`;
+    const info = w.wasmBackendInfo?.();
+    return { name: "wasm", threads: info?.threads ?? 1, detail: info?.detail ?? "tfjs-backend-wasm" };
+  } catch (e) {
+    return `wasm backend unavailable (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`;
+  }
+}
+
+async function tryCpu(): Promise<BackendInfo | string> {
+  if (!(await tf.setBackend("cpu"))) return "cpu backend did not initialise";
+  return { name: "cpu", threads: 1, detail: `tfjs-backend-cpu ${tf.version_core} (pure JS)` };
+}
+
+const TRY: Record<BackendName, () => Promise<BackendInfo | string>> = {
+  tensorflow: tryTensorflow,
+  noiselab: tryNoiselab,
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
+/**
+ * Selects and initialises the compute backend. `pref` (default: env
+ * `NOISELAB_BACKEND`, else "auto") names one backend — which must then work, or a
+ * NoiselabError is thrown — or "auto" for the first that works in the order
+ * tensorflow > noiselab > wasm > cpu. Idempotent: a second call with the same
+ * preference returns the current backend.
+ */
+export async function initBackend(pref?: BackendName | "auto"): Promise<BackendName> {
+  const env = Deno.env.get("NOISELAB_BACKEND");
+  const want = pref ?? (env != null && env !== "" ? env : "auto");
+  if (want !== "auto" && !NAMES.includes(want as BackendName)) {
+    throw new NoiselabError(
+      `backend preference "${want}"${pref == null ? " (from NOISELAB_BACKEND)" : ""} is not one of auto, ${
+        NAMES.join(", ")
+      }`,
+    );
+  }
+  if (
+    current && (want === currentPref || want === current.name) && tf.getBackend() === backendKey(current.name)
+  ) {
+    return current.name;
+  }
+  if (want !== "auto") {
+    const r = await TRY[want as BackendName]();
+    if (typeof r === "string") throw new NoiselabError(`backend "${want}" requested but unavailable: ${r}`);
+    current = r;
+    currentPref = want;
+    return r.name;
+  }
+  const reasons: string[] = [];
+  for (const name of NAMES) {
+    const r = await TRY[name]();
+    if (typeof r !== "string") {
+      // tensorflow is optional and absent almost everywhere: only mention the
+      // fallback when a faster engine than the chosen one was expected to work
+      const relevant = reasons.filter((x) => !x.startsWith("tensorflow:"));
+      if (relevant.length > 0) notice(`using the ${r.name} backend (${relevant.join("; ")})`);
+      current = r;
+      currentPref = want;
+      return r.name;
+    }
+    reasons.push(`${name}: ${r}`);
+  }
+  throw new NoiselabError(`no compute backend could be initialised: ${reasons.join("; ")}`);
+}
+
+function backendKey(name: BackendName): string {
+  return name === "noiselab" ? ENGINE_NAME : name;
+}
+
+/** The backend selected by {@link initBackend} (name, threads, detail), for provenance. */
+export function backendInfo(): BackendInfo {
+  if (current && tf.getBackend() === backendKey(current.name)) return { ...current };
+  const name = tf.getBackend() as BackendName;
+  return {
+    name,
+    threads: name === "cpu" ? 1 : 0,
+    detail: `tfjs backend "${name}" (not selected by initBackend)`,
+  };
+}

@@ -1,0 +1,203 @@
+// tfjs-layers models on the `noiselab` engine vs the reference `cpu` backend:
+// gradients of a small conv/BN/relu/residual/dense model, BN moving statistics,
+// eval-mode predictions, and a short training run whose losses must track.
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
+import "@tensorflow/tfjs-backend-cpu";
+import {
+  engineStats,
+  engineUnavailableReason,
+  registerEngine,
+  setEngineProfiling,
+} from "../lib/backend/engine/mod.ts";
+import { makeRng } from "../lib/util/rng.ts";
+
+const ignore = registerEngine() == null;
+if (ignore) console.error(`[engine tests skipped] ${engineUnavailableReason()}`);
+
+/** A tiny ResNet-like model (optionally without BN, with bias convs and max pooling). */
+function tinyModel(bn: boolean, seed: number): tfl.LayersModel {
+  const init = (k: number) => tfl.initializers.heNormal({ seed: seed + k });
+  const inp = tfl.input({ shape: [8, 8, 3] });
+  const conv = (x: tfl.SymbolicTensor, f: number, s: number, k: number) =>
+    tfl.layers.conv2d({
+      filters: f,
+      kernelSize: 3,
+      strides: s,
+      padding: "same",
+      useBias: !bn,
+      kernelInitializer: init(k),
+    })
+      .apply(x) as tfl.SymbolicTensor;
+  const norm = (
+    x: tfl.SymbolicTensor,
+  ) => (bn ? tfl.layers.batchNormalization().apply(x) as tfl.SymbolicTensor : x);
+  const relu = (x: tfl.SymbolicTensor) =>
+    tfl.layers.activation({ activation: "relu" }).apply(x) as tfl.SymbolicTensor;
+  let x = relu(norm(conv(inp, 8, 1, 1)));
+  const y = norm(conv(relu(norm(conv(x, 8, 1, 2))), 8, 1, 3));
+  x = relu(tfl.layers.add().apply([x, y]) as tfl.SymbolicTensor);
+  x = relu(norm(conv(x, 16, 2, 4)));
+  if (!bn) x = tfl.layers.maxPooling2d({ poolSize: 2 }).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers.globalAveragePooling2d({}).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers.dense({ units: 12, activation: "relu", kernelInitializer: init(5) }).apply(
+    x,
+  ) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: 4, kernelInitializer: init(6) }).apply(x) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: inp, outputs: out });
+}
+
+/** Learnable synthetic data: the class is which quadrant is brightest, plus noise. */
+function synthData(n: number, seed: string): { x: Float32Array; y: Int32Array } {
+  const rng = makeRng(seed);
+  const x = new Float32Array(n * 8 * 8 * 3), y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = Math.floor(rng() * 4);
+    y[i] = c;
+    for (let h = 0; h < 8; h++) {
+      for (let w = 0; w < 8; w++) {
+        const q = (h < 4 ? 0 : 2) + (w < 4 ? 0 : 1);
+        for (let ch = 0; ch < 3; ch++) {
+          x[((i * 8 + h) * 8 + w) * 3 + ch] = (q === c ? 0.8 : 0) + (rng() - 0.5) * 1.2;
+        }
+      }
+    }
+  }
+  return { x, y };
+}
+
+function lossFn(model: tfl.LayersModel, x: tf.Tensor, labels: tf.Tensor) {
+  return () =>
+    tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar;
+}
+
+function maxRelDiff(a: Float32Array | number[], b: Float32Array | number[]): number {
+  let scale = 1e-6, d = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(a[i]));
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+  }
+  return d / scale;
+}
+
+/** One gradient evaluation + BN statistics, on the given backend, from the same initial weights. */
+async function gradsOn(
+  backend: string,
+  bn: boolean,
+  init: Float32Array[],
+  data: { x: Float32Array; y: Int32Array },
+) {
+  await tf.setBackend(backend);
+  const model = tinyModel(bn, 7);
+  model.setWeights(init.map((w, i) => tf.tensor(w, model.getWeights()[i].shape)));
+  const n = data.y.length;
+  const x = tf.tensor4d(data.x, [n, 8, 8, 3]);
+  const labels = tf.oneHot(tf.tensor1d(data.y, "int32"), 4);
+  const { value, grads } = tf.variableGrads(lossFn(model, x, labels));
+  // in the model's weight order (variable names differ between the two model instances)
+  const names = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val.name);
+  const result = {
+    loss: value.dataSync()[0],
+    grads: names.map((k) => grads[k].dataSync().slice() as Float32Array),
+    names,
+    weights: model.getWeights().map((w) => w.dataSync().slice() as Float32Array), // includes BN moving stats
+    evalOut: (model.predict(x) as tf.Tensor).dataSync().slice() as Float32Array,
+  };
+  tf.dispose([x, labels, value, ...Object.values(grads)]);
+  model.dispose();
+  return result;
+}
+
+for (const bn of [true, false]) {
+  Deno.test(
+    { name: `engine: tfjs-layers model gradients match the cpu backend (bn=${bn})`, ignore },
+    async () => {
+      await tf.setBackend("cpu");
+      const m0 = tinyModel(bn, 7);
+      const init = m0.getWeights().map((w) => w.dataSync().slice() as Float32Array);
+      m0.dispose();
+      const data = synthData(16, `d${bn}`);
+      const ref = await gradsOn("cpu", bn, init, data);
+      setEngineProfiling(true);
+      const eng = await gradsOn("noiselab", bn, init, data);
+      const st = engineStats();
+      setEngineProfiling(false);
+      // the hot kernels must actually have run natively (not via the cpu fallback)
+      const hot = ["FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "NoiselabReluGrad", "Relu"];
+      if (bn) hot.push("NoiselabBatchNormTrain", "NoiselabBatchNormTrainGrad");
+      else hot.push("MaxPool", "MaxPoolGrad");
+      for (const k of hot) {
+        assert.ok((st[k]?.native ?? 0) > 0, `${k} did not run natively: ${JSON.stringify(st[k])}`);
+      }
+      assert.ok(
+        Math.abs(ref.loss - eng.loss) <= 1e-5 * Math.max(1, Math.abs(ref.loss)),
+        `loss ${ref.loss} vs ${eng.loss}`,
+      );
+      assert.equal(eng.grads.length, ref.grads.length);
+      assert.ok(ref.grads.length >= (bn ? 14 : 12), `expected every trainable weight to get a gradient`);
+      ref.grads.forEach((g, i) => {
+        const d = maxRelDiff(g, eng.grads[i]);
+        assert.ok(d < 2e-4, `gradient of ${ref.names[i]} differs: rel ${d}`);
+      });
+      ref.weights.forEach((w, i) => {
+        const d = maxRelDiff(w, eng.weights[i]);
+        assert.ok(d < 1e-5, `weight/moving statistic ${i} differs after the training-mode call: rel ${d}`);
+      });
+      if (bn) {
+        // the training-mode call must have moved the BN moving statistics away from their init
+        const moved = ref.weights.some((w, i) =>
+          init[i].length === w.length && maxRelDiff(init[i], w) > 1e-4
+        );
+        assert.ok(moved, "BN moving statistics did not change");
+      }
+      assert.ok(maxRelDiff(ref.evalOut, eng.evalOut) < 1e-4, "eval-mode predictions differ");
+    },
+  );
+}
+
+Deno.test(
+  { name: "engine: a short training run tracks the cpu backend (losses and accuracy)", ignore },
+  async () => {
+    const data = synthData(256, "train");
+    const test = synthData(128, "test");
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const model = tinyModel(true, 11);
+      const opt = tf.train.momentum(0.05, 0.9);
+      const losses: number[] = [];
+      const bs = 32;
+      for (let epoch = 0; epoch < 3; epoch++) {
+        for (let b = 0; b < data.y.length / bs; b++) {
+          const x = tf.tensor4d(data.x.subarray(b * bs * 192, (b + 1) * bs * 192), [bs, 8, 8, 3]);
+          const labels = tf.oneHot(tf.tensor1d(data.y.subarray(b * bs, (b + 1) * bs), "int32"), 4);
+          const loss = opt.minimize(lossFn(model, x, labels), true)!;
+          losses.push(loss.dataSync()[0]);
+          tf.dispose([x, labels, loss]);
+        }
+      }
+      const pred = tf.tidy(() =>
+        tf.argMax(model.predict(tf.tensor4d(test.x, [128, 8, 8, 3])) as tf.Tensor, -1).dataSync()
+      );
+      let correct = 0;
+      pred.forEach((p: number, i: number) => (correct += p === test.y[i] ? 1 : 0));
+      opt.dispose();
+      model.dispose();
+      return { losses, acc: correct / 128 };
+    };
+    const ref = await run("cpu");
+    const eng = await run("noiselab");
+    assert.ok(
+      ref.losses[ref.losses.length - 1] < 0.6 * ref.losses[0],
+      `reference did not learn: ${ref.losses}`,
+    );
+    for (let i = 0; i < ref.losses.length; i++) {
+      const tol = 1e-3 * (1 + i); // float rounding differences grow slowly along the run
+      assert.ok(
+        Math.abs(ref.losses[i] - eng.losses[i]) <= tol * Math.max(1, ref.losses[i]),
+        `step ${i}: loss ${eng.losses[i]} vs reference ${ref.losses[i]}`,
+      );
+    }
+    assert.ok(Math.abs(ref.acc - eng.acc) <= 2 / 128, `test accuracy ${eng.acc} vs reference ${ref.acc}`);
+  },
+);
