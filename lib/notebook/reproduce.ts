@@ -11,7 +11,7 @@ import { escapeXml } from "../analysis/dom.ts";
 import { NoiselabError } from "../util/errors.ts";
 import { exists, writeFileAtomic } from "../util/fs.ts";
 import { projectRoot, resultsDir } from "../util/paths.ts";
-import { PROFILE_NAMES, type ProfileName, resolveParams } from "./profiles.ts";
+import { NOTEBOOK_IDS, PROFILE_NAMES, type ProfileName, resolveParams } from "./profiles.ts";
 import type { NotebookId } from "./profiles.ts";
 
 /** Parsed command line of `reproduce`. */
@@ -317,7 +317,7 @@ export async function reproduce(argv: string[]): Promise<number> {
         used.add(k);
       }
     }
-    if (/^\d\d$/.test(nb.id)) {
+    if ((NOTEBOOK_IDS as readonly string[]).includes(nb.id)) {
       const { profile: _p, ...rest } = params;
       resolveParams(nb.id as NotebookId, opts.profile, rest); // throws NoiselabError on a bad value
     }
