@@ -1,0 +1,18 @@
+/**
+ * Weight noise: injection (forms × targets, always restored), BN folding,
+ * BN recalibration, Monte Carlo sweeps and their statistics.
+ *
+ * ```ts
+ * const res = await noiseSweep(model, { x, labels }, {
+ *   etas: [0, 0.05, 0.1], draws: 5, seed: 1, modelId: id,
+ *   spec: { form: "additive-std", targets: ["kernels"] },
+ * });
+ * res.averageNormalizedAccuracy;   // the paper's metric
+ * ```
+ * @module
+ */
+export * from "./inject.ts";
+export * from "./fold.ts";
+export * from "./recalibrate.ts";
+export * from "./stats.ts";
+export * from "./sweep.ts";
