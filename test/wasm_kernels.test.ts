@@ -280,3 +280,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "wasm: Sum/Mean (leading-axes fast path and stock fallback) match cpu",
+  ignore: !wasmOk,
+  fn() {
+    const shape = [4, 5, 6, 7];
+    const xv = randn("reduce", 4 * 5 * 6 * 7);
+    const specs: [number | number[] | undefined, boolean][] = [
+      [[0, 1, 2], false], // BN statistics: fast path
+      [[2, 0, 1], true], // same axes unsorted, keepDims
+      [[0], false],
+      [[-4, -3], false], // negative axes, fast path
+      [[1, 2], false], // not leading: stock
+      [[3], true], // trailing: stock
+      [undefined, false], // all axes: stock
+    ];
+    for (const [axis, keepDims] of specs) {
+      for (const op of ["sum", "mean"] as const) {
+        const run = (b: string) =>
+          on(b, () =>
+            tf.tidy(() => {
+              const r = tf[op](tf.tensor(xv, shape), axis, keepDims);
+              return { shape: r.shape, v: r.dataSync() as Float32Array };
+            }));
+        const w = run("wasm"), c = run("cpu");
+        assert.deepEqual(w.shape, c.shape, `${op} ${axis} ${keepDims}`);
+        assert.ok(relErr(w.v, c.v) < 1e-5, `${op} ${axis} ${keepDims}: ${relErr(w.v, c.v)}`);
+      }
+    }
+    const ints = on(
+      "wasm",
+      () => tf.tidy(() => Array.from(tf.sum(tf.tensor2d([1, 2, 3, 4], [2, 2], "int32"), 0).dataSync())),
+    );
+    assert.deepEqual(ints, [4, 6]);
+  },
+});

@@ -413,6 +413,42 @@ function maxPoolGradKernel(args: { inputs: any; backend: any; attrs: any }): Ten
   return dx;
 }
 
+const stockKernels: Record<string, KernelFunc> = {};
+
+/**
+ * Sum / Mean with a fast path for reducing the *leading* axes of a float32
+ * tensor (x viewed as [R, C] → column sums): BatchNorm's statistics and its
+ * gradient reduce NHWC over [0,1,2], for which the stock wasm kernel first
+ * transposes the whole tensor. This JS loop accumulates in float64 (like the
+ * cpu backend) straight from the wasm heap, ~3x faster. Anything else goes to
+ * the stock kernel.
+ */
+function leadingReduce(kind: "Sum" | "Mean") {
+  return (args: { inputs: any; backend: any; attrs: any }): TensorInfo => {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x as TensorInfo;
+    const rank = x.shape.length;
+    const axes = tf.util.parseAxisParam(attrs.axis, x.shape).slice().sort((a, b) => a - b);
+    const k = axes.length;
+    let leading = x.dtype === "float32" && k > 0 && k < rank;
+    for (let i = 0; i < k && leading; i++) if (axes[i] !== i) leading = false;
+    if (!leading) return stockKernels[kind](args as never) as TensorInfo;
+    const R = x.shape.slice(0, k).reduce((a, b) => a * b, 1);
+    const C = x.shape.slice(k).reduce((a, b) => a * b, 1);
+    const outShape = attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
+    const out = backend.makeOutput(outShape, "float32") as TensorInfo;
+    const xv = backend.typedArrayFromHeap(x) as Float32Array;
+    const ov = backend.typedArrayFromHeap(out) as Float32Array;
+    const acc = new Float64Array(C);
+    for (let r = 0, base = 0; r < R; r++, base += C) {
+      for (let c = 0; c < C; c++) acc[c] += xv[base + c];
+    }
+    const scale = kind === "Mean" ? 1 / R : 1;
+    for (let c = 0; c < C; c++) ov[c] = acc[c] * scale;
+    return out;
+  };
+}
+
 /** The kernels this module adds to (or replaces in) the `wasm` backend. */
 export const wasmTrainingKernels: KernelConfig[] = [
   {
@@ -423,6 +459,8 @@ export const wasmTrainingKernels: KernelConfig[] = [
   { kernelName: tf.Conv2DBackpropInput, backendName: "wasm", kernelFunc: conv2dBackpropInput as KernelFunc },
   { kernelName: tf.Tile, backendName: "wasm", kernelFunc: tileKernel as KernelFunc },
   { kernelName: tf.MaxPoolGrad, backendName: "wasm", kernelFunc: maxPoolGradKernel as KernelFunc },
+  { kernelName: tf.Sum, backendName: "wasm", kernelFunc: leadingReduce("Sum") as KernelFunc },
+  { kernelName: tf.Mean, backendName: "wasm", kernelFunc: leadingReduce("Mean") as KernelFunc },
 ];
 
 /**
@@ -431,11 +469,16 @@ export const wasmTrainingKernels: KernelConfig[] = [
  */
 export function registerWasmTrainingKernels(): void {
   if (kernelsRegistered) return;
-  const tile = tf.getKernel(tf.Tile, "wasm");
-  if (tile == null) throw new Error("wasm backend has no Tile kernel");
-  // Keep the stock Tile (and its setupFunc, which the engine runs on backend init).
-  stockTile = tile.kernelFunc;
-  const setups: Record<string, KernelConfig["setupFunc"]> = { [tf.Tile]: tile.setupFunc };
+  // Keep the stock kernels we fall back to (and their setupFuncs, which the
+  // engine runs when the backend initialises).
+  const setups: Record<string, KernelConfig["setupFunc"]> = {};
+  for (const name of [tf.Tile, tf.Sum, tf.Mean]) {
+    const stock = tf.getKernel(name, "wasm");
+    if (stock == null) throw new Error(`wasm backend has no ${name} kernel`);
+    stockKernels[name] = stock.kernelFunc;
+    setups[name] = stock.setupFunc;
+  }
+  stockTile = stockKernels[tf.Tile];
   for (const k of wasmTrainingKernels) {
     if (tf.getKernel(k.kernelName, k.backendName) != null) tf.unregisterKernel(k.kernelName, k.backendName);
     tf.registerKernel(setups[k.kernelName] ? { ...k, setupFunc: setups[k.kernelName] } : k);
