@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
+import { initBackend } from "../lib/backend/mod.ts";
 import * as tfl from "@tensorflow/tfjs-layers";
 import {
   accuracy,
@@ -18,7 +18,7 @@ import {
 import { NoiselabError } from "../lib/util/errors.ts";
 import { gaussianFill, makeRng } from "../lib/util/rng.ts";
 
-await tf.setBackend("cpu");
+await initBackend("cpu"); // reference backend: exact, deterministic
 
 function randomImages(n: number, shape: [number, number, number], seed: string): Float32Array {
   return gaussianFill(makeRng(seed), new Float32Array(n * shape[0] * shape[1] * shape[2]));

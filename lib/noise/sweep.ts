@@ -5,10 +5,10 @@
  * layer names see the same noise (paired comparisons).
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
 import { libVersion } from "../util/version.ts";
+import { backendInfo } from "../backend/mod.ts";
 import { accuracy, countImages } from "../models/predict.ts";
 import {
   checkEta,
@@ -95,7 +95,10 @@ export interface SweepResult {
     data: string;
     images: number;
     recalibrateBN: { batches: number; batchSize: number; data: string } | null;
+    /** Backend name (cpu, wasm, noiselab, tensorflow). */
     backend: string;
+    backendThreads: number;
+    backendDetail: string;
     libVersion: string;
     date: string;
   };
@@ -208,7 +211,9 @@ export async function noiseSweep(
             data: opts.recalibrateBN!.label ?? "unlabelled data",
           }
           : null,
-        backend: tf.getBackend(),
+        backend: backendInfo().name,
+        backendThreads: backendInfo().threads,
+        backendDetail: backendInfo().detail,
         libVersion: libVersion(),
         date: new Date().toISOString(),
       },
