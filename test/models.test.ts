@@ -12,6 +12,7 @@ import {
   modelInfo,
   modelMeta,
   modelNames,
+  parseBNSpec,
   predictLogits,
   saveModel,
 } from "../lib/models/mod.ts";
@@ -126,6 +127,22 @@ Deno.test("buildModel: bad input raises NoiselabError naming the parameter", () 
   err(() => modelInfo("nope"), /^model:/);
   err(() => buildModel("resnet8", { width: 0 }), /^width:/);
   err(() => buildModel("vgg11", { inputShape: [8, 8, 3] }), /^inputShape:/);
+  err(() => modelInfo("vgg11", { inputShape: [8, 8, 3] }), /^inputShape:/);
+  err(() => parseBNSpec("half"), /^bn:/);
+  err(() => parseBNSpec("1,x"), /^bn:/);
+  assert.deepEqual([
+    parseBNSpec("all"),
+    parseBNSpec(" None "),
+    parseBNSpec("3"),
+    parseBNSpec("0, 5,7"),
+    parseBNSpec("[2]"),
+  ], [
+    "all",
+    "none",
+    3,
+    [0, 5, 7],
+    [2],
+  ]);
 });
 
 Deno.test("buildModel: same seed gives the same weights, another seed different ones", () => {

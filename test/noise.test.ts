@@ -298,6 +298,12 @@ Deno.test("noiseSweep: rows, summary, eta=0 exact, noise lowers accuracy, determ
   );
   assert.equal(r.provenance.backend, "cpu");
   assert.equal(r.provenance.images, 40);
+  const nKernels = listWeights(m).filter((w) => w.kind === "kernel").length;
+  assert.equal(r.provenance.perturbed.tensors, nKernels);
+  assert.ok(
+    r.provenance.perturbed.names.includes("conv7/kernel") &&
+      r.provenance.perturbed.names.includes("fc/kernel"),
+  );
   for (const [k, v] of snapshot(m)) assert.deepEqual(v, before.get(k), k);
   const r2 = await noiseSweep(m, { x, labels }, { ...opts, onProgress: undefined });
   assert.deepEqual(r2.rows, r.rows);

@@ -57,3 +57,22 @@ export function bnLabel(mask: boolean[]): string {
   if (firstK) return `first${k}`;
   return "idx" + mask.flatMap((b, i) => (b ? [i] : [])).join(".");
 }
+
+/**
+ * Parse a BN spec written as text (CLI flags, notebook parameters): "all",
+ * "none", a count ("3") or comma-separated indices ("0,5,7" or "[0,5,7]").
+ * Throws a NoiselabError naming `bn` for anything else. Range checks happen
+ * in {@link resolveBN}, which knows the model.
+ */
+export function parseBNSpec(text: string | BNSpec): BNSpec {
+  if (typeof text !== "string") return text;
+  const t = text.trim().toLowerCase();
+  if (t === "all" || t === "none") return t;
+  if (/^\d+$/.test(t)) return Number(t);
+  const m = /^\[?\s*(\d+(\s*,\s*\d+)*)\s*,?\s*\]?$/.exec(t);
+  if (m && (t.includes(",") || t.startsWith("["))) return m[1].split(",").map((s) => Number(s.trim()));
+  throw new NoiselabError(
+    `bn: cannot parse ${JSON.stringify(text)}; use "all", "none", a count like "3" or indices like "0,5,7"`,
+    "bn",
+  );
+}

@@ -47,8 +47,18 @@ export function vggConvs(depth: number, width = 64, inChannels = 3): ConvSpec[] 
 
 /** Feature size entering the classifier (channels of the last conv; spatial is 1x1 at 32x32 input). */
 export function vggFeatures(depth: number, width: number, inputShape: [number, number, number]): number {
+  checkVGGInput(inputShape);
   const last = vggConvs(depth, width).at(-1)!.outChannels;
   return last * (inputShape[0] / 32) * (inputShape[1] / 32);
+}
+
+function checkVGGInput([h, w]: [number, number, number]): void {
+  if (h % 32 !== 0 || w % 32 !== 0) {
+    throw new NoiselabError(
+      `inputShape: VGG needs H and W divisible by 32 (five 2x2 pools), got ${h}x${w}`,
+      "inputShape",
+    );
+  }
 }
 
 /** Build a CIFAR VGG of the given depth with the resolved options and BN mask. */

@@ -15,6 +15,7 @@ import {
   listWeights,
   type NoiseSpec,
   resolveNoiseSpec,
+  selectWeights,
   snapshotWeights,
   withNoise,
 } from "./inject.ts";
@@ -94,6 +95,8 @@ export interface SweepResult {
     streams: string;
     data: string;
     images: number;
+    /** What the targets selected in the (possibly folded) model: 0 tensors means the sweep is a no-op. */
+    perturbed: { tensors: number; elements: number; names: string[] };
     recalibrateBN: { batches: number; batchSize: number; data: string } | null;
     /** Backend name (cpu, wasm, noiselab, tensorflow). */
     backend: string;
@@ -159,6 +162,7 @@ export async function noiseSweep(
   const m = spec.foldBN ? foldBatchNorm(model) : model;
   try {
     const cleanAccuracy = await evaluate(m, data.x, data.labels, batchSize);
+    const selected = selectWeights(m, spec.targets);
     const bnStats = listWeights(m).filter((w) => w.category === "bn-mean" || w.category === "bn-var");
     const rows: SweepRow[] = [];
     const total = opts.etas.length * opts.draws;
@@ -204,6 +208,14 @@ export async function noiseSweep(
         streams: `seedrandom alea, per tensor: "${seed}:<eta>:<draw>:<layer>/<weight>"`,
         data: data.label ?? "unlabelled data",
         images: n,
+        perturbed: {
+          tensors: selected.length,
+          elements: selected.reduce(
+            (a, w) => a + (w.variable.shape as number[]).reduce((p, d) => p * d, 1),
+            0,
+          ),
+          names: selected.map((w) => w.name),
+        },
         recalibrateBN: recalBatches > 0
           ? {
             batches: recalBatches,
