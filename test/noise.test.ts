@@ -370,6 +370,7 @@ Deno.test("noiseSweep: foldBN and recalibrateBN options run and leave the model 
     recalibrateBN: { x: images(32, S8, "cal"), batches: 2, batchSize: 16 },
   });
   assert.equal(recal.provenance.recalibrateBN?.batches, 2);
+  assert.equal(recal.provenance.spec.recalibrateBN, 2);
   for (const [k, v] of snapshot(m)) assert.deepEqual(v, before.get(k), k);
   await assert.rejects(
     () =>

@@ -204,7 +204,7 @@ export async function noiseSweep(
         seed,
         etas: [...opts.etas],
         draws: opts.draws,
-        spec,
+        spec: recalBatches > 0 ? { ...spec, recalibrateBN: recalBatches } : spec,
         streams: `seedrandom alea, per tensor: "${seed}:<eta>:<draw>:<layer>/<weight>"`,
         data: data.label ?? "unlabelled data",
         images: n,
