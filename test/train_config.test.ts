@@ -50,7 +50,11 @@ Deno.test("every bad field is rejected with a message naming it", () => {
   rejects({ weightDecay: -1e-4 }, "weightDecay");
   rejects({ weightDecayMode: "l2" }, "weightDecayMode");
   rejects({ schedule: "linear" }, "schedule");
-  rejects({ schedule: "step", epochs: 10, stepMilestones: [5, 20] }, "stepMilestones", /beyond the last epoch/);
+  rejects(
+    { schedule: "step", epochs: 10, stepMilestones: [5, 20] },
+    "stepMilestones",
+    /beyond the last epoch/,
+  );
   rejects({ stepMilestones: [5, 3] }, "stepMilestones", /increasing/);
   rejects({ warmupEpochs: 5, epochs: 5 }, "warmupEpochs");
   rejects({ augment: "yes" }, "augment");

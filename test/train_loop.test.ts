@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../lib/backend/mod.ts";
 import { loadDataset } from "../lib/data/mod.ts";
-import { checkpointPath, trainOrLoad, type TrainConfig, type TrainedModel } from "../lib/train/mod.ts";
+import { checkpointPath, type TrainConfig, type TrainedModel, trainOrLoad } from "../lib/train/mod.ts";
 import { NoiselabError } from "../lib/util/errors.ts";
 
 await initBackend();
@@ -82,7 +82,10 @@ Deno.test("a run killed after epoch 1 resumes and ends with the uninterrupted ru
   assert.equal(resumed.provenance.resumedFromEpoch, 1);
   assertSameWeights(weightsOf(resumed), weightsOf(full));
   assert.deepEqual(resumed.history.map((h) => h.loss), full.history.map((h) => h.loss));
-  await assert.rejects(Deno.stat(join(dir, "checkpoint")), "checkpoint should be removed once the model is stored");
+  await assert.rejects(
+    Deno.stat(join(dir, "checkpoint")),
+    "checkpoint should be removed once the model is stored",
+  );
   full.model.dispose();
   resumed.model.dispose();
   for (const d of [d1, d2]) await Deno.remove(d, { recursive: true });
@@ -125,7 +128,10 @@ Deno.test("trainOrLoad returns the stored model without training when the id exi
   assert.equal(second.provenance.dataId, dataset.dataId);
   assert.equal(second.test.n, 20);
   // loadOnly on an unknown config fails without training
-  await assert.rejects(trainOrLoad({ ...cfg, seed: 9 }, { resultsDir: d, dataset, loadOnly: true }), NoiselabError);
+  await assert.rejects(
+    trainOrLoad({ ...cfg, seed: 9 }, { resultsDir: d, dataset, loadOnly: true }),
+    NoiselabError,
+  );
   first.model.dispose();
   second.model.dispose();
   await Deno.remove(d, { recursive: true });

@@ -129,7 +129,9 @@ function num(cfg: Record<string, unknown>, k: string, opts: {
   maxExclusive?: number;
 }): void {
   const v = cfg[k];
-  if (typeof v !== "number" || !Number.isFinite(v)) throw bad(k, `expected a finite number, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw bad(k, `expected a finite number, got ${JSON.stringify(v)}`);
+  }
   if (opts.int && !Number.isInteger(v)) throw bad(k, `expected an integer, got ${v}`);
   if (opts.min !== undefined && v < opts.min) throw bad(k, `must be >= ${opts.min}, got ${v}`);
   if (opts.minExclusive !== undefined && v <= opts.minExclusive) {
@@ -164,6 +166,7 @@ export function checkModelName(name: unknown, width: number | null = null): numb
     modelInfo(name);
     return bnCount(name, width === null ? {} : { width });
   } catch (e) {
+    if (e instanceof NoiselabError && e.subject === "model") throw e;
     const known = modelNames().join(", ");
     const why = e instanceof Error ? ` (${e.message})` : "";
     throw bad("model", `unknown model '${name}'; known: ${known}, or any resnet<6n+2>${why}`);
@@ -176,7 +179,9 @@ export function checkModelName(name: unknown, width: number | null = null): numb
  * wrong type, out-of-range value, subset larger than the split, unknown model
  * or data set, BN count larger than the model's BN layers.
  */
-export function resolveTrainConfig(partial: Partial<TrainConfig> | Record<string, unknown> = {}): TrainConfig {
+export function resolveTrainConfig(
+  partial: Partial<TrainConfig> | Record<string, unknown> = {},
+): TrainConfig {
   if (partial === null || typeof partial !== "object" || Array.isArray(partial)) {
     throw bad("config", "expected an object of training parameters");
   }
@@ -230,7 +235,9 @@ export function resolveTrainConfig(partial: Partial<TrainConfig> | Record<string
     if (typeof m !== "number" || !Number.isInteger(m) || m < 1) {
       throw bad("stepMilestones", `expected positive integer epochs, got ${JSON.stringify(m)}`);
     }
-    if (i > 0 && m <= ms[i - 1]) throw bad("stepMilestones", `must be strictly increasing, got ${ms.join(",")}`);
+    if (i > 0 && m <= ms[i - 1]) {
+      throw bad("stepMilestones", `must be strictly increasing, got ${ms.join(",")}`);
+    }
     if (c.schedule === "step" && m > (c.epochs as number)) {
       throw bad("stepMilestones", `milestone ${m} is beyond the last epoch (epochs = ${c.epochs})`);
     }

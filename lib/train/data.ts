@@ -36,7 +36,12 @@ export function loadConfigDataset(
   cfg: Pick<TrainConfig, "dataset" | "source">,
   opts: { dataDir?: string; onProgress?: ProgressFn } = {},
 ): Promise<Dataset> {
-  return loadDataset({ dataset: cfg.dataset, source: cfg.source, dataDir: opts.dataDir, onProgress: opts.onProgress });
+  return loadDataset({
+    dataset: cfg.dataset,
+    source: cfg.source,
+    dataDir: opts.dataDir,
+    onProgress: opts.onProgress,
+  });
 }
 
 /** Subset and normalise the training and test images of a config. */
@@ -46,7 +51,13 @@ export function prepareData(cfg: TrainConfig, dataset: Dataset): PreparedData {
   const stats = channelStats(trainSplit);
   const train = { x: normalize(trainSplit, stats), labels: trainSplit.labels, n: trainSplit.n };
   const test = testData(cfg, dataset, stats);
-  return { dataset, train, test, stats: { mean: [...stats.mean], std: [...stats.std] }, numClasses: dataset.numClasses };
+  return {
+    dataset,
+    train,
+    test,
+    stats: { mean: [...stats.mean], std: [...stats.std] },
+    numClasses: dataset.numClasses,
+  };
 }
 
 /** The test subset of a config, normalised with `stats` (those stored with the model). */
@@ -56,5 +67,15 @@ export function testData(
   stats: { mean: number[]; std: number[] },
 ): FloatSplit {
   const split = stratifiedSubset(dataset.test, cfg.testSize, subsetSeeds(cfg).test);
+  return { x: normalize(split, stats), labels: split.labels, n: split.n };
+}
+
+/** The training subset of a config, normalised with `stats` (e.g. calibration images for BN recalibration). */
+export function trainData(
+  cfg: Pick<TrainConfig, "trainSize" | "subsetSeed">,
+  dataset: Dataset,
+  stats: { mean: number[]; std: number[] },
+): FloatSplit {
+  const split = stratifiedSubset(dataset.train, cfg.trainSize, subsetSeeds(cfg).train);
   return { x: normalize(split, stats), labels: split.labels, n: split.n };
 }

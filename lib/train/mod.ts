@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
-import { buildModel, bnCount, loadModel, modelInfo, resolveBN, saveModel } from "../models/mod.ts";
+import { bnCount, buildModel, loadModel, modelInfo, resolveBN, saveModel } from "../models/mod.ts";
 import type { Dataset } from "../data/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
 import { backendInfo } from "../backend/mod.ts";
@@ -22,7 +22,15 @@ import { resolveTrainConfig, type TrainConfig } from "./config.ts";
 import { type FloatSplit, loadConfigDataset, prepareData, testData } from "./data.ts";
 import { evaluate, trainModel } from "./loop.ts";
 import type { TrainProgress } from "./progress.ts";
-import { type EpochRecord, loadCheckpoint, type ModelMeta, modelId, modelsDir, type Provenance, readMeta } from "./store.ts";
+import {
+  type EpochRecord,
+  loadCheckpoint,
+  modelId,
+  type ModelMeta,
+  modelsDir,
+  type Provenance,
+  readMeta,
+} from "./store.ts";
 
 export * from "./config.ts";
 export * from "./optim.ts";
@@ -30,7 +38,14 @@ export * from "./schedule.ts";
 export * from "./progress.ts";
 export * from "./data.ts";
 export * from "./store.ts";
-export { crossEntropy, decayMask, evaluate, outputsProbabilities, trainModel, TrainingAborted } from "./loop.ts";
+export {
+  crossEntropy,
+  decayMask,
+  evaluate,
+  outputsProbabilities,
+  TrainingAborted,
+  trainModel,
+} from "./loop.ts";
 export type { TrainLoopOptions, TrainLoopResult } from "./loop.ts";
 
 /** A trained (or loaded) model with everything needed to use and cite it. */
@@ -91,7 +106,10 @@ export async function trainOrLoad(
   const cfg = resolveTrainConfig(partial);
   const dataset = opts.dataset ?? await loadConfigDataset(cfg, { dataDir: opts.dataDir });
   if (dataset.name !== cfg.dataset) {
-    throw new NoiselabError(`dataset: the given data set is ${dataset.name}, the config asks for ${cfg.dataset}`, "dataset");
+    throw new NoiselabError(
+      `dataset: the given data set is ${dataset.name}, the config asks for ${cfg.dataset}`,
+      "dataset",
+    );
   }
   const id = modelId(cfg, dataset.dataId);
   const dir = join(modelsDir(opts.resultsDir), id);
@@ -189,11 +207,17 @@ export async function loadStoredModel(
 ): Promise<{ id: string; path: string; model: LayersModel; meta: ModelMeta }> {
   const dir = idOrPath.includes("/") ? idOrPath : join(modelsDir(opts.resultsDir), idOrPath);
   if (!(await exists(dir))) {
-    throw new NoiselabError(`model: no stored model '${idOrPath}' (looked in ${dir}); train one first`, "model");
+    throw new NoiselabError(
+      `model: no stored model '${idOrPath}' (looked in ${dir}); train one first`,
+      "model",
+    );
   }
   const meta = await readMeta(dir);
   if (!meta) {
-    throw new NoiselabError(`model: ${dir} has no meta.json (training not finished? rerun train to resume)`, "model");
+    throw new NoiselabError(
+      `model: ${dir} has no meta.json (training not finished? rerun train to resume)`,
+      "model",
+    );
   }
   let model: LayersModel;
   try {

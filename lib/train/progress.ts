@@ -88,7 +88,8 @@ export function terminalProgress(opts: { label?: string; tty?: boolean } = {}): 
     if (!bar) {
       bar = new cliProgress.SingleBar({
         stream: process.stderr,
-        format: `${label}{bar} {percentage}% | epoch {ep} | loss {loss} acc {acc}% test {test} | {ips} img/s | eta {etaS}`,
+        format:
+          `${label}{bar} {percentage}% | epoch {ep} | loss {loss} acc {acc}% test {test} | {ips} img/s | eta {etaS}`,
         hideCursor: false,
         clearOnComplete: false,
       }, cliProgress.Presets.shades_classic);

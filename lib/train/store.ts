@@ -148,7 +148,12 @@ export async function saveCheckpoint(
     const t = w.read();
     if (t.dtype !== "float32") throw new Error(`checkpoint: weight ${w.name} has dtype ${t.dtype}`);
     const values = t.dataSync() as Float32Array;
-    weightsMeta.push({ name: w.originalName ?? w.name, shape: t.shape.slice(), offset, length: values.length });
+    weightsMeta.push({
+      name: w.originalName ?? w.name,
+      shape: t.shape.slice(),
+      offset,
+      length: values.length,
+    });
     tensors.push({ shape: t.shape.slice(), values });
     offset += values.length;
   }
@@ -222,7 +227,10 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint | undefine
       },
     };
   } catch (e) {
-    throw new NoiselabError(`${path}: corrupt checkpoint (${(e as Error).message}); delete it to start over`, path);
+    throw new NoiselabError(
+      `${path}: corrupt checkpoint (${(e as Error).message}); delete it to start over`,
+      path,
+    );
   }
 }
 

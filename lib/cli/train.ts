@@ -1,0 +1,101 @@
+/**
+ * `noiselab train`: train (or load from the store) one model.
+ * @module
+ */
+import { initBackend } from "../backend/mod.ts";
+import { DEFAULT_TRAIN_CONFIG, resolveTrainConfig, TRAIN_CONFIG_KEYS } from "../train/config.ts";
+import { terminalProgress } from "../train/progress.ts";
+import { trainOrLoad } from "../train/mod.ts";
+import { asFlagError, kebab, parseFlags, trainFlagsToConfig, trainOptionTable } from "./args.ts";
+import { backendFlag, COMMON_OPTIONS, unexpectedArgument } from "./common.ts";
+import { formatTable, pct, printJson } from "./format.ts";
+
+/** Help text of `train`. */
+export function trainUsage(): string {
+  const knobs = TRAIN_CONFIG_KEYS.map((k) => {
+    const d = DEFAULT_TRAIN_CONFIG[k];
+    const flag = typeof d === "boolean" ? `--[no-]${kebab(k)}` : `--${kebab(k)}`;
+    return `  ${flag.padEnd(22)} default ${JSON.stringify(d)}`;
+  }).join("\n");
+  return `usage: noiselab train [--model resnet20] [--bn all|none|<count>|<i,j,...>] [--epochs E] ... [--json]
+Trains a model (or loads it when results/models/<id>/ already holds it; an
+interrupted run resumes from its last epoch checkpoint).
+Every training knob is a flag:
+${knobs}
+Other flags:
+  --json                 one JSON object on stdout (progress on stderr)
+  --backend NAME         auto|noiselab|wasm|cpu|tensorflow (default: $NOISELAB_BACKEND or auto)
+  --data-dir DIR         data folder (default data/ or $NOISELAB_DATA_DIR)
+Results go to $NOISELAB_RESULTS_DIR/models/<id>/ (default results/models/<id>/).`;
+}
+
+/** Run `train`. Returns the exit code. */
+export async function trainCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags("train", argv, { ...trainOptionTable(), ...COMMON_OPTIONS });
+  if (values.help) {
+    console.log(trainUsage());
+    return 0;
+  }
+  if (positionals.length) throw unexpectedArgument("train", positionals[0]);
+  let cfg;
+  try {
+    cfg = resolveTrainConfig(trainFlagsToConfig(values));
+  } catch (e) {
+    throw asFlagError(e);
+  }
+  const backend = backendFlag(values);
+  await initBackend(backend);
+  const json = Boolean(values.json);
+  const bar = terminalProgress({ label: cfg.model });
+  let t;
+  try {
+    t = await trainOrLoad(cfg, { onProgress: bar, dataDir: values["data-dir"] as string | undefined });
+  } finally {
+    bar.stop();
+  }
+  if (!t) return 1;
+  if (json) {
+    printJson({
+      id: t.id,
+      cleanAccuracy: t.cleanAccuracy,
+      path: t.path,
+      loaded: t.loaded,
+      config: t.config,
+      provenance: t.provenance,
+      history: t.history,
+    });
+    return 0;
+  }
+  console.log(
+    `${t.loaded ? "loaded" : "trained"} ${t.config.model} (bn ${JSON.stringify(t.config.bn)}) id ${t.id}`,
+  );
+  console.log(
+    `clean accuracy ${
+      pct(t.cleanAccuracy)
+    } on ${t.provenance.testSize} test images of ${t.provenance.sourceLabel}`,
+  );
+  console.log(`stored in ${t.path}`);
+  console.log(
+    `provenance: data ${t.provenance.dataId}, seed ${t.provenance.seed}, backend ${t.provenance.backend.name}, ` +
+      `lib ${t.provenance.libVersion}, config ${t.provenance.configHash}, ${
+        t.provenance.wallSeconds.toFixed(1)
+      } s`,
+  );
+  if (t.history.length) {
+    console.log(formatTable(
+      ["epoch", "loss", "train acc", "test acc", "lr", "img/s", "seconds"],
+      t.history.map((
+        h,
+      ) => [
+        h.epoch,
+        h.loss,
+        pct(h.trainAccuracy),
+        pct(h.testAccuracy),
+        h.lr.toExponential(2),
+        Math.round(h.imagesPerSec),
+        h.seconds,
+      ]),
+    ));
+  }
+  return 0;
+}

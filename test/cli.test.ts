@@ -1,0 +1,242 @@
+/**
+ * The CLI as a user runs it (`deno run -A lib/cli/main.ts ...`): bad input
+ * fails with exit code 2, one line naming the parameter/file and no files
+ * left; `models --json`; and a tiny end-to-end train-then-noise run on real
+ * CIFAR-10 images.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { projectRoot } from "../lib/util/paths.ts";
+
+const MAIN = join(projectRoot, "lib", "cli", "main.ts");
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--v8-flags=--max-old-space-size=8192", MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+    cwd: projectRoot,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Files (recursively) under a folder. */
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) out.push(p + "/", ...listFiles(p));
+      else out.push(p);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out;
+}
+
+/** The meaningful stderr lines (backend notices and the tfjs banner are not errors). */
+function errorLines(stderr: string): string[] {
+  return stderr.split("\n").filter((l) =>
+    l.trim() && !l.startsWith("[noiselab]") &&
+    !/^=+$|TensorFlow\.js in Node\.js|Ignored build scripts|^[│╭╰]/.test(l)
+  );
+}
+
+const BAD: [string, string[], RegExp][] = [
+  ["unknown command", ["frobnicate"], /unknown command 'frobnicate'/],
+  ["unknown flag", ["train", "--epoch", "3"], /--epoch: unknown option/],
+  ["unknown model", ["train", "--model", "resnet21"], /--model: .*6n\+2.*21/],
+  ["unknown model name", ["train", "--model", "alexnet"], /--model: unknown model "alexnet"/],
+  ["unknown dataset", ["train", "--dataset", "mnist"], /--dataset: .*mnist/],
+  ["bn count too large", ["train", "--model", "resnet20", "--bn", "20"], /--bn: .*19 BN layers/],
+  ["epochs 0", ["train", "--epochs", "0"], /--epochs: must be >= 1/],
+  ["batch size not a number", ["train", "--batch-size", "big"], /--batch-size: expected a number/],
+  ["train size too large", ["train", "--train-size", "50001"], /--train-size: .*50000/],
+  ["missing value", ["train", "--lr"], /--lr: needs a value/],
+  ["negative eta", ["noise", "--model", "x", "--eta", "0.1,-0.2"], /--eta: .*>= 0.*-0\.2/],
+  ["draws 0", ["noise", "--model", "x", "--eta", "0.1", "--draws", "0"], /--draws: .*>= 1/],
+  [
+    "unknown target",
+    ["noise", "--model", "x", "--eta", "0.1", "--targets", "kernels,weights"],
+    /--targets: unknown target "weights"/,
+  ],
+  ["unknown form", ["noise", "--model", "x", "--eta", "0.1", "--form", "pink"], /--form: unknown noise form/],
+  ["missing eta", ["noise", "--model", "x"], /--eta: required/],
+  [
+    "unknown stored model",
+    ["noise", "--model", "0123456789ab", "--eta", "0.1"],
+    /--model: no stored model '0123456789ab'/,
+  ],
+  ["unknown data set (data)", ["data", "--dataset", "svhn"], /--dataset: .*svhn/],
+];
+
+for (const [name, args, re] of BAD) {
+  Deno.test(`bad input exits 2 with one clear line, no files: ${name}`, async () => {
+    const results = await Deno.makeTempDir({ prefix: "noiselab-cli-" });
+    const r = await cli(args, { NOISELAB_RESULTS_DIR: results });
+    assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, `expected one error line, got:\n${r.stderr}`);
+    assert.match(lines[0], re);
+    assert.equal(r.stdout, "");
+    assert.deepEqual(listFiles(results), []);
+    await Deno.remove(results, { recursive: true });
+  });
+}
+
+Deno.test("missing and corrupt data files: exit 2 naming the file, nothing written", async () => {
+  const results = await Deno.makeTempDir({ prefix: "noiselab-cli-" });
+  const data = await Deno.makeTempDir({ prefix: "noiselab-data-" });
+  const args = [
+    "train",
+    "--model",
+    "resnet8",
+    "--width",
+    "2",
+    "--train-size",
+    "20",
+    "--test-size",
+    "20",
+    "--epochs",
+    "1",
+  ];
+  const env = { NOISELAB_RESULTS_DIR: results, NOISELAB_DATA_DIR: data };
+  let r = await cli(args, env);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+  assert.match(errorLines(r.stderr)[0], /cifar10-jpeg\/SHA256SUMS: missing/);
+  // a corrupt archive (right name, wrong bytes): the checksum check names it
+  const src = join(projectRoot, "data", "cifar10-jpeg");
+  await Deno.mkdir(join(data, "cifar10-jpeg"));
+  for (const f of ["SHA256SUMS", "README.md"]) {
+    await Deno.copyFile(join(src, f), join(data, "cifar10-jpeg", f));
+  }
+  for (const f of ["cifar10-train.tar.gz", "cifar10-test.tar.gz"]) {
+    await Deno.writeFile(join(data, "cifar10-jpeg", f), new TextEncoder().encode("not a tar.gz"));
+  }
+  r = await cli(args, env);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+  assert.match(errorLines(r.stderr)[0], /cifar10-(train|test)\.tar\.gz/);
+  assert.deepEqual(listFiles(results), []);
+  await Deno.remove(results, { recursive: true });
+  await Deno.remove(data, { recursive: true });
+});
+
+Deno.test("models --json: one object per model with name, params, bnLayers", async () => {
+  const r = await cli(["models", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const names = rows.map((o) => o.name);
+  for (const n of ["resnet20", "resnet44", "vgg16"]) assert.ok(names.includes(n), n);
+  const r20 = rows.find((o) => o.name === "resnet20");
+  // He et al. 2016 / the paper's table: ResNet-20 has 0.27M parameters and 19 conv+BN pairs
+  assert.ok(Math.abs(r20.params - 0.27e6) < 0.005e6, String(r20.params));
+  assert.equal(r20.bnLayers, 19);
+  for (const o of rows) assert.ok(Number.isInteger(o.params) && Number.isInteger(o.bnLayers));
+});
+
+Deno.test("help lists the commands; train help lists every knob", async () => {
+  const r = await cli(["help"]);
+  assert.equal(r.code, 0);
+  for (const c of ["models", "train", "noise", "data", "reproduce"]) {
+    assert.match(r.stdout, new RegExp(`\\b${c}\\b`));
+  }
+  const t = await cli(["help", "train"]);
+  for (
+    const f of ["--train-size", "--weight-decay", "--step-milestones", "--[no-]augment", "--warmup-epochs"]
+  ) {
+    assert.ok(t.stdout.includes(f), f);
+  }
+});
+
+Deno.test("end to end on real CIFAR-10: train learns, stored model is reused, large noise hurts", async () => {
+  const results = await Deno.makeTempDir({ prefix: "noiselab-e2e-" });
+  // pin the code version: other work on lib/ between the two runs must not change the id here
+  const env = { NOISELAB_RESULTS_DIR: results, NOISELAB_LIB_VERSION: "e2e-test" };
+  // resnet8 width 8 on 300 training images, 5 epochs: 27-32% test accuracy across seeds on 200 test
+  // images (chance 10%; the same run with mismatched labels reached 15%)
+  const train = [
+    "train",
+    "--model",
+    "resnet8",
+    "--width",
+    "8",
+    "--train-size",
+    "300",
+    "--test-size",
+    "200",
+    "--epochs",
+    "5",
+    "--lr",
+    "0.01",
+    "--batch-size",
+    "32",
+    "--no-augment",
+    "--json",
+  ];
+  const r = await cli(train, env);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(r.stdout.trim().split("\n").length, 1, "train --json prints exactly one object");
+  assert.ok(out.cleanAccuracy > 0.22, `clean accuracy ${out.cleanAccuracy} is too close to chance`);
+  assert.equal(out.loaded, false);
+  assert.match(out.id, /^[0-9a-f]{12}$/);
+  assert.equal(out.path, join(results, "models", out.id));
+  for (const f of ["model.json", "weights.bin", "meta.json"]) {
+    assert.ok(Deno.statSync(join(out.path, f)).isFile, f);
+  }
+  assert.equal(out.provenance.seed, 0);
+  assert.equal(out.provenance.trainSize, 300);
+  assert.match(out.provenance.sourceLabel, /CIFAR-10/);
+  assert.ok(out.provenance.backend.name);
+  assert.equal(out.history.length, 5);
+
+  const again = await cli(train, env);
+  assert.equal(again.code, 0, again.stderr);
+  const out2 = JSON.parse(again.stdout);
+  assert.equal(out2.loaded, true);
+  assert.equal(out2.id, out.id);
+  assert.equal(out2.cleanAccuracy, out.cleanAccuracy);
+
+  const n = await cli([
+    "noise",
+    "--model",
+    out.id,
+    "--eta",
+    "0,1.5",
+    "--draws",
+    "3",
+    "--targets",
+    "kernels",
+    "--json",
+  ], env);
+  assert.equal(n.code, 0, n.stderr);
+  const lines = n.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const rows = lines.filter((o) => o.type === "row");
+  const summ = lines.filter((o) => o.type === "summary");
+  assert.equal(rows.length, 6);
+  assert.equal(summ.length, 2);
+  assert.deepEqual(lines.slice(0, 6), rows, "rows come first");
+  for (const row of rows) {
+    for (const k of ["eta", "draw", "target", "accuracy", "normalizedAccuracy"]) assert.ok(k in row, k);
+    assert.equal(row.target, "kernels");
+  }
+  // eta 0 is the clean model: exactly the stored clean accuracy
+  for (const row of rows.filter((o) => o.eta === 0)) {
+    assert.equal(row.accuracy, out.cleanAccuracy);
+    assert.equal(row.normalizedAccuracy, 1);
+  }
+  const big = summ.find((s) => s.eta === 1.5);
+  assert.ok(big.mean < out.cleanAccuracy - 0.1, `eta 1.5 accuracy ${big.mean} vs clean ${out.cleanAccuracy}`);
+  await Deno.remove(results, { recursive: true });
+});
