@@ -20,3 +20,5 @@ export {
   writeIndex,
 } from "./reproduce.ts";
 export type { NotebookFile, ReproduceOptions, RunRecord, RunStatus } from "./reproduce.ts";
+export * from "./study.ts";
+export * from "./interpret.ts";

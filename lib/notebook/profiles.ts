@@ -40,6 +40,14 @@ export interface NotebookParams {
   etas: number[];
   draws: number;
   noiseSeed: number;
+  /**
+   * Which stored tensors get noise in notebooks 01/02/04 (lib/noise targets). Default "all": every
+   * stored weight array, BN moving statistics included, as a loop over Keras get_weights() does —
+   * the reading of the paper that matches its numbers (see PAPER.md). Notebook 03 varies this.
+   */
+  noiseTargets: ("kernels" | "biases" | "bn-affine" | "bn-mean" | "bn-var" | "all")[];
+  /** Noise form: σ = η·std(W) ("additive-std", the paper's), η·max|W| ("additive-max") or w·(1+η·n) ("multiplicative"). */
+  noiseForm: "additive-std" | "additive-max" | "multiplicative";
   /** Notebook 02: BN layer counts to train (null = 0, a few, …, all, chosen from the model). */
   bnCounts: number[] | null;
   /** Notebook 02: the η values shown in the BN-count chart. */
@@ -59,7 +67,7 @@ const SMOKE: Base = {
   dataset: "cifar10", source: "auto", models: ["resnet8", "vgg11"], width: 4,
   trainSize: 256, testSize: 200, epochs: 1, batchSize: 64, optimizer: "adam", lr: 2e-3, schedule: "constant",
   augment: false, seed: 0,
-  etas: [0, 0.1, 0.3], draws: 2, noiseSeed: 1,
+  etas: [0, 0.1, 0.3], draws: 2, noiseSeed: 1, noiseTargets: ["all"], noiseForm: "additive-std",
   bnCounts: [0, 3, 7], etasShown: [0.1, 0.3], recalibrateBatches: 2, backend: "auto",
 };
 const QUICK: Base = {
@@ -67,14 +75,16 @@ const QUICK: Base = {
   dataset: "cifar10", source: "auto", models: ["resnet20", "vgg11"], width: null,
   trainSize: 10000, testSize: 2000, epochs: 15, batchSize: 128, optimizer: "adam", lr: 1e-3, schedule: "cosine",
   augment: true, seed: 0,
-  etas: [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], draws: 10, noiseSeed: 1,
+  etas: [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], draws: 10, noiseSeed: 1, noiseTargets: ["all"],
+  noiseForm: "additive-std",
   bnCounts: null, etasShown: [0.1, 0.2, 0.4], recalibrateBatches: 10, backend: "auto",
 };
 const PAPER: Base = {
   dataset: "cifar10", source: "auto", models: ["resnet44", "vgg16"], width: null,
   trainSize: 50000, testSize: 10000, epochs: 200, batchSize: 128, optimizer: "adam", lr: 1e-3, schedule: "cosine",
   augment: true, seed: 0,
-  etas: [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0], draws: 20, noiseSeed: 1,
+  etas: [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0], draws: 20, noiseSeed: 1, noiseTargets: ["all"],
+  noiseForm: "additive-std",
   bnCounts: null, etasShown: [0.1, 0.2, 0.4], recalibrateBatches: 20, backend: "auto",
 };
 
@@ -140,6 +150,13 @@ function validate(p: NotebookParams): NotebookParams {
     check(Array.isArray(p[k]) && p[k].length > 0 && p[k].every((e) => typeof e === "number" && e >= 0 && Number.isFinite(e)),
       k, "a non-empty list of numbers >= 0", p[k]);
   }
+  check(Array.isArray(p.noiseTargets) && p.noiseTargets.length > 0 &&
+    p.noiseTargets.every((t) => ["kernels", "biases", "bn-affine", "bn-mean", "bn-var", "all"].includes(t)),
+    "noiseTargets", "a non-empty list of kernels|biases|bn-affine|bn-mean|bn-var|all", p.noiseTargets);
+  check(["additive-std", "additive-max", "multiplicative"].includes(p.noiseForm), "noiseForm",
+    "additive-std|additive-max|multiplicative", p.noiseForm);
+  check(p.etasShown.every((e) => p.etas.includes(e)), "etasShown", `values taken from etas (${p.etas.join(", ")})`,
+    p.etasShown);
   check(p.bnCounts === null || (Array.isArray(p.bnCounts) && p.bnCounts.every((n) => Number.isInteger(n) && n >= 0)),
     "bnCounts", "null or a list of integers >= 0", p.bnCounts);
   check(["auto", "tensorflow", "noiselab", "wasm", "cpu"].includes(p.backend), "backend",
@@ -164,6 +181,14 @@ export function resolveParams(
       throw new NoiselabError(`parameter ${k}: unknown (known: ${KEYS.join(", ")})`, k);
     }
     p[k] = structuredClone(v);
+  }
+  const etas = p.etas as number[], shown = p.etasShown as number[];
+  if ((overrides.etasShown === null || overrides.etasShown === undefined) && Array.isArray(etas) &&
+    !shown.every((e) => etas.includes(e))) {
+    // etas were overridden without etasShown: show up to three non-zero levels spread over the grid
+    const nz = etas.filter((e) => e > 0);
+    p.etasShown = nz.length <= 3 ? nz : [nz[0], nz[Math.floor(nz.length / 2)], nz[nz.length - 1]];
+    if (!(p.etasShown as number[]).length) p.etasShown = [...etas];
   }
   return validate(p as unknown as NotebookParams);
 }

@@ -33,6 +33,7 @@ export class NotebookProgress {
   private readonly inNotebook: boolean;
   private readonly intervalMs: number;
   private shown = false;
+  private completedShown = false;
   private last = 0;
   private chain: Promise<void> = Promise.resolve();
   private done = 0;
@@ -72,7 +73,9 @@ export class NotebookProgress {
     this.total = total;
     this.detail = detail;
     const now = Date.now();
-    if (this.shown && now - this.last < this.intervalMs && done < total) return;
+    const completes = done >= total && !this.completedShown;
+    if (this.shown && now - this.last < this.intervalMs && !completes) return;
+    if (done >= total) this.completedShown = true;
     this.last = now;
     this.render();
   }
@@ -140,7 +143,6 @@ export interface SweepProgressLike {
   eta?: number;
   draw?: number;
   target?: string;
-  [k: string]: unknown;
 }
 
 /** Adapter for `noiseSweep(..., {onProgress})`. */

@@ -1,0 +1,333 @@
+/**
+ * The building blocks the notebooks call, so that each notebook stays a few
+ * lines per step: train (or load) a set of model variants with progress bars,
+ * run cached noise sweeps per variant and condition, provenance and parameter
+ * tables.
+ * @module
+ */
+import { backendInfo, initBackend } from "../backend/mod.ts";
+import { type Dataset, normalize, stratifiedSubset } from "../data/mod.ts";
+import { bnCount, type BNSpec } from "../models/mod.ts";
+import { type NoiseSpec, noiseSweep, type SweepResult, type SweepRow } from "../noise/mod.ts";
+import { loadConfigDataset, resolveTrainConfig, type TrainedModel, trainOrLoad } from "../train/mod.ts";
+import { NoiselabError } from "../util/errors.ts";
+import { libVersion } from "../util/version.ts";
+import { provenanceLine } from "../analysis/provenance.ts";
+import { type DataFrame, table } from "../analysis/table.ts";
+import { cachedSweep } from "./cache.ts";
+import type { NotebookParams } from "./profiles.ts";
+import { sweepProgress, trainProgress } from "./progress.ts";
+import { trainConfigFor } from "./profiles.ts";
+
+/** One model to train: architecture + which BN layers it has. */
+export interface Variant {
+  /** Short stable key, e.g. "resnet20-bn". */
+  key: string;
+  /** Label used in charts and tables, e.g. "ResNet-20 + BN". */
+  label: string;
+  model: string;
+  bn: BNSpec;
+}
+
+/** A variant with its trained (or loaded) model. */
+export interface TrainedVariant extends Variant {
+  trained: TrainedModel;
+  /** BN layers actually in the model. */
+  bnLayers: number;
+  /** Total BN slots of the architecture. */
+  bnSlots: number;
+}
+
+/** "resnet20" -> "ResNet-20", "vgg11" -> "VGG-11". */
+export function prettyModel(name: string): string {
+  const m = /^(resnet|vgg)(\d+)$/.exec(name);
+  if (!m) return name;
+  return `${m[1] === "resnet" ? "ResNet" : "VGG"}-${m[2]}`;
+}
+
+/** Each model with all BN layers and with none (notebooks 01, 03, 04). */
+export function bnVariants(models: string[]): Variant[] {
+  return models.flatMap((m) => [
+    { key: `${m}-bn`, label: `${prettyModel(m)} + BN`, model: m, bn: "all" as BNSpec },
+    { key: `${m}-nobn`, label: `${prettyModel(m)} no BN`, model: m, bn: "none" as BNSpec },
+  ]);
+}
+
+/** BN layer counts for notebook 02: the given list, or 0, 1, ¼, ½, ¾, all of the model's BN slots. */
+export function bnCountsFor(model: string, counts: number[] | null): number[] {
+  const total = bnCount(model);
+  if (counts) {
+    const bad = counts.filter((c) => c > total);
+    if (bad.length) {
+      throw new NoiselabError(`bnCounts: ${model} has only ${total} BN layers, got ${bad.join(", ")}`, "bnCounts");
+    }
+    return [...new Set(counts)].sort((a, b) => a - b);
+  }
+  return [...new Set([0, 1, Math.round(total / 4), Math.round(total / 2), Math.round((3 * total) / 4), total])]
+    .sort((a, b) => a - b);
+}
+
+/** Variants of one model with the first k BN layers, for each k (notebook 02). */
+export function bnCountVariants(model: string, counts: number[]): Variant[] {
+  const total = bnCount(model);
+  return counts.map((k) => ({
+    key: `${model}-bn${k}`,
+    label: `${prettyModel(model)}, ${k}/${total} BN`,
+    model,
+    bn: (k === 0 ? "none" : k === total ? "all" : k) as BNSpec,
+  }));
+}
+
+/** Select the backend of the parameters and load the data set (once per notebook). */
+export async function setupStudy(p: NotebookParams): Promise<{ backend: string; dataset: Dataset }> {
+  const backend = await initBackend(p.backend);
+  const cfg = resolveTrainConfig(trainConfigFor(p, p.models[0], "all"));
+  const dataset = await loadConfigDataset(cfg);
+  return { backend, dataset };
+}
+
+/** Train or load every variant (progress bar per model; stored models load in seconds). */
+export async function trainVariants(
+  p: NotebookParams,
+  variants: Variant[],
+  dataset: Dataset,
+): Promise<TrainedVariant[]> {
+  // validate every config before any training
+  const cfgs = variants.map((v) => resolveTrainConfig(trainConfigFor(p, v.model, v.bn)));
+  const out: TrainedVariant[] = [];
+  for (let i = 0; i < variants.length; i++) {
+    const v = variants[i];
+    const progress = trainProgress(`train ${v.label}`);
+    const trained = await trainOrLoad(cfgs[i], { dataset, onProgress: progress });
+    if (!trained) throw new NoiselabError(`training of ${v.label} stopped early`, "model");
+    await progress.finish(
+      trained.loaded
+        ? `loaded from the store (${trained.id}), clean accuracy ${(100 * trained.cleanAccuracy).toFixed(2)}%`
+        : `trained (${trained.id}), clean accuracy ${(100 * trained.cleanAccuracy).toFixed(2)}%`,
+    );
+    const slots = bnCount(v.model);
+    out.push({ ...v, trained, bnLayers: trained.provenance.bnLayers, bnSlots: slots });
+  }
+  return out;
+}
+
+/** A noise condition of a sweep (notebook 03 compares several). */
+export interface SweepCondition {
+  key: string;
+  label: string;
+  spec: Partial<NoiseSpec>;
+  /** Re-estimate BN statistics on training batches after the noise (per draw). */
+  recalibrate?: boolean;
+}
+
+/** The default condition of notebooks 01/02/04: the parameters' targets and form. */
+export function defaultCondition(p: NotebookParams): SweepCondition {
+  return {
+    key: `targets-${p.noiseTargets.join("+")}`,
+    label: `noise on ${p.noiseTargets.join(" + ")}`,
+    spec: { form: p.noiseForm, targets: p.noiseTargets, foldBN: false },
+  };
+}
+
+/** Sweep rows with the variant/condition labels attached. */
+export type LabelledRow = SweepRow & { series: string; variant: string; condition: string; bnLayers: number };
+
+/** A sweep of one variant under one condition. */
+export interface VariantSweep {
+  variant: TrainedVariant;
+  condition: SweepCondition;
+  result: SweepResult;
+  fromCache: boolean;
+  rows: LabelledRow[];
+}
+
+const RECAL_BATCH = 128;
+
+/**
+ * Noise sweep of a trained variant on its test subset, cached in
+ * `results/sweeps/` by model id + every sweep parameter (+ code version).
+ */
+export async function sweepVariant(
+  p: NotebookParams,
+  tv: TrainedVariant,
+  condition: SweepCondition,
+  dataset: Dataset,
+  opts: { series?: string } = {},
+): Promise<VariantSweep> {
+  const test = tv.trained.test;
+  const recal = condition.recalibrate && p.recalibrateBatches > 0
+    ? { batches: p.recalibrateBatches, batchSize: RECAL_BATCH, seed: `recal:${p.noiseSeed}` }
+    : null;
+  const key = {
+    kind: "noiseSweep",
+    modelId: tv.trained.id,
+    testImages: test.n,
+    etas: p.etas,
+    draws: p.draws,
+    seed: p.noiseSeed,
+    spec: condition.spec,
+    recalibrate: recal,
+  };
+  const progress = sweepProgress(`noise ${tv.label}: ${condition.label}`);
+  const { result, fromCache } = await cachedSweep(key, async () => {
+    let recalibrateBN: { x: Float32Array; batches: number; batchSize: number; label: string } | undefined;
+    if (recal) {
+      const sub = stratifiedSubset(dataset.train, recal.batches * recal.batchSize, recal.seed);
+      recalibrateBN = {
+        x: normalize(sub, tv.trained.normalization),
+        batches: recal.batches,
+        batchSize: recal.batchSize,
+        label: `${sub.n} training images (${dataset.sourceLabel})`,
+      };
+    }
+    return await noiseSweep(tv.trained.model, {
+      x: test.x,
+      labels: test.labels,
+      label: `${dataset.sourceLabel} test subset, ${test.n} images`,
+    }, {
+      etas: p.etas,
+      draws: p.draws,
+      seed: p.noiseSeed,
+      modelId: tv.trained.id,
+      spec: condition.spec,
+      onProgress: progress,
+      recalibrateBN,
+    });
+  });
+  await progress.finish(fromCache ? "loaded from the sweep cache" : "done");
+  const series = opts.series ?? tv.label;
+  return {
+    variant: tv,
+    condition,
+    result,
+    fromCache,
+    rows: result.rows.map((r) => ({ ...r, series, variant: tv.label, condition: condition.label, bnLayers: tv.bnLayers })),
+  };
+}
+
+/** The paper's metric over the noisy levels only (η > 0; η = 0 would add a 100% term). */
+export function averageNormalized(rows: SweepRow[]): number {
+  const byEta = new Map<number, number[]>();
+  for (const r of rows) {
+    if (r.eta <= 0) continue;
+    if (!byEta.has(r.eta)) byEta.set(r.eta, []);
+    byEta.get(r.eta)!.push(r.normalizedAccuracy);
+  }
+  const means = [...byEta.values()].map((v) => v.reduce((a, b) => a + b, 0) / v.length);
+  return means.length ? means.reduce((a, b) => a + b, 0) / means.length : NaN;
+}
+
+/** Chance accuracy of the data set (10% / 1%). */
+export function chanceOf(dataset: Dataset): number {
+  return 1 / dataset.numClasses;
+}
+
+/** The provenance line of a study's figures and tables. */
+export function studyProvenance(
+  p: NotebookParams,
+  dataset: Dataset,
+  variants: TrainedVariant[],
+  extra: { noise?: string; cached?: boolean } = {},
+): string {
+  const b = backendInfo();
+  return provenanceLine({
+    dataset: dataset.sourceLabel,
+    trainSize: p.trainSize,
+    testSize: variants[0]?.trained.test.n ?? p.testSize,
+    models: variants.map((v) => ({ name: v.label, id: v.trained.id })),
+    epochs: p.epochs,
+    seed: p.seed,
+    noise: extra.noise ?? `${p.noiseForm} on ${p.noiseTargets.join("+")}`,
+    etas: p.etas,
+    draws: p.draws,
+    noiseSeed: p.noiseSeed,
+    backend: `${b.name} (${b.threads} thread${b.threads === 1 ? "" : "s"})`,
+    profile: p.profile,
+    lib: libVersion(),
+    extra: extra.cached !== undefined ? { sweeps: extra.cached ? "from cache" : "computed" } : undefined,
+  });
+}
+
+/** The parameters in effect, as a two-column table (name, value). */
+export function paramsTable(p: NotebookParams): DataFrame {
+  return table(Object.entries(p).map(([k, v]) => ({ parameter: k, value: JSON.stringify(v) })));
+}
+
+/** Clean accuracies of trained variants as a table. */
+export function cleanAccuracyTable(variants: TrainedVariant[]): DataFrame {
+  return table(variants.map((v) => ({
+    model: v.label,
+    "BN layers": `${v.bnLayers}/${v.bnSlots}`,
+    "clean accuracy (%)": 100 * v.trained.cleanAccuracy,
+    "train images": v.trained.provenance.trainSize,
+    "test images": v.trained.test.n,
+    epochs: v.trained.config.epochs,
+    "params": v.trained.provenance.params,
+    "model id": v.trained.id,
+    source: v.trained.loaded ? "store" : "trained now",
+  })));
+}
+
+/** One sentence comparing this run's scale with the paper's. */
+export function scaleStatement(p: NotebookParams): string {
+  const full = p.trainSize >= 50000 && p.epochs >= 200;
+  return `this run (profile \`${p.profile}\`) trains ${p.models.map(prettyModel).join(" and ")}` +
+    `${p.width !== null ? ` at width ${p.width}` : ""} on ${p.trainSize} training images for ${p.epochs} epoch${p.epochs === 1 ? "" : "s"} ` +
+    `and evaluates on ${p.testSize} test images with ${p.draws} noise draw${p.draws === 1 ? "" : "s"} per level; ` +
+    `the paper trained ResNet44 and VGG16 on all 50 000 images for about 200 epochs and evaluated on all 10 000. ` +
+    (full ? "The scales match." : "Absolute numbers are therefore not comparable; the direction of the effects is what this run can test.");
+}
+
+/** The six noise conditions of notebook 03 (same draws throughout). */
+export function attributionConditions(p: NotebookParams): SweepCondition[] {
+  const form = p.noiseForm;
+  const conds: SweepCondition[] = [
+    { key: "kernels", label: "(a) kernels only", spec: { form, targets: ["kernels"] } },
+    { key: "affine", label: "(b) kernels + BN γ/β", spec: { form, targets: ["kernels", "bn-affine"] } },
+    {
+      key: "stats", label: "(c) + BN moving statistics",
+      spec: { form, targets: ["kernels", "bn-affine", "bn-mean", "bn-var"] },
+    },
+    { key: "all", label: "(d) all stored arrays", spec: { form, targets: ["all"] } },
+    { key: "folded", label: "(e) BN folded, then all", spec: { form, targets: ["all"], foldBN: true } },
+  ];
+  if (p.recalibrateBatches > 0) {
+    conds.push({
+      key: "recal", label: `(f) all, BN re-estimated (${p.recalibrateBatches} batches)`,
+      spec: { form, targets: ["all"] }, recalibrate: true,
+    });
+  }
+  return conds;
+}
+
+/**
+ * Load the data set, or — when its files are missing — display a clear message
+ * (where to put the files, how to fetch them) and return undefined, so the
+ * notebook's remaining cells can skip their work without errors.
+ */
+export async function setupStudyOrExplain(
+  p: NotebookParams,
+): Promise<{ backend: string; dataset: Dataset } | undefined> {
+  try {
+    return await setupStudy(p);
+  } catch (e) {
+    if (!(e instanceof NoiselabError)) throw e;
+    const { showMarkdown } = await import("../analysis/display.ts");
+    const { CIFAR100_BINARY_URL } = await import("../data/mod.ts");
+    const { dataDir } = await import("../util/paths.ts");
+    const isC100 = p.dataset === "cifar100";
+    await showMarkdown(
+      `### ${isC100 ? "CIFAR-100" : "The data set"} is not available on this machine — this notebook stops here\n\n` +
+        `The loader said: \`${e.message}\`\n\n` +
+        (isC100
+          ? `To run it, put the official binary release \`${CIFAR100_BINARY_URL.archive}\` ` +
+            `(md5 \`${CIFAR100_BINARY_URL.md5}\`, from ${CIFAR100_BINARY_URL.url}) into \`${dataDir()}/\`, ` +
+            `or its extracted folder \`${dataDir()}/${CIFAR100_BINARY_URL.folder}/\`; the loader checks the md5. ` +
+            "On a machine with internet access, `loadDataset({ dataset: \"cifar100\", download: true })` " +
+            "(lib/data) fetches and verifies it. Then re-run this notebook.\n\n"
+          : "") +
+        "The remaining cells skip their work (no error) because no data was loaded.",
+    );
+    return undefined;
+  }
+}

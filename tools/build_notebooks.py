@@ -1,0 +1,396 @@
+#!/usr/bin/python3
+"""Write notebooks/*.ipynb from the cell sources below (outputs empty).
+
+The notebooks are committed; this script is how they are edited consistently
+(same parameters cell everywhere, same imports). Run: /usr/bin/python3 tools/build_notebooks.py
+"""
+import os
+
+import nbformat
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def params_cell(defaults_note):
+    return (
+        """// Parameters (this cell is tagged `parameters`; `deno task noiselab reproduce -p name=value` overrides it).
+// `profile` picks every default from lib/notebook/profiles.ts:
+//   "smoke": pipeline check in about a minute, models at chance level (numbers meaningless)
+//   "quick": a reduced study sized for 2 CPU cores
+//   "paper": the paper's scale (full CIFAR, ResNet-44/VGG-16, 200 epochs: days on a CPU)
+// Every other knob left at null takes the profile's value; set it to override.
+"""
+        + defaults_note
+        + """const profile: string = "quick";
+const dataset: string | null = null; // "cifar10" | "cifar100"
+const source: string | null = null; // "auto" | "jpeg" | "binary"
+const models: string[] | null = null; // architectures, e.g. ["resnet20", "vgg11"]
+const width: number | null = null; // base width (architecture default: ResNet 16, VGG 64)
+const trainSize: number | null = null; // training images (stratified subset of the 50 000)
+const testSize: number | null = null; // test images for clean accuracy and noise sweeps
+const epochs: number | null = null;
+const batchSize: number | null = null;
+const optimizer: string | null = null; // "adam" | "sgd"
+const lr: number | null = null;
+const schedule: string | null = null; // "constant" | "step" | "cosine" | "onecycle"
+const augment: boolean | null = null; // pad-4 crop + flip
+const seed: number | null = null; // training seed
+const etas: number[] | null = null; // noise levels η: σ = η · std(W) per weight tensor
+const draws: number | null = null; // Monte Carlo noise draws per η
+const noiseSeed: number | null = null;
+const noiseTargets: string[] | null = null; // default ["all"]: every stored array, BN statistics included
+const noiseForm: string | null = null; // "additive-std" | "additive-max" | "multiplicative"
+const bnCounts: number[] | null = null; // notebook 02: BN layer counts (null: 0, 1, 1/4, 1/2, 3/4, all)
+const etasShown: number[] | null = null; // notebook 02: η values in the BN-count chart
+const recalibrateBatches: number | null = null; // notebook 03: batches of 128 training images for BN re-estimation
+const backend: string | null = null; // "auto" | "noiselab" | "wasm" | "cpu"
+"""
+    )
+
+
+def setup_cell(nb_id, explain=False):
+    setup = "nb.setupStudyOrExplain(P)" if explain else "nb.setupStudy(P)"
+    return f"""import * as nb from "../lib/notebook/mod.ts";
+import * as an from "../lib/analysis/mod.ts";
+
+const P = nb.resolveParams("{nb_id}", profile, {{
+  dataset, source, models, width, trainSize, testSize, epochs, batchSize, optimizer, lr, schedule, augment, seed,
+  etas, draws, noiseSeed, noiseTargets, noiseForm, bnCounts, etasShown, recalibrateBatches, backend,
+}});
+await an.showTable(nb.paramsTable(P), {{ caption: `Parameters in effect (profile ${{P.profile}})` }});
+const setup = await {setup};
+"""
+
+
+def md(text):
+    return nbformat.v4.new_markdown_cell(text.strip())
+
+
+def code(text, tags=None):
+    c = nbformat.v4.new_code_cell(text.strip())
+    if tags:
+        c.metadata["tags"] = tags
+    return c
+
+
+def notebook(cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "deno", "display_name": "Deno (noiselab)", "language": "typescript"}
+    nb.metadata["language_info"] = {
+        "name": "typescript",
+        "file_extension": ".ts",
+        "mimetype": "text/x.typescript",
+        "codemirror_mode": "typescript",
+        "pygments_lexer": "typescript",
+    }
+    nb.cells = cells
+    # deterministic cell ids keep diffs small
+    for i, c in enumerate(nb.cells):
+        c["id"] = f"cell-{i:02d}"
+    return nb
+
+
+NB01 = notebook([
+    md("""
+# 01 · BatchNorm vs no BatchNorm under weight noise (CIFAR-10)
+
+**What this reproduces.** Fagbohungbe & Qian (2022) train ResNet and VGG models with and without
+BatchNorm (BN) on CIFAR-10, add Gaussian noise to the trained weights at inference (σ = η · std(W) per
+weight tensor) and report that BN models lose far more accuracy: average normalized accuracy
+ResNet44 41.32% (BN) vs 91.95% (no BN), VGG16 10.75% vs 93.80%.
+
+**How to read it.** The first table lists the parameters in effect (the `parameters` cell picks a profile:
+`smoke` only checks the pipeline, `quick` is a reduced study, `paper` the full scale). Then: clean accuracies
+of the four models; accuracy and normalized accuracy (noisy / clean) vs the noise level η, each point the mean
+over Monte Carlo noise draws with a shaded 95% confidence band; the paper's metric (average normalized accuracy
+over η > 0) beside the paper's numbers; and an interpretation written from the numbers of *this* run.
+A provenance line under every figure says which data, models (ids), seeds, noise draws and backend produced it.
+Figures are also written to `results/figures/` (SVG, PNG, PDF), tables to `results/tables/` (CSV).
+"""),
+    code(params_cell(""), tags=["parameters"]),
+    code(setup_cell("01")),
+    md("## Train (or load) the models\nEach architecture with all BN layers and with none; stored models are reused (`results/models/<id>`)."),
+    code("""
+const trained = await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset);
+const trainProv = nb.studyProvenance(P, setup.dataset, trained);
+await an.showTable(nb.cleanAccuracyTable(trained), { caption: "Clean test accuracy", provenance: trainProv });
+"""),
+    md("## Noise sweeps\nSame noise draws for every model (paired); results are cached in `results/sweeps/`."),
+    code("""
+const sweeps: nb.VariantSweep[] = [];
+for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, nb.defaultCondition(P), setup.dataset));
+const rows = sweeps.flatMap((s) => s.rows);
+const summary = an.summarizeByEta(rows, (r) => r.series);
+const prov = nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) });
+await an.exportTable(summary.map((s) => ({ ...s })), "01-sweep-summary");
+"""),
+    code("""
+const figAcc = an.accuracyVsEtaChart(summary, {
+  chance: nb.chanceOf(setup.dataset),
+  legendTitle: "model",
+  subtitle: `CIFAR-10 test accuracy, mean of ${P.draws} noise draws per η; shaded: 95% CI`,
+  caption: prov,
+});
+await an.showFigure(figAcc, { files: await an.exportFigure(figAcc, "01-accuracy-vs-eta") });
+"""),
+    code("""
+const figNorm = an.normalizedVsEtaChart(summary, {
+  legendTitle: "model",
+  subtitle: "noisy accuracy / clean accuracy; shaded: 95% CI over noise draws",
+  caption: prov,
+});
+await an.showFigure(figNorm, { files: await an.exportFigure(figNorm, "01-normalized-vs-eta") });
+"""),
+    md("## The paper's metric beside the paper's numbers"),
+    code("""
+const comparison = an.table(nb.bnComparisonRows(sweeps, true));
+await an.exportTable(comparison, "01-average-normalized-accuracy");
+await an.showTable(comparison, {
+  caption: "Average normalized accuracy over η > 0 (ours) and the paper's (CIFAR-10)",
+  provenance: prov,
+});
+"""),
+    code("""
+await an.showMarkdown(nb.interpretBnComparison(sweeps, {
+  chance: nb.chanceOf(setup.dataset),
+  profile: P.profile,
+  paper: P.dataset === "cifar10",
+  scale: nb.scaleStatement(P),
+  targets: P.noiseTargets,
+}));
+"""),
+])
+
+NB02 = notebook([
+    md("""
+# 02 · Normalized accuracy vs the number of BatchNorm layers
+
+**What this reproduces.** The paper's second finding: the more BN layers a model has, the worse its noise
+resistance. One architecture is trained several times with 0, a few, …, all of its BN layers (the first *k*
+convolutions in forward order get BN; the others keep a bias), everything else equal.
+
+**How to read it.** The chart shows normalized accuracy (noisy / clean) against the number of BN layers, one
+line per noise level η, with 95% bands over the noise draws. The table lists every model's clean accuracy and
+average normalized accuracy; the text below it states the trend these numbers show.
+"""),
+    code(params_cell(""), tags=["parameters"]),
+    code(setup_cell("02")),
+    code("""
+const model = P.models[0];
+const counts = nb.bnCountsFor(model, P.bnCounts);
+const trained = await nb.trainVariants(P, nb.bnCountVariants(model, counts), setup.dataset);
+await an.showTable(nb.cleanAccuracyTable(trained), {
+  caption: `Clean test accuracy of ${nb.prettyModel(model)} with ${counts.join(", ")} BN layers`,
+  provenance: nb.studyProvenance(P, setup.dataset, trained),
+});
+"""),
+    code("""
+const sweeps: nb.VariantSweep[] = [];
+for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, nb.defaultCondition(P), setup.dataset));
+const prov = nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) });
+const perModel = sweeps.map((s) => ({ bnLayers: s.variant.bnLayers, summary: an.summarizeByEta(s.rows, (r) => r.series) }));
+const points = perModel.flatMap((m) =>
+  m.summary.filter((s) => P.etasShown.includes(s.eta)).map((s) => ({
+    bnLayers: m.bnLayers, eta: s.eta, normalized: s.normalized, normalizedLo: s.normalizedLo, normalizedHi: s.normalizedHi,
+  }))
+);
+await an.exportTable(points.map((p) => ({ ...p })), "02-normalized-vs-bn-layers");
+"""),
+    code("""
+const figBn = an.bnCountChart(points, {
+  subtitle: `${nb.prettyModel(model)}, ${P.draws} noise draws per η; shaded: 95% CI`,
+  caption: prov,
+});
+await an.showFigure(figBn, { files: await an.exportFigure(figBn, "02-normalized-vs-bn-layers") });
+"""),
+    code("""
+const countTable = an.table(sweeps.map((s) => {
+  const ci = nb.avgNormalizedCI(s.result.rows);
+  const row: Record<string, number | string> = {
+    "BN layers": s.variant.bnLayers,
+    "clean acc. (%)": 100 * s.variant.trained.cleanAccuracy,
+    "avg. normalized acc. (%)": 100 * ci.mean,
+    "95% CI": `${(100 * ci.lo).toFixed(1)}–${(100 * ci.hi).toFixed(1)}`,
+  };
+  for (const m of perModel.find((p) => p.bnLayers === s.variant.bnLayers)!.summary) {
+    if (P.etasShown.includes(m.eta)) row[`norm. acc. at η=${m.eta} (%)`] = 100 * m.normalized;
+  }
+  return row;
+}));
+await an.exportTable(countTable, "02-bn-layer-table");
+await an.showTable(countTable, { caption: "Noise resistance vs number of BN layers", provenance: prov });
+await an.showMarkdown(nb.interpretBnCount(sweeps, {
+  chance: nb.chanceOf(setup.dataset), profile: P.profile, scale: nb.scaleStatement({ ...P, models: [model] }),
+}));
+"""),
+])
+
+NB03 = notebook([
+    md("""
+# 03 · Where BatchNorm breaks: which stored arrays cause the damage
+
+**What this adds to the paper.** The paper perturbs the trained models and concludes that BN hurts noise
+resistance. But a BN layer stores four arrays — γ, β, the moving mean and the moving variance — and noise on
+the moving variance can make it negative (NaN outputs, chance accuracy). Hardware would normally fold BN into
+the convolution weights or keep it digital. Here the *same* trained BN models (notebook 01's, loaded from the
+store) are swept under six conditions, with the same noise draws throughout:
+
+(a) kernels only · (b) + BN γ/β · (c) + BN moving statistics · (d) every stored array ("all", the paper's
+likely setting) · (e) BN folded into the convolutions first, then noise on everything · (f) noise on everything,
+then BN statistics re-estimated on a few training batches.
+
+**How to read it.** One chart per model (normalized accuracy vs η per condition, 95% bands), a bar chart of
+the average normalized accuracy per condition with the no-BN model as reference, and a text stating which part
+of BN causes the damage and where that disagrees with the paper's reading.
+"""),
+    code(params_cell(""), tags=["parameters"]),
+    code(setup_cell("03")),
+    code("""
+const all = await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset);
+const bnModels = all.filter((v) => v.bnLayers > 0);
+const noBnModels = all.filter((v) => v.bnLayers === 0);
+const conditions = nb.attributionConditions(P);
+const results: nb.VariantSweep[] = [];
+for (const tv of bnModels) {
+  for (const c of conditions) results.push(await nb.sweepVariant(P, tv, c, setup.dataset, { series: c.label }));
+}
+const refs: nb.VariantSweep[] = [];
+for (const tv of noBnModels) refs.push(await nb.sweepVariant(P, tv, nb.defaultCondition(P), setup.dataset));
+const prov = nb.studyProvenance(P, setup.dataset, all, {
+  noise: `${P.noiseForm}, conditions ${conditions.map((c) => c.key).join("/")}`,
+  cached: [...results, ...refs].every((s) => s.fromCache),
+});
+"""),
+    code("""
+for (const tv of bnModels) {
+  const summary = an.summarizeByEta(results.filter((r) => r.variant === tv).flatMap((r) => r.rows), (r) => r.series);
+  const fig = an.attributionChart(summary, {
+    title: `${tv.label}: which part of BatchNorm breaks under noise`,
+    subtitle: `${P.draws} paired noise draws per η; shaded: 95% CI`,
+    caption: prov,
+  });
+  await an.showFigure(fig, { files: await an.exportFigure(fig, `03-attribution-${tv.model}`) });
+}
+"""),
+    code("""
+const bars = [
+  ...results.map((r) => {
+    const ci = nb.avgNormalizedCI(r.result.rows);
+    return { label: r.condition.label, value: 100 * ci.mean, lo: 100 * ci.lo, hi: 100 * ci.hi, group: r.variant.label };
+  }),
+  ...refs.map((r) => {
+    const ci = nb.avgNormalizedCI(r.result.rows);
+    const twin = bnModels.find((b) => b.model === r.variant.model);
+    return {
+      label: "(ref) no-BN model, all arrays", value: 100 * ci.mean, lo: 100 * ci.lo, hi: 100 * ci.hi,
+      group: twin ? twin.label : r.variant.label,
+    };
+  }),
+];
+const figBars = an.barChart(bars, {
+  title: "Average normalized accuracy per noise condition",
+  subtitle: "mean over η > 0; error bars: 95% CI over paired draws",
+  xLabel: "average normalized accuracy (% of clean) →",
+  legendTitle: "model",
+  caption: prov,
+});
+await an.showFigure(figBars, { files: await an.exportFigure(figBars, "03-attribution-bars") });
+const attrTable = an.table(bars.map((b) => ({
+  model: b.group, condition: b.label, "avg. normalized acc. (%)": b.value, "95% CI": `${b.lo.toFixed(1)}–${b.hi.toFixed(1)}`,
+})));
+await an.exportTable(attrTable, "03-attribution");
+await an.showTable(attrTable, { caption: "Average normalized accuracy per condition", provenance: prov });
+"""),
+    code("""
+await an.showMarkdown(nb.interpretAttribution(
+  bnModels.map((tv) => ({
+    model: tv.label,
+    conditions: results.filter((r) => r.variant === tv).map((r) => ({ key: r.condition.key, label: r.condition.label, rows: r.result.rows })),
+    reference: refs.find((r) => r.variant.model === tv.model)?.result.rows,
+  })),
+  {
+    chance: nb.chanceOf(setup.dataset), profile: P.profile, scale: nb.scaleStatement(P),
+    nearChance: nb.nearChance([...results, ...refs], nb.chanceOf(setup.dataset)).filter((v, i, a) => a.indexOf(v) === i),
+  },
+));
+"""),
+])
+
+NB04 = notebook([
+    md("""
+# 04 · The same study on CIFAR-100
+
+**What this reproduces.** The paper's third finding: the BN vs no-BN gap also appears on CIFAR-100 (100
+classes, chance 1%). This notebook repeats notebook 01 on CIFAR-100.
+
+**Data.** CIFAR-100 is not shipped with the project (no offline copy exists here). When its official binary
+release is missing, the notebook says where to put it and stops early; the remaining cells then skip their work.
+
+**How to read it.** As in notebook 01: clean accuracies, accuracy and normalized accuracy vs η with 95% bands,
+the average normalized accuracy table and an interpretation generated from the numbers.
+"""),
+    code(params_cell(""), tags=["parameters"]),
+    code(setup_cell("04", explain=True)),
+    code("""
+// Every following cell checks `setup`: without the data set they do nothing (and raise no error).
+const trained = setup ? await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset) : [];
+if (setup) {
+  await an.showTable(nb.cleanAccuracyTable(trained), {
+    caption: "Clean test accuracy (CIFAR-100)", provenance: nb.studyProvenance(P, setup.dataset, trained),
+  });
+}
+"""),
+    code("""
+const sweeps: nb.VariantSweep[] = [];
+if (setup) {
+  for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, nb.defaultCondition(P), setup.dataset));
+}
+const summary = an.summarizeByEta(sweeps.flatMap((s) => s.rows), (r) => r.series);
+const prov = setup ? nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) }) : "";
+"""),
+    code("""
+if (setup) {
+  const figAcc = an.accuracyVsEtaChart(summary, {
+    title: "CIFAR-100: test accuracy under weight noise",
+    chance: nb.chanceOf(setup.dataset), legendTitle: "model",
+    subtitle: `mean of ${P.draws} noise draws per η; shaded: 95% CI`, caption: prov,
+  });
+  await an.showFigure(figAcc, { files: await an.exportFigure(figAcc, "04-accuracy-vs-eta") });
+  const figNorm = an.normalizedVsEtaChart(summary, {
+    title: "CIFAR-100: normalized accuracy under weight noise", legendTitle: "model",
+    subtitle: "noisy / clean accuracy; shaded: 95% CI", caption: prov,
+  });
+  await an.showFigure(figNorm, { files: await an.exportFigure(figNorm, "04-normalized-vs-eta") });
+}
+"""),
+    code("""
+if (setup) {
+  const comparison = an.table(nb.bnComparisonRows(sweeps, false));
+  await an.exportTable(comparison, "04-average-normalized-accuracy");
+  await an.showTable(comparison, { caption: "Average normalized accuracy over η > 0 (CIFAR-100)", provenance: prov });
+  await an.showMarkdown(nb.interpretBnComparison(sweeps, {
+    chance: nb.chanceOf(setup.dataset), profile: P.profile, paper: false, scale: nb.scaleStatement(P),
+    targets: P.noiseTargets,
+  }));
+}
+"""),
+])
+
+
+def main():
+    out = os.path.join(ROOT, "notebooks")
+    os.makedirs(out, exist_ok=True)
+    for name, nb in [
+        ("01-bn-vs-no-bn.ipynb", NB01),
+        ("02-bn-layer-count.ipynb", NB02),
+        ("03-where-bn-breaks.ipynb", NB03),
+        ("04-cifar100.ipynb", NB04),
+    ]:
+        nbformat.validate(nb)
+        with open(os.path.join(out, name), "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+        print("wrote", os.path.join("notebooks", name))
+
+
+if __name__ == "__main__":
+    main()
