@@ -3,6 +3,7 @@
  * bitwise determinism, resume after a simulated kill, store reuse.
  */
 import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
 import { initBackend } from "../lib/backend/mod.ts";
 import { loadDataset } from "../lib/data/mod.ts";
@@ -109,6 +110,17 @@ Deno.test("an abort signal stops between steps and keeps the previous checkpoint
   const resumed = (await trainOrLoad(cfg, { resultsDir: d, dataset }))!;
   assert.equal(resumed.provenance.resumedFromEpoch, 1);
   resumed.model.dispose();
+  await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("training leaks no tensors: after disposing the model the tensor count is back", async () => {
+  const d = await tmp();
+  const before = tf.memory().numTensors;
+  const t = (await trainOrLoad({ ...tiny, epochs: 2, seed: 3 }, { resultsDir: d, dataset }))!;
+  const withModel = tf.memory().numTensors;
+  assert.equal(withModel - before, t.model.weights.length, "only the model's weights may stay alive");
+  t.model.dispose();
+  assert.equal(tf.memory().numTensors, before);
   await Deno.remove(d, { recursive: true });
 });
 

@@ -58,7 +58,10 @@ export async function main(argv: string[]): Promise<number> {
             `unknown command '${topic}' (commands: ${Object.keys(HELP).join(", ")}, reproduce)`,
           );
         }
-        if (topic === "reproduce") return await reproduceCommand(["--help"]);
+        if (topic === "reproduce") {
+          console.log((await import("../notebook/reproduce.ts")).REPRODUCE_USAGE);
+          return 0;
+        }
         console.log(topic ? HELP[topic]() : USAGE);
         return 0;
       }

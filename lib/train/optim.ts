@@ -72,7 +72,9 @@ export class HandOptimizer {
     this.vars = vars;
     this.decayMask = decayMask ?? vars.map(() => true);
     const perVar = spec.optimizer === "adam" ? 2 : (spec.momentum > 0 ? 1 : 0);
-    this.slots = vars.map((v) => Array.from({ length: perVar }, () => tf.variable(tf.zerosLike(v), false)));
+    this.slots = vars.map((v) =>
+      Array.from({ length: perVar }, () => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
+    );
   }
 
   /** Apply one update with gradients `grads` (same order as `vars`) at learning rate `lr`. */
