@@ -5,7 +5,7 @@
 import { initBackend } from "../backend/mod.ts";
 import { DEFAULT_TRAIN_CONFIG, resolveTrainConfig, TRAIN_CONFIG_KEYS } from "../train/config.ts";
 import { terminalProgress } from "../train/progress.ts";
-import { trainOrLoad } from "../train/mod.ts";
+import { TrainingAborted, trainOrLoad } from "../train/mod.ts";
 import { asFlagError, kebab, parseFlags, trainFlagsToConfig, trainOptionTable } from "./args.ts";
 import { backendFlag, COMMON_OPTIONS, unexpectedArgument } from "./common.ts";
 import { formatTable, pct, printJson } from "./format.ts";
@@ -47,11 +47,27 @@ export async function trainCommand(argv: string[]): Promise<number> {
   await initBackend(backend);
   const json = Boolean(values.json);
   const bar = terminalProgress({ label: cfg.model });
+  // Ctrl-C stops between steps; the last epoch's checkpoint stays and the same command resumes
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  Deno.addSignalListener("SIGINT", onSigint);
   let t;
   try {
-    t = await trainOrLoad(cfg, { onProgress: bar, dataDir: values["data-dir"] as string | undefined });
+    t = await trainOrLoad(cfg, {
+      onProgress: bar,
+      dataDir: values["data-dir"] as string | undefined,
+      signal: ac.signal,
+    });
+  } catch (e) {
+    if (e instanceof TrainingAborted) {
+      bar.stop();
+      console.error(`noiselab train: ${e.message}; run the same command again to resume`);
+      return 130;
+    }
+    throw e;
   } finally {
     bar.stop();
+    Deno.removeSignalListener("SIGINT", onSigint);
   }
   if (!t) return 1;
   if (json) {

@@ -274,6 +274,20 @@ export async function trainModel(
   } finally {
     opt.dispose();
   }
+  const last = history[history.length - 1];
+  opts.onProgress?.({
+    phase: "done",
+    epoch: cfg.epochs,
+    epochs: cfg.epochs,
+    step: stepsPerEpoch,
+    steps: stepsPerEpoch,
+    loss: last?.loss ?? NaN,
+    accuracy: last?.trainAccuracy ?? NaN,
+    testAccuracy: cleanAccuracy,
+    lr: last?.lr ?? 0,
+    imagesPerSec: last?.imagesPerSec ?? 0,
+    etaSeconds: 0,
+  });
   return {
     completed: true,
     epochsDone: cfg.epochs,
