@@ -28,9 +28,29 @@ export interface SweepCacheOptions {
   refresh?: boolean;
 }
 
+let codeVersion: string | undefined;
+/**
+ * Version of the code that builds sweep inputs here (lib/notebook's study/cache
+ * sources): libVersion() leaves lib/notebook out, so it is added to the key.
+ */
+function notebookCodeVersion(): string {
+  if (!codeVersion) {
+    const dir = new URL(".", import.meta.url);
+    const parts = ["study.ts", "cache.ts"].map((f) => {
+      try {
+        return Deno.readTextFileSync(new URL(f, dir));
+      } catch {
+        return f;
+      }
+    });
+    codeVersion = hashObject(parts);
+  }
+  return codeVersion;
+}
+
 /** Path of the cache file for a key. */
 export function sweepCachePath(key: Record<string, unknown>, opts: SweepCacheOptions = {}): string {
-  const hash = hashObject({ ...key, libVersion: libVersion() }, 16);
+  const hash = hashObject({ ...key, libVersion: libVersion(), notebookCode: notebookCodeVersion() }, 16);
   return join(opts.resultsDir ?? resultsDir(), "sweeps", `${hash}.json`);
 }
 

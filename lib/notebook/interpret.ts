@@ -44,7 +44,7 @@ function chanceCaveat(sweeps: VariantSweep[], chance: number, profile: string): 
     `(clean accuracy below ${pct(2 * chance, 0)}%, chance ${pct(chance, 0)}%)` +
     `${profile === "smoke" ? " — expected for the `smoke` profile, which only checks the pipeline" : ""}. ` +
     `Normalized accuracy divides by the clean accuracy, so for such models it is noise around 100% and ` +
-    `the comparison below says nothing about BatchNorm. Use the \`quick\` or \`paper\` profile for real numbers.`;
+    `the comparisons above say nothing about BatchNorm. Use the \`quick\` or \`paper\` profile for real numbers.`;
 }
 
 /** One row of the BN-vs-no-BN table (notebook 01/04). */
@@ -94,6 +94,13 @@ export function interpretBnComparison(
     if (!bn || !no) continue;
     const a = avgNormalizedCI(bn.result.rows), b = avgNormalizedCI(no.result.rows);
     const gap = 100 * (b.mean - a.mean);
+    const cleanBn = bn.variant.trained.cleanAccuracy, cleanNo = no.variant.trained.cleanAccuracy;
+    if (cleanBn < 2 * opts.chance || cleanNo < 2 * opts.chance) {
+      lines.push(`- **${bn.variant.label.replace(/ \+ BN$/, "")}**: not interpretable — clean accuracy ${pct(cleanBn)}% ` +
+        `(BN) and ${pct(cleanNo)}% (no BN) are within twice chance (${pct(opts.chance, 0)}%), so the normalized ` +
+        `accuracies (${pct(a.mean)}% vs ${pct(b.mean)}%) only measure noise.`);
+      continue;
+    }
     const separated = a.hi < b.lo || b.hi < a.lo;
     let verdict: string;
     if (!Number.isFinite(gap)) verdict = "cannot be compared (NaN accuracies)";
@@ -168,7 +175,12 @@ export function interpretBnCount(
   let monotone = true;
   for (let i = 1; i < pts.length; i++) if (pts[i].ci.mean > pts[i - 1].ci.mean + 1e-9) monotone = false;
   let trend: string;
-  if (!Number.isFinite(rho)) trend = "No trend can be computed (constant or NaN values).";
+  const low = nearChance(sweeps, opts.chance);
+  if (low.length) {
+    trend = `Not interpretable: ${low.length} of ${sweeps.length} models are within twice chance, so their ` +
+      `normalized accuracies (${pts.map((p) => `${p.k} BN: ${pct(p.ci.mean)}%`).join(", ")}) only measure noise ` +
+      `(Spearman ρ = ${Number.isFinite(rho) ? rho.toFixed(2) : "NaN"} means nothing here).`;
+  } else if (!Number.isFinite(rho)) trend = "No trend can be computed (constant or NaN values).";
   else if (rho <= -0.7) {
     trend = `Normalized accuracy **falls** as BN layers are added (Spearman ρ = ${rho.toFixed(2)}${
       monotone ? ", strictly non-increasing" : ", not strictly monotone"
@@ -183,7 +195,7 @@ export function interpretBnCount(
   }
   const jumps = pts.slice(1).map((p, i) => ({ from: pts[i].k, to: p.k, d: p.ci.mean - pts[i].ci.mean }));
   const big = jumps.sort((a, b) => a.d - b.d)[0];
-  const jump = big && big.d < -0.05
+  const jump = !low.length && big && big.d < -0.05
     ? ` The largest single drop (${(-100 * big.d).toFixed(1)} points) comes between ${big.from} and ${big.to} BN layers.`
     : "";
   return `### What these numbers say\n\n${trend}${jump}\n\n**Scale:** ${opts.scale}` +
@@ -197,6 +209,11 @@ export function interpretAttribution(
 ): string {
   const out: string[] = [];
   for (const m of byModel) {
+    if (opts.nearChance.includes(m.model)) {
+      out.push(`- **${m.model}**: not interpretable — its clean accuracy is within twice chance, so every ` +
+        "condition only measures noise.");
+      continue;
+    }
     const v = (key: string) => {
       const c = m.conditions.find((c) => c.key === key);
       return c ? avgNormalizedCI(c.rows).mean : NaN;

@@ -52,6 +52,9 @@ export class NotebookProgress {
 
   /** Plain-text form: `label [#####.....] 12/40 (30%) detail`. */
   text(): string {
+    if (this.total <= 0) {
+      return `${this.label}: ${this.detail || "nothing to do"} (${fmtSeconds((Date.now() - this.started) / 1000)})`;
+    }
     const frac = this.total > 0 ? Math.min(1, this.done / this.total) : 0;
     const n = 24, k = Math.round(frac * n);
     return `${this.label} [${"#".repeat(k)}${".".repeat(n - k)}] ${this.done}/${this.total} ` +
@@ -60,6 +63,10 @@ export class NotebookProgress {
   }
 
   private html(): string {
+    if (this.total <= 0) {
+      return `<div style="font-family: 'DejaVu Sans Mono', monospace; font-size: 12px;"><b>${escapeXml(this.label)}</b>: ` +
+        `${escapeXml(this.detail || "nothing to do")}</div>`;
+    }
     const pct = this.total > 0 ? Math.min(100, (100 * this.done) / this.total) : 0;
     return `<div style="font-family: 'DejaVu Sans Mono', monospace; font-size: 12px;">` +
       `<b>${escapeXml(this.label)}</b> <progress value="${pct.toFixed(1)}" max="100" style="width: 240px;"></progress> ` +

@@ -318,7 +318,7 @@ export async function setupStudyOrExplain(
     const isC100 = p.dataset === "cifar100";
     await showMarkdown(
       `### ${isC100 ? "CIFAR-100" : "The data set"} is not available on this machine — this notebook stops here\n\n` +
-        `The loader said: \`${e.message}\`\n\n` +
+        `The loader said:\n\n> ${e.message.replace(/\n/g, "\n> ")}\n\n` +
         (isC100
           ? `To run it, put the official binary release \`${CIFAR100_BINARY_URL.archive}\` ` +
             `(md5 \`${CIFAR100_BINARY_URL.md5}\`, from ${CIFAR100_BINARY_URL.url}) into \`${dataDir()}/\`, ` +
