@@ -62,6 +62,9 @@ Deno.test({
           continue;
         }
         assert.ok(svgs.length >= 1, `${stem}: no image/svg+xml chart`);
+        // the HTML export carries the charts intact (as data-URL images, not sanitized inline SVG)
+        const html = await Deno.readTextFile(join(out, `${stem}.html`));
+        assert.ok((html.match(/<img alt="\[figure\][^>]*src="data:image\/svg\+xml;base64,/g) ?? []).length >= svgs.length);
         for (const f of EXPECTED_FIGURES[stem]) {
           const base = join(tmp, "figures", f);
           assert.match(await Deno.readTextFile(`${base}.svg`), /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
