@@ -25,7 +25,14 @@ function rows() {
     for (const eta of [0, 0.2, 0.4]) {
       for (let d = 0; d < 4; d++) {
         const acc = 0.9 * Math.exp(-k * eta) + 0.01 * d;
-        out.push({ modelId: s, eta, draw: d, accuracy: acc, cleanAccuracy: 0.9, normalizedAccuracy: acc / 0.9 });
+        out.push({
+          modelId: s,
+          eta,
+          draw: d,
+          accuracy: acc,
+          cleanAccuracy: 0.9,
+          normalizedAccuracy: acc / 0.9,
+        });
       }
     }
   }
@@ -54,7 +61,12 @@ Deno.test("summarizeByEta groups by series and eta", () => {
 Deno.test("exportFigure writes standalone SVG (xmlns, legend, title), PNG and PDF", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const prov = provenanceLine({ dataset: "CIFAR-10 test copy", models: ["m1"], etas: [0, 0.2, 0.4], draws: 4 });
+    const prov = provenanceLine({
+      dataset: "CIFAR-10 test copy",
+      models: ["m1"],
+      etas: [0, 0.2, 0.4],
+      draws: 4,
+    });
     const fig = accuracyVsEtaChart(summarizeByEta(rows(), (r) => r.modelId), { chance: 0.1, caption: prov });
     const out = await exportFigure(fig, "acc_test", { dir });
     const svg = await Deno.readTextFile(out.svg!);
@@ -76,9 +88,15 @@ Deno.test("exportFigure writes standalone SVG (xmlns, legend, title), PNG and PD
 });
 
 Deno.test("the rendered raster really shows the chart: pixels in the first series colour", () => {
-  const fig = bnCountChart([0, 2, 4].flatMap((b) => [0.1].map((eta) => ({
-    bnLayers: b, eta, normalized: 1 - b / 8, normalizedLo: 0.9 - b / 8, normalizedHi: 1.05 - b / 8,
-  }))));
+  const fig = bnCountChart([0, 2, 4].flatMap((b) =>
+    [0.1].map((eta) => ({
+      bnLayers: b,
+      eta,
+      normalized: 1 - b / 8,
+      normalizedLo: 0.9 - b / 8,
+      normalizedHi: 1.05 - b / 8,
+    }))
+  ));
   const r = new Resvg(renderSvg(fig), { background: "white" }).render();
   const px = r.pixels;
   let blue = 0, dark = 0;
@@ -109,7 +127,11 @@ Deno.test("a Plot <figure> (title + legend) is converted into one SVG", () => {
 });
 
 Deno.test("barChart and bad export names", async () => {
-  const fig = barChart([{ label: "x", value: 50, lo: 40, hi: 60, group: "g1" }, { label: "x", value: 20, group: "g2" }], {
+  const fig = barChart([{ label: "x", value: 50, lo: 40, hi: 60, group: "g1" }, {
+    label: "x",
+    value: 20,
+    group: "g2",
+  }], {
     xLabel: "value (%)",
   });
   assert.match(renderSvg(fig), /g1/);
@@ -119,7 +141,8 @@ Deno.test("barChart and bad export names", async () => {
 
 Deno.test("table: rounding, integer columns, HTML display and CSV export", async () => {
   const df = table([{ model: "r", bn: 3, acc: 91.23456 }, { model: "v", bn: 0, acc: null }]);
-  const bundle = (df as unknown as Record<symbol, () => Record<string, string>>)[Symbol.for("Jupyter.display")]();
+  const bundle = (df as unknown as Record<symbol, () => Record<string, string>>)
+    [Symbol.for("Jupyter.display")]();
   assert.match(bundle["text/html"], /<table/);
   assert.match(bundle["text/html"], /91\.23/);
   const dir = await Deno.makeTempDir();

@@ -16,8 +16,20 @@ Deno.test("a type error is reported with its notebook cell and line", async () =
   const path = join(dir, `bad-${Deno.pid}.ipynb`);
   const cells = [
     { cell_type: "markdown", metadata: {}, source: "# x" },
-    { cell_type: "code", metadata: { tags: ["parameters"] }, outputs: [], execution_count: null, source: 'const profile = "smoke";' },
-    { cell_type: "code", metadata: {}, outputs: [], execution_count: null, source: 'const ok = 1;\nconst bad: number = "text";' },
+    {
+      cell_type: "code",
+      metadata: { tags: ["parameters"] },
+      outputs: [],
+      execution_count: null,
+      source: 'const profile = "smoke";',
+    },
+    {
+      cell_type: "code",
+      metadata: {},
+      outputs: [],
+      execution_count: null,
+      source: 'const ok = 1;\nconst bad: number = "text";',
+    },
   ];
   await Deno.writeTextFile(path, JSON.stringify({ cells, metadata: {}, nbformat: 4, nbformat_minor: 5 }));
   try {

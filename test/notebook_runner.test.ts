@@ -40,7 +40,18 @@ Deno.test("reproduce: a failing cell gives a non-zero exit, a partial notebook, 
       cell('throw new Error("deliberate failure");'),
       cell('console.log("after");'),
     ]);
-    const code = await reproduce(["--notebooks", dir, "--out", out, "--profile", "smoke", "-p", "n=5", "--timeout", "120"]);
+    const code = await reproduce([
+      "--notebooks",
+      dir,
+      "--out",
+      out,
+      "--profile",
+      "smoke",
+      "-p",
+      "n=5",
+      "--timeout",
+      "120",
+    ]);
     assert.equal(code, 1);
     const st: RunStatus = JSON.parse(await Deno.readTextFile(join(out, "91-fail.status.json")));
     assert.equal(st.status, "error");
@@ -50,12 +61,17 @@ Deno.test("reproduce: a failing cell gives a non-zero exit, a partial notebook, 
     const nb = JSON.parse(await Deno.readTextFile(join(out, "91-fail.ipynb")));
     const code_cells = nb.cells.filter((c: { cell_type: string }) => c.cell_type === "code");
     // injected cell re-uses the parameters cell's keyword (let)
-    const injected = code_cells.find((c: { metadata: { tags?: string[] } }) => c.metadata.tags?.includes("injected-parameters"));
+    const injected = code_cells.find((c: { metadata: { tags?: string[] } }) =>
+      c.metadata.tags?.includes("injected-parameters")
+    );
     assert.match(Array.isArray(injected.source) ? injected.source.join("") : injected.source, /let n = 5;/);
     const all = JSON.stringify(nb);
     assert.match(all, /before smoke 5/);
     assert.match(all, /"output_type": ?"error"/);
-    assert.doesNotMatch(code_cells.map((c: { outputs: unknown[] }) => JSON.stringify(c.outputs)).join(""), /after/);
+    assert.doesNotMatch(
+      code_cells.map((c: { outputs: unknown[] }) => JSON.stringify(c.outputs)).join(""),
+      /after/,
+    );
     const index = await Deno.readTextFile(join(out, "index.html"));
     assert.match(index, /91-fail/);
     assert.match(index, />error</);
@@ -71,7 +87,7 @@ Deno.test("reproduce: a cell timeout saves the partial notebook, fails, and kill
   try {
     await writeNb(dir, "92-slow.ipynb", [
       cell('const profile = "quick";', ["parameters"]),
-      cell('1 + 41'),
+      cell("1 + 41"),
       cell("await new Promise((r) => setTimeout(r, 120000));"),
       cell('"never"'),
     ]);
@@ -83,8 +99,13 @@ Deno.test("reproduce: a cell timeout saves the partial notebook, fails, and kill
     assert.equal(st.status, "timeout");
     assert.equal(processAlive(st.kernelPid), false);
     const nb = JSON.parse(await Deno.readTextFile(join(out, "92-slow.ipynb")));
-    const outputs = nb.cells.filter((c: { cell_type: string }) => c.cell_type === "code").flatMap((c: { outputs: [] }) => c.outputs);
-    assert.ok(outputs.some((o: never) => textOf(o) === "42"), "output of the cell before the timeout is kept");
+    const outputs = nb.cells.filter((c: { cell_type: string }) => c.cell_type === "code").flatMap((
+      c: { outputs: [] },
+    ) => c.outputs);
+    assert.ok(
+      outputs.some((o: never) => textOf(o) === "42"),
+      "output of the cell before the timeout is kept",
+    );
     assert.doesNotMatch(JSON.stringify(nb), /"text\/plain": ?"\\"never\\""/);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -96,13 +117,24 @@ Deno.test("reproduce: argument and parameter errors are NoiselabErrors raised be
   assert.throws(() => parseReproduceArgs(["-p", "novalue"]), NoiselabError);
   assert.throws(() => parseReproduceArgs(["--timeout", "-3"]), NoiselabError);
   assert.throws(() => parseReproduceArgs(["--bogus"]), NoiselabError);
-  const o = parseReproduceArgs(["--profile", "smoke", "-p", "etas=0,0.1", "-p", "models=[\"resnet8\"]", "--only", "01,03"]);
+  const o = parseReproduceArgs([
+    "--profile",
+    "smoke",
+    "-p",
+    "etas=0,0.1",
+    "-p",
+    'models=["resnet8"]',
+    "--only",
+    "01,03",
+  ]);
   assert.deepEqual(o.params, { etas: [0, 0.1], models: ["resnet8"] });
   assert.deepEqual(o.only, ["01", "03"]);
   assert.equal(o.timeout, 900);
   const dir = await Deno.makeTempDir();
   try {
-    await writeNb(dir, "01-tmp.ipynb", [cell('const profile = "quick";\nconst draws = null;', ["parameters"])]);
+    await writeNb(dir, "01-tmp.ipynb", [
+      cell('const profile = "quick";\nconst draws = null;', ["parameters"]),
+    ]);
     const base = ["--notebooks", dir, "--out", join(dir, "out")];
     await assert.rejects(() => reproduce([...base, "--only", "77"]), NoiselabError);
     await assert.rejects(() => reproduce([...base, "-p", "nosuchparam=1"]), /nosuchparam/);
@@ -133,6 +165,16 @@ Deno.test("progress: stderr fallback is throttled and always shows the final sta
   assert.equal(bar.rendered, 3);
   assert.match(bar.text(), /100\/100 \(100%/);
   const cb = trainProgress("m", { stderr: true, intervalMs: 60_000 });
-  cb({ phase: "train", epoch: 2, epochs: 2, step: 3, steps: 4, loss: 1, accuracy: 0.5, imagesPerSec: 10, etaSeconds: 1 });
+  cb({
+    phase: "train",
+    epoch: 2,
+    epochs: 2,
+    step: 3,
+    steps: 4,
+    loss: 1,
+    accuracy: 0.5,
+    imagesPerSec: 10,
+    etaSeconds: 1,
+  });
   assert.match(cb.bar.text(), /7\/8/);
 });

@@ -46,13 +46,18 @@ Deno.test({
         assert.equal(processAlive(st.kernelPid), false, `${stem}: kernel ${st.kernelPid} still running`);
         assert.match(index, new RegExp(stem));
         const nb = JSON.parse(await Deno.readTextFile(join(out, `${stem}.ipynb`)));
-        const outputs = (nb.cells as Cell[]).filter((c) => c.cell_type === "code").flatMap((c) => c.outputs ?? []);
+        const outputs = (nb.cells as Cell[]).filter((c) => c.cell_type === "code").flatMap((c) =>
+          c.outputs ?? []
+        );
         const errors = outputs.filter((o) => o.output_type === "error");
         assert.equal(errors.length, 0, `${stem}: error outputs ${JSON.stringify(errors).slice(0, 500)}`);
         const svgs = outputs.filter((o) => str(o.data?.["image/svg+xml"]).startsWith("<svg xmlns="));
         const tables = outputs.filter((o) => /<table/.test(str(o.data?.["text/html"])));
         assert.ok(tables.length >= 1, `${stem}: no HTML table`);
-        assert.ok((await Deno.stat(join(out, `${stem}.html`))).size > 10_000, `${stem}: HTML export missing/small`);
+        assert.ok(
+          (await Deno.stat(join(out, `${stem}.html`))).size > 10_000,
+          `${stem}: HTML export missing/small`,
+        );
         if (stem === "04-cifar100" && !cifar100) {
           // no CIFAR-100 here: a clear displayed message instead of charts, and no error
           const md = outputs.map((o) => str(o.data?.["text/markdown"])).join("\n");
@@ -64,10 +69,16 @@ Deno.test({
         assert.ok(svgs.length >= 1, `${stem}: no image/svg+xml chart`);
         // the HTML export carries the charts intact (as data-URL images, not sanitized inline SVG)
         const html = await Deno.readTextFile(join(out, `${stem}.html`));
-        assert.ok((html.match(/<img alt="\[figure\][^>]*src="data:image\/svg\+xml;base64,/g) ?? []).length >= svgs.length);
+        assert.ok(
+          (html.match(/<img alt="\[figure\][^>]*src="data:image\/svg\+xml;base64,/g) ?? []).length >=
+            svgs.length,
+        );
         for (const f of EXPECTED_FIGURES[stem]) {
           const base = join(tmp, "figures", f);
-          assert.match(await Deno.readTextFile(`${base}.svg`), /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+          assert.match(
+            await Deno.readTextFile(`${base}.svg`),
+            /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/,
+          );
           const png = await Deno.readFile(`${base}.png`);
           assert.deepEqual([...png.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47], `${f}.png magic`);
           assert.ok(png.length > 10_000, `${f}.png is only ${png.length} bytes`);
@@ -76,7 +87,10 @@ Deno.test({
         }
         // every figure has a provenance line under it
         const prov = outputs.filter((o) => /Provenance:/.test(str(o.data?.["text/html"])));
-        assert.ok(prov.length >= svgs.length, `${stem}: ${svgs.length} charts but ${prov.length} provenance lines`);
+        assert.ok(
+          prov.length >= svgs.length,
+          `${stem}: ${svgs.length} charts but ${prov.length} provenance lines`,
+        );
       }
       assert.equal(code, 0);
     } finally {

@@ -122,7 +122,7 @@ for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, nb.defaultCon
 const rows = sweeps.flatMap((s) => s.rows);
 const summary = an.summarizeByEta(rows, (r) => r.series);
 const prov = nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) });
-await an.exportTable(summary.map((s) => ({ ...s })), "01-sweep-summary");
+const summaryCsv = await an.exportTable(summary.map((s) => ({ ...s })), "01-sweep-summary");
 """),
     code("""
 const figAcc = an.accuracyVsEtaChart(summary, {
@@ -194,7 +194,7 @@ const points = perModel.flatMap((m) =>
     bnLayers: m.bnLayers, eta: s.eta, normalized: s.normalized, normalizedLo: s.normalizedLo, normalizedHi: s.normalizedHi,
   }))
 );
-await an.exportTable(points.map((p) => ({ ...p })), "02-normalized-vs-bn-layers");
+const pointsCsv = await an.exportTable(points.map((p) => ({ ...p })), "02-normalized-vs-bn-layers");
 """),
     code("""
 const figBn = an.bnCountChart(points, {

@@ -66,7 +66,12 @@ export function bandChart(points: BandPoint[], opts: BandChartOptions): ChartFig
   if (opts.reference) {
     marks.push(Plot.ruleY([opts.reference.y], { stroke: "#888", strokeDasharray: "4,3" }));
     marks.push(Plot.text([opts.reference], {
-      y: "y", text: "label", frameAnchor: "right", dy: -7, fill: "#666", fontSize: 11,
+      y: "y",
+      text: "label",
+      frameAnchor: "right",
+      dy: -7,
+      fill: "#666",
+      fontSize: 11,
     }));
   }
   return plotFigure({
@@ -75,7 +80,12 @@ export function bandChart(points: BandPoint[], opts: BandChartOptions): ChartFig
     marginLeft: 60,
     marginBottom: 45,
     marginRight: 20,
-    x: { label: opts.xLabel, labelAnchor: "right", labelOffset: 36, ticks: opts.xTicks as number[] | undefined },
+    x: {
+      label: opts.xLabel,
+      labelAnchor: "right",
+      labelOffset: 36,
+      ticks: opts.xTicks as number[] | undefined,
+    },
     y: { label: opts.yLabel, domain: opts.yDomain, grid: true, labelOffset: 48 },
     color: { type: "categorical", domain, range: opts.colors ?? PALETTE as string[] },
     marks,
@@ -89,7 +99,11 @@ export function accuracyVsEtaChart(
 ): ChartFigure {
   return bandChart(
     summaries.map((s) => ({
-      series: s.series, x: s.eta, y: 100 * s.accuracy, lo: 100 * s.accuracyLo, hi: 100 * s.accuracyHi,
+      series: s.series,
+      x: s.eta,
+      y: 100 * s.accuracy,
+      lo: 100 * s.accuracyLo,
+      hi: 100 * s.accuracyHi,
     })),
     {
       title: "Test accuracy under weight noise",
@@ -106,7 +120,11 @@ export function accuracyVsEtaChart(
 export function normalizedVsEtaChart(summaries: EtaSummary[], opts: ChartOptions = {}): ChartFigure {
   return bandChart(
     summaries.map((s) => ({
-      series: s.series, x: s.eta, y: 100 * s.normalized, lo: 100 * s.normalizedLo, hi: 100 * s.normalizedHi,
+      series: s.series,
+      x: s.eta,
+      y: 100 * s.normalized,
+      lo: 100 * s.normalizedLo,
+      hi: 100 * s.normalizedHi,
     })),
     {
       title: "Normalized accuracy under weight noise",
@@ -134,8 +152,11 @@ export function bnCountChart(points: BnCountPoint[], opts: ChartOptions = {}): C
   const label = (e: number) => `η = ${e}`;
   return bandChart(
     points.map((p) => ({
-      series: label(p.eta), x: p.bnLayers, y: 100 * p.normalized,
-      lo: 100 * p.normalizedLo, hi: 100 * p.normalizedHi,
+      series: label(p.eta),
+      x: p.bnLayers,
+      y: 100 * p.normalized,
+      lo: 100 * p.normalizedLo,
+      hi: 100 * p.normalizedHi,
     })),
     {
       title: "Normalized accuracy vs number of BatchNorm layers",
@@ -173,13 +194,26 @@ export function barChart(
   const data = rows.map((r) => ({ ...r, group: r.group ?? "", v: Number.isFinite(r.value) ? r.value : 0 }));
   const grouped = groups.length > 1;
   const marks: Plot.Markish[] = [
-    Plot.barX(data, { x: "v", y: grouped ? "group" : "label", fy: grouped ? "label" : undefined, fill: "group" }),
+    Plot.barX(data, {
+      x: "v",
+      y: grouped ? "group" : "label",
+      fy: grouped ? "label" : undefined,
+      fill: "group",
+    }),
     Plot.ruleY(data.filter((d) => d.lo !== undefined && Number.isFinite(d.lo)), {
-      x1: "lo", x2: "hi", y: grouped ? "group" : "label", fy: grouped ? "label" : undefined, stroke: "black",
+      x1: "lo",
+      x2: "hi",
+      y: grouped ? "group" : "label",
+      fy: grouped ? "label" : undefined,
+      stroke: "black",
     }),
     Plot.text(data, {
-      x: (d: { v: number; hi?: number }) => Math.max(d.v, Number.isFinite(d.hi) ? d.hi as number : d.v), y: grouped ? "group" : "label", fy: grouped ? "label" : undefined,
-      text: (d: BarRow) => Number.isFinite(d.value) ? d.value.toFixed(1) : "NaN", dx: 4, textAnchor: "start",
+      x: (d: { v: number; hi?: number }) => Math.max(d.v, Number.isFinite(d.hi) ? d.hi as number : d.v),
+      y: grouped ? "group" : "label",
+      fy: grouped ? "label" : undefined,
+      text: (d: BarRow) => Number.isFinite(d.value) ? d.value.toFixed(1) : "NaN",
+      dx: 4,
+      textAnchor: "start",
       fontSize: 11,
     }),
     Plot.ruleX([0]),
@@ -197,7 +231,10 @@ export function barChart(
     color: { type: "categorical", domain: groups, range: opts.colors ?? PALETTE as string[] },
     marks,
   } as Plot.PlotOptions, {
-    title: opts.title, subtitle: opts.subtitle, caption: opts.caption, legendTitle: opts.legendTitle,
+    title: opts.title,
+    subtitle: opts.subtitle,
+    caption: opts.caption,
+    legendTitle: opts.legendTitle,
     legend: grouped,
   });
 }

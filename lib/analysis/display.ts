@@ -53,9 +53,12 @@ export function showMarkdown(markdown: string): Promise<void> {
 }
 
 function provenanceHtml(text: string, files?: ExportedFigure): string {
-  const f = files ? Object.values(files).filter(Boolean).map((p) => String(p).replace(/^.*\/results\//, "results/")) : [];
+  const f = files
+    ? Object.values(files).filter(Boolean).map((p) => String(p).replace(/^.*\/results\//, "results/"))
+    : [];
   return `<div style="font-family: 'DejaVu Sans', sans-serif; font-size: 11px; color: #555; margin: 2px 0 12px 0;">` +
-    `<b>Provenance:</b> ${escapeXml(text)}` + (f.length ? `<br><b>Files:</b> ${escapeXml(f.join(", "))}` : "") + `</div>`;
+    `<b>Provenance:</b> ${escapeXml(text)}` +
+    (f.length ? `<br><b>Files:</b> ${escapeXml(f.join(", "))}` : "") + `</div>`;
 }
 
 /** Options of {@link showFigure}. */
@@ -72,15 +75,24 @@ export async function showFigure(figure: ChartFigure, opts: ShowFigureOptions = 
   await displayBundle({ "image/svg+xml": svg, "text/plain": `[figure] ${figure.title ?? ""}` });
   const prov = opts.provenance ?? figure.caption;
   if (prov) {
-    await displayBundle({ "text/html": provenanceHtml(prov, opts.files), "text/plain": `Provenance: ${prov}` });
+    await displayBundle({
+      "text/html": provenanceHtml(prov, opts.files),
+      "text/plain": `Provenance: ${prov}`,
+    });
   }
 }
 
 /** Display a DataFrame as an HTML table, optionally with a caption above and provenance under it. */
-export async function showTable(df: DataFrame, opts: { caption?: string; provenance?: string } = {}): Promise<void> {
-  const bundle = (df as unknown as Record<symbol, () => MimeBundle>)[Symbol.for("Jupyter.display")]?.call(df) ?? {};
+export async function showTable(
+  df: DataFrame,
+  opts: { caption?: string; provenance?: string } = {},
+): Promise<void> {
+  const bundle =
+    (df as unknown as Record<symbol, () => MimeBundle>)[Symbol.for("Jupyter.display")]?.call(df) ?? {};
   const html = String(bundle["text/html"] ?? "");
-  const cap = opts.caption ? `<div style="font-weight: bold; margin: 8px 0 4px 0;">${escapeXml(opts.caption)}</div>` : "";
+  const cap = opts.caption
+    ? `<div style="font-weight: bold; margin: 8px 0 4px 0;">${escapeXml(opts.caption)}</div>`
+    : "";
   await displayBundle({
     "text/html": cap + html + (opts.provenance ? provenanceHtml(opts.provenance) : ""),
     "text/plain": (opts.caption ? opts.caption + "\n" : "") + df.toString(),

@@ -32,7 +32,9 @@ let doc: DomDocument | undefined;
 /** The shared linkedom `document` passed to `Plot.plot({document})`. */
 export function plotDocument(): DomDocument {
   if (!doc) {
-    doc = (parseHTML("<!DOCTYPE html><html><head></head><body></body></html>") as unknown as { document: DomDocument })
+    doc = (parseHTML("<!DOCTYPE html><html><head></head><body></body></html>") as unknown as {
+      document: DomDocument;
+    })
       .document;
   }
   return doc;

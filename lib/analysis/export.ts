@@ -60,7 +60,11 @@ let rsvgChecked: boolean | undefined;
 async function hasRsvgConvert(): Promise<boolean> {
   if (rsvgChecked !== undefined) return rsvgChecked;
   try {
-    const out = await new Deno.Command("rsvg-convert", { args: ["--version"], stdout: "null", stderr: "null" })
+    const out = await new Deno.Command("rsvg-convert", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    })
       .output();
     rsvgChecked = out.success;
   } catch {
@@ -72,7 +76,10 @@ async function hasRsvgConvert(): Promise<boolean> {
 /** Convert a standalone SVG file to PDF with `rsvg-convert` (vector output). */
 export async function svgFileToPdf(svgPath: string, pdfPath: string): Promise<void> {
   const tmp = `${pdfPath}.tmp-${Deno.pid}`;
-  const out = await new Deno.Command("rsvg-convert", { args: ["-f", "pdf", "-o", tmp, svgPath], stderr: "piped" })
+  const out = await new Deno.Command("rsvg-convert", {
+    args: ["-f", "pdf", "-o", tmp, svgPath],
+    stderr: "piped",
+  })
     .output();
   if (!out.success) {
     await Deno.remove(tmp).catch(() => {});
@@ -96,11 +103,16 @@ export async function exportFigure(
   opts: ExportOptions = {},
 ): Promise<ExportedFigure> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-    throw new NoiselabError(`exportFigure: bad figure name "${name}" (use letters, digits, '.', '_', '-')`, "name");
+    throw new NoiselabError(
+      `exportFigure: bad figure name "${name}" (use letters, digits, '.', '_', '-')`,
+      "name",
+    );
   }
   const formats = opts.formats ?? ["svg", "png", "pdf"];
   for (const f of formats) {
-    if (!["svg", "png", "pdf"].includes(f)) throw new NoiselabError(`exportFigure: unknown format "${f}"`, "formats");
+    if (!["svg", "png", "pdf"].includes(f)) {
+      throw new NoiselabError(`exportFigure: unknown format "${f}"`, "formats");
+    }
   }
   if (formats.includes("pdf") && !(await hasRsvgConvert())) {
     throw new NoiselabError(
@@ -110,7 +122,10 @@ export async function exportFigure(
   }
   const dir = opts.dir ?? join(resultsDir(), "figures");
   let svg: string;
-  if (opts.caption !== undefined && typeof figure === "object" && (figure as ChartFigure).kind === "noiselab-figure") {
+  if (
+    opts.caption !== undefined && typeof figure === "object" &&
+    (figure as ChartFigure).kind === "noiselab-figure"
+  ) {
     svg = renderSvg({ ...(figure as ChartFigure), caption: opts.caption });
   } else svg = renderSvg(figure);
   const out: ExportedFigure = {};

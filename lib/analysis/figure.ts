@@ -198,7 +198,11 @@ export function renderSvg(x: ChartFigure | DomElement | string, opts: RenderOpti
     let lx = pad;
     let rowY = y;
     if (f.legendTitle) {
-      parts.push(`<text x="${lx}" y="${rowY + 11}" font-size="12" font-weight="bold">${escapeXml(f.legendTitle)}</text>`);
+      parts.push(
+        `<text x="${lx}" y="${rowY + 11}" font-size="12" font-weight="bold">${
+          escapeXml(f.legendTitle)
+        }</text>`,
+      );
       lx += textWidth(f.legendTitle, 12) + 10;
     }
     for (const item of f.legend) {

@@ -41,18 +41,28 @@ function list(v: Array<number | string>): string {
 export function provenanceLine(info: ProvenanceInfo): string {
   const parts: string[] = [];
   if (info.dataset) {
-    const sizes = [info.trainSize !== undefined ? `train ${info.trainSize}` : "", info.testSize !== undefined ? `test ${info.testSize}` : ""]
+    const sizes = [
+      info.trainSize !== undefined ? `train ${info.trainSize}` : "",
+      info.testSize !== undefined ? `test ${info.testSize}` : "",
+    ]
       .filter(Boolean).join(" / ");
     parts.push(`data: ${info.dataset}${sizes ? ` (${sizes})` : ""}`);
   }
   if (info.models?.length) {
-    parts.push("models: " + info.models.map((m) => typeof m === "string" ? m : m.name ? `${m.name} [${m.id}]` : m.id).join(", "));
+    parts.push(
+      "models: " +
+        info.models.map((m) => typeof m === "string" ? m : m.name ? `${m.name} [${m.id}]` : m.id).join(", "),
+    );
   }
   if (info.epochs !== undefined) parts.push(`${info.epochs} epochs`);
   if (info.seed !== undefined) parts.push(`seed ${Array.isArray(info.seed) ? list(info.seed) : info.seed}`);
   if (info.noise || info.etas || info.draws) {
-    const bits = [info.noise ?? "", info.etas ? `η ∈ {${list(info.etas)}}` : "", info.draws ? `${info.draws} draws/η` : "",
-      info.noiseSeed !== undefined ? `noise seed ${info.noiseSeed}` : ""].filter(Boolean);
+    const bits = [
+      info.noise ?? "",
+      info.etas ? `η ∈ {${list(info.etas)}}` : "",
+      info.draws ? `${info.draws} draws/η` : "",
+      info.noiseSeed !== undefined ? `noise seed ${info.noiseSeed}` : "",
+    ].filter(Boolean);
     parts.push(`noise: ${bits.join(", ")}`);
   }
   if (info.backend) parts.push(`backend: ${info.backend}`);

@@ -9,9 +9,36 @@
 
 // two-sided 95% t quantiles t_{0.975, df}, df = 1..30
 const T975 = [
-  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-  2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-  2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+  12.706,
+  4.303,
+  3.182,
+  2.776,
+  2.571,
+  2.447,
+  2.365,
+  2.306,
+  2.262,
+  2.228,
+  2.201,
+  2.179,
+  2.160,
+  2.145,
+  2.131,
+  2.120,
+  2.110,
+  2.101,
+  2.093,
+  2.086,
+  2.080,
+  2.074,
+  2.069,
+  2.064,
+  2.060,
+  2.056,
+  2.052,
+  2.048,
+  2.045,
+  2.042,
 ];
 
 /** t_{0.975, df} (two-sided 95%); df > 30 uses a smooth approximation towards 1.96. */
@@ -86,9 +113,15 @@ export function summarizeByEta<R extends SweepRowLike>(rows: R[], seriesOf: (r: 
   for (const g of groups.values()) {
     const a = meanCI(g.acc), n = meanCI(g.norm);
     out.push({
-      series: g.series, eta: g.eta, n: a.n,
-      accuracy: a.mean, accuracyLo: a.lo, accuracyHi: a.hi,
-      normalized: n.mean, normalizedLo: n.lo, normalizedHi: n.hi,
+      series: g.series,
+      eta: g.eta,
+      n: a.n,
+      accuracy: a.mean,
+      accuracyLo: a.lo,
+      accuracyHi: a.hi,
+      normalized: n.mean,
+      normalizedLo: n.lo,
+      normalizedHi: n.hi,
     });
   }
   out.sort((x, y) => order.indexOf(x.series) - order.indexOf(y.series) || x.eta - y.eta);

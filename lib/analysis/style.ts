@@ -22,8 +22,16 @@ export const FONT_SIZE = 12;
  * caller passes the same domain.
  */
 export const PALETTE: readonly string[] = [
-  "#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951",
-  "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e", "#9498a0",
+  "#4269d0",
+  "#efb118",
+  "#ff725c",
+  "#6cc5b0",
+  "#3ca951",
+  "#ff8ab7",
+  "#a463f2",
+  "#97bbf5",
+  "#9c6b4e",
+  "#9498a0",
 ];
 
 /** Colour of secondary text (subtitle, provenance caption). */

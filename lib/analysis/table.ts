@@ -50,7 +50,9 @@ export function table(rows: Row[], opts: TableOptions = {}): DataFrame {
       const nums = vals as (number | null)[];
       if (present.every((v) => Number.isInteger(v))) series.push(pl.Series(c, nums, pl.Int64));
       else {
-        const rounded = nums.map((v) => v === null || digits === null || !Number.isFinite(v) ? v : Number(v.toFixed(digits)));
+        const rounded = nums.map((v) =>
+          v === null || digits === null || !Number.isFinite(v) ? v : Number(v.toFixed(digits))
+        );
         series.push(pl.Series(c, rounded, pl.Float64));
       }
     } else series.push(pl.Series(c, vals.map((v) => v === null ? null : String(v)), pl.Utf8));
@@ -65,9 +67,16 @@ export interface ExportTableOptions {
 }
 
 /** Write a DataFrame (or rows) as `<dir>/<name>.csv` (default `results/tables`) atomically; returns the path. */
-export async function exportTable(df: DataFrame | Row[], name: string, opts: ExportTableOptions = {}): Promise<string> {
+export async function exportTable(
+  df: DataFrame | Row[],
+  name: string,
+  opts: ExportTableOptions = {},
+): Promise<string> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-    throw new NoiselabError(`exportTable: bad table name "${name}" (use letters, digits, '.', '_', '-')`, "name");
+    throw new NoiselabError(
+      `exportTable: bad table name "${name}" (use letters, digits, '.', '_', '-')`,
+      "name",
+    );
   }
   const frame = Array.isArray(df) ? table(df, { digits: null }) : df;
   const path = join(opts.dir ?? join(resultsDir(), "tables"), `${name}.csv`);

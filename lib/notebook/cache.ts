@@ -67,14 +67,20 @@ export async function cachedSweep<T>(
   const path = sweepCachePath(key, opts);
   if (!opts.refresh) {
     const hit = await readJsonIfExists<CachedSweep<T>>(path).catch(() => undefined);
-    if (hit && hit.result !== undefined) return { result: hit.result, fromCache: true, path, seconds: hit.seconds };
+    if (hit && hit.result !== undefined) {
+      return { result: hit.result, fromCache: true, path, seconds: hit.seconds };
+    }
   }
   const t0 = performance.now();
   const result = await compute();
   const seconds = (performance.now() - t0) / 1000;
   const entry: CachedSweep<T> = {
-    key, hash: path.split("/").pop()!.replace(/\.json$/, ""), libVersion: libVersion(),
-    createdAt: new Date().toISOString(), seconds, result,
+    key,
+    hash: path.split("/").pop()!.replace(/\.json$/, ""),
+    libVersion: libVersion(),
+    createdAt: new Date().toISOString(),
+    seconds,
+    result,
   };
   await writeJsonAtomic(path, entry);
   return { result, fromCache: false, path, seconds };

@@ -5,7 +5,7 @@
  * models at chance, agreement with the paper).
  * @module
  */
-import { meanCI, type MeanCI } from "../analysis/stats.ts";
+import { type MeanCI, meanCI } from "../analysis/stats.ts";
 import type { SweepRow } from "../noise/mod.ts";
 import type { VariantSweep } from "./study.ts";
 
@@ -96,9 +96,15 @@ export function interpretBnComparison(
     const gap = 100 * (b.mean - a.mean);
     const cleanBn = bn.variant.trained.cleanAccuracy, cleanNo = no.variant.trained.cleanAccuracy;
     if (cleanBn < 2 * opts.chance || cleanNo < 2 * opts.chance) {
-      lines.push(`- **${bn.variant.label.replace(/ \+ BN$/, "")}**: not interpretable — clean accuracy ${pct(cleanBn)}% ` +
-        `(BN) and ${pct(cleanNo)}% (no BN) are within twice chance (${pct(opts.chance, 0)}%), so the normalized ` +
-        `accuracies (${pct(a.mean)}% vs ${pct(b.mean)}%) only measure noise.`);
+      lines.push(
+        `- **${bn.variant.label.replace(/ \+ BN$/, "")}**: not interpretable — clean accuracy ${
+          pct(cleanBn)
+        }% ` +
+          `(BN) and ${pct(cleanNo)}% (no BN) are within twice chance (${
+            pct(opts.chance, 0)
+          }%), so the normalized ` +
+          `accuracies (${pct(a.mean)}% vs ${pct(b.mean)}%) only measure noise.`,
+      );
       continue;
     }
     const separated = a.hi < b.lo || b.hi < a.lo;
@@ -122,7 +128,11 @@ export function interpretBnComparison(
       paper = ` The paper reports ${ref.bn}% vs ${ref.noBn}% for ${ref.model} ` +
         `(a ${(ref.noBn - ref.bn).toFixed(1)}-point gap): ${
           agree
-            ? `same direction${Math.abs(gap - (ref.noBn - ref.bn)) > 15 ? `, different size (${gap.toFixed(1)} points here)` : ", similar size"}.`
+            ? `same direction${
+              Math.abs(gap - (ref.noBn - ref.bn)) > 15
+                ? `, different size (${gap.toFixed(1)} points here)`
+                : ", similar size"
+            }.`
             : "our run does **not** reproduce that gap."
         }`;
     }
@@ -131,7 +141,8 @@ export function interpretBnComparison(
   const allNoise = opts.targets.includes("all") || opts.targets.includes("bn-var");
   const mechanism = allNoise
     ? "\n\nThe noise here goes on **every stored weight array, BN moving statistics included** " +
-      "(targets: " + opts.targets.join(", ") + "). A noisy moving variance can turn negative, which makes the BN " +
+      "(targets: " + opts.targets.join(", ") +
+      "). A noisy moving variance can turn negative, which makes the BN " +
       "output NaN and the accuracy drop to chance; notebook 03 separates that effect from noise on the kernels."
     : `\n\nNoise targets: ${opts.targets.join(", ")}.`;
   return `### What these numbers say\n\nAverage normalized accuracy = mean over the noise levels η > 0 of ` +
@@ -178,25 +189,34 @@ export function interpretBnCount(
   const low = nearChance(sweeps, opts.chance);
   if (low.length) {
     trend = `Not interpretable: ${low.length} of ${sweeps.length} models are within twice chance, so their ` +
-      `normalized accuracies (${pts.map((p) => `${p.k} BN: ${pct(p.ci.mean)}%`).join(", ")}) only measure noise ` +
+      `normalized accuracies (${
+        pts.map((p) => `${p.k} BN: ${pct(p.ci.mean)}%`).join(", ")
+      }) only measure noise ` +
       `(Spearman ρ = ${Number.isFinite(rho) ? rho.toFixed(2) : "NaN"} means nothing here).`;
   } else if (!Number.isFinite(rho)) trend = "No trend can be computed (constant or NaN values).";
   else if (rho <= -0.7) {
-    trend = `Normalized accuracy **falls** as BN layers are added (Spearman ρ = ${rho.toFixed(2)}${
-      monotone ? ", strictly non-increasing" : ", not strictly monotone"
-    }): ${pct(first.ci.mean)}% with ${first.k} BN layers vs ${pct(last.ci.mean)}% with ${last.k}. ` +
+    trend =
+      `Normalized accuracy **falls** as BN layers are added (Spearman ρ = ${rho.toFixed(2)}${
+        monotone ? ", strictly non-increasing" : ", not strictly monotone"
+      }): ${pct(first.ci.mean)}% with ${first.k} BN layers vs ${pct(last.ci.mean)}% with ${last.k}. ` +
       "This agrees with the paper's claim that the damage grows with the number of BN layers.";
   } else if (rho >= 0.7) {
     trend = `Normalized accuracy **rises** with more BN layers (Spearman ρ = ${rho.toFixed(2)}): ` +
-      `${pct(first.ci.mean)}% with ${first.k} vs ${pct(last.ci.mean)}% with ${last.k} — the opposite of the paper's claim.`;
+      `${pct(first.ci.mean)}% with ${first.k} vs ${
+        pct(last.ci.mean)
+      }% with ${last.k} — the opposite of the paper's claim.`;
   } else {
     trend = `There is no consistent trend with the number of BN layers (Spearman ρ = ${rho.toFixed(2)}): ` +
-      `${pts.map((p) => `${p.k}: ${pct(p.ci.mean)}%`).join(", ")}. The paper's monotone claim is not reproduced here.`;
+      `${
+        pts.map((p) => `${p.k}: ${pct(p.ci.mean)}%`).join(", ")
+      }. The paper's monotone claim is not reproduced here.`;
   }
   const jumps = pts.slice(1).map((p, i) => ({ from: pts[i].k, to: p.k, d: p.ci.mean - pts[i].ci.mean }));
   const big = jumps.sort((a, b) => a.d - b.d)[0];
   const jump = !low.length && big && big.d < -0.05
-    ? ` The largest single drop (${(-100 * big.d).toFixed(1)} points) comes between ${big.from} and ${big.to} BN layers.`
+    ? ` The largest single drop (${
+      (-100 * big.d).toFixed(1)
+    } points) comes between ${big.from} and ${big.to} BN layers.`
     : "";
   return `### What these numbers say\n\n${trend}${jump}\n\n**Scale:** ${opts.scale}` +
     chanceCaveat(sweeps, opts.chance, opts.profile);
@@ -204,14 +224,20 @@ export function interpretBnCount(
 
 /** Markdown interpreting the attribution conditions of notebook 03. */
 export function interpretAttribution(
-  byModel: { model: string; conditions: { key: string; label: string; rows: SweepRow[] }[]; reference?: SweepRow[] }[],
+  byModel: {
+    model: string;
+    conditions: { key: string; label: string; rows: SweepRow[] }[];
+    reference?: SweepRow[];
+  }[],
   opts: { chance: number; profile: string; scale: string; nearChance: string[] },
 ): string {
   const out: string[] = [];
   for (const m of byModel) {
     if (opts.nearChance.includes(m.model)) {
-      out.push(`- **${m.model}**: not interpretable — its clean accuracy is within twice chance, so every ` +
-        "condition only measures noise.");
+      out.push(
+        `- **${m.model}**: not interpretable — its clean accuracy is within twice chance, so every ` +
+          "condition only measures noise.",
+      );
       continue;
     }
     const v = (key: string) => {
@@ -227,23 +253,29 @@ export function interpretAttribution(
     ].filter((s) => Number.isFinite(s.d));
     const worst = [...steps].sort((x, y) => y.d - x.d)[0];
     const parts: string[] = [];
-    parts.push(`kernels only ${pct(a)}%, + BN γ/β ${pct(b)}%, + BN statistics ${pct(c)}%, everything ${pct(d)}%`);
+    parts.push(
+      `kernels only ${pct(a)}%, + BN γ/β ${pct(b)}%, + BN statistics ${pct(c)}%, everything ${pct(d)}%`,
+    );
     if (Number.isFinite(e)) parts.push(`BN folded first ${pct(e)}%`);
     if (Number.isFinite(f)) parts.push(`BN re-estimated after noise ${pct(f)}%`);
     if (Number.isFinite(ref)) parts.push(`the no-BN model (noise on everything) ${pct(ref)}%`);
     let culprit = "";
     if (worst && worst.d > 0.05) {
-      culprit = ` The largest loss (${(100 * worst.d).toFixed(1)} points) comes from adding noise to **${worst.what}**.`;
+      culprit = ` The largest loss (${
+        (100 * worst.d).toFixed(1)
+      } points) comes from adding noise to **${worst.what}**.`;
     } else if (worst) {
       culprit = " No single part of BN accounts for a loss above 5 points.";
     }
     let paper = "";
     const bnFine = [e, f].filter(Number.isFinite).some((x) => Number.isFinite(ref) && x >= ref - 0.05);
     if (worst && worst.what.startsWith("BN's moving") && worst.d > 0.05) {
-      paper = " So the damage the paper attributes to BatchNorm as such comes mostly from perturbing its stored " +
+      paper =
+        " So the damage the paper attributes to BatchNorm as such comes mostly from perturbing its stored " +
         "statistics — something hardware would normally not do (BN is folded into the conv weights or kept digital).";
       if (bnFine) {
-        paper += " With BN folded or re-estimated, the BN model is about as noise-resistant as (or more than) the " +
+        paper +=
+          " With BN folded or re-estimated, the BN model is about as noise-resistant as (or more than) the " +
           "no-BN model, which **disagrees with the paper's reading** that BN itself hurts noise resistance.";
       }
     } else if (Number.isFinite(a) && Number.isFinite(ref) && a < ref - 0.05) {
@@ -253,10 +285,14 @@ export function interpretAttribution(
     out.push(`- **${m.model}**: ${parts.join("; ")}.${culprit}${paper}`);
   }
   const caveat = opts.nearChance.length
-    ? `\n\n**Caution:** ${opts.nearChance.join(", ")} ${opts.nearChance.length > 1 ? "are" : "is"} barely above ` +
+    ? `\n\n**Caution:** ${opts.nearChance.join(", ")} ${
+      opts.nearChance.length > 1 ? "are" : "is"
+    } barely above ` +
       `chance${opts.profile === "smoke" ? " (the `smoke` profile only checks the pipeline)" : ""}; ` +
       "the attribution above is not meaningful for such models."
     : "";
   return `### Which part of BatchNorm causes the damage\n\nAverage normalized accuracy (η > 0) per condition; ` +
-    `the same noise draws are used in every condition.\n\n${out.join("\n")}\n\n**Scale:** ${opts.scale}${caveat}`;
+    `the same noise draws are used in every condition.\n\n${
+      out.join("\n")
+    }\n\n**Scale:** ${opts.scale}${caveat}`;
 }

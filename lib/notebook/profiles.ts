@@ -61,32 +61,39 @@ export interface NotebookParams {
 type Base = Omit<NotebookParams, "profile">;
 
 // ---------------------------------------------------------------------------
-// THE PROFILE TABLE (per profile: shared values, then per-notebook changes)
+// THE PROFILE TABLE: one row per knob, one column per profile.
+// `quick` is sized for 2 CPU cores (the lead re-sizes it from the measured engine speed).
 // ---------------------------------------------------------------------------
-const SMOKE: Base = {
-  dataset: "cifar10", source: "auto", models: ["resnet8", "vgg11"], width: 4,
-  trainSize: 256, testSize: 200, epochs: 1, batchSize: 64, optimizer: "adam", lr: 2e-3, schedule: "constant",
-  augment: false, seed: 0,
-  etas: [0, 0.1, 0.3], draws: 2, noiseSeed: 1, noiseTargets: ["all"], noiseForm: "additive-std",
-  bnCounts: [0, 3, 7], etasShown: [0.1, 0.3], recalibrateBatches: 2, backend: "auto",
+// deno-fmt-ignore
+const TABLE: { [K in keyof Base]: [smoke: Base[K], quick: Base[K], paper: Base[K]] } = {
+  //                    smoke                  quick                                         paper
+  dataset:            ["cifar10",             "cifar10",                                    "cifar10"],
+  source:             ["auto",                "auto",                                       "auto"],
+  models:             [["resnet8", "vgg11"],  ["resnet20", "vgg11"],                        ["resnet44", "vgg16"]],
+  width:              [4,                     null,                                         null],
+  trainSize:          [256,                   10000,                                        50000],
+  testSize:           [200,                   2000,                                         10000],
+  epochs:             [1,                     15,                                           200],
+  batchSize:          [64,                    128,                                          128],
+  optimizer:          ["adam",                "adam",                                       "adam"],
+  lr:                 [2e-3,                  1e-3,                                         1e-3],
+  schedule:           ["constant",            "cosine",                                     "cosine"],
+  augment:            [false,                 true,                                         true],
+  seed:               [0,                     0,                                            0],
+  etas:               [[0, 0.1, 0.3],         [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]],
+  draws:              [2,                     10,                                           20],
+  noiseSeed:          [1,                     1,                                            1],
+  noiseTargets:       [["all"],               ["all"],                                      ["all"]],
+  noiseForm:          ["additive-std",        "additive-std",                               "additive-std"],
+  bnCounts:           [[0, 3, 7],             null,                                         null],
+  etasShown:          [[0.1, 0.3],            [0.1, 0.2, 0.4],                              [0.1, 0.2, 0.4]],
+  recalibrateBatches: [2,                     10,                                           20],
+  backend:            ["auto",                "auto",                                       "auto"],
 };
-const QUICK: Base = {
-  // sized for 2 CPU cores; the lead re-sizes it from the measured engine speed
-  dataset: "cifar10", source: "auto", models: ["resnet20", "vgg11"], width: null,
-  trainSize: 10000, testSize: 2000, epochs: 15, batchSize: 128, optimizer: "adam", lr: 1e-3, schedule: "cosine",
-  augment: true, seed: 0,
-  etas: [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], draws: 10, noiseSeed: 1, noiseTargets: ["all"],
-  noiseForm: "additive-std",
-  bnCounts: null, etasShown: [0.1, 0.2, 0.4], recalibrateBatches: 10, backend: "auto",
-};
-const PAPER: Base = {
-  dataset: "cifar10", source: "auto", models: ["resnet44", "vgg16"], width: null,
-  trainSize: 50000, testSize: 10000, epochs: 200, batchSize: 128, optimizer: "adam", lr: 1e-3, schedule: "cosine",
-  augment: true, seed: 0,
-  etas: [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0], draws: 20, noiseSeed: 1, noiseTargets: ["all"],
-  noiseForm: "additive-std",
-  bnCounts: null, etasShown: [0.1, 0.2, 0.4], recalibrateBatches: 20, backend: "auto",
-};
+
+function column(i: 0 | 1 | 2): Base {
+  return Object.fromEntries(Object.entries(TABLE).map(([k, v]) => [k, v[i]])) as unknown as Base;
+}
 
 /** Per-notebook changes on top of a profile's shared values. */
 const PER_NOTEBOOK: Record<ProfileName, Partial<Record<NotebookId, Partial<Base>>>> = {
@@ -106,7 +113,7 @@ const PER_NOTEBOOK: Record<ProfileName, Partial<Record<NotebookId, Partial<Base>
 };
 // ---------------------------------------------------------------------------
 
-const PROFILE_BASES: Record<ProfileName, Base> = { smoke: SMOKE, quick: QUICK, paper: PAPER };
+const PROFILE_BASES: Record<ProfileName, Base> = { smoke: column(0), quick: column(1), paper: column(2) };
 
 /** Profile names, in size order. */
 export const PROFILE_NAMES: readonly ProfileName[] = ["smoke", "quick", "paper"];
@@ -116,51 +123,104 @@ export const NOTEBOOK_IDS: readonly NotebookId[] = ["01", "02", "03", "04"];
 /** The profile's parameters for a notebook (a fresh copy). */
 export function profileParams(notebook: NotebookId, profile: ProfileName): NotebookParams {
   if (!PROFILE_NAMES.includes(profile)) {
-    throw new NoiselabError(`profile: unknown profile "${profile}" (known: ${PROFILE_NAMES.join(", ")})`, "profile");
+    throw new NoiselabError(
+      `profile: unknown profile "${profile}" (known: ${PROFILE_NAMES.join(", ")})`,
+      "profile",
+    );
   }
   if (!NOTEBOOK_IDS.includes(notebook)) {
-    throw new NoiselabError(`notebook: unknown notebook id "${notebook}" (known: ${NOTEBOOK_IDS.join(", ")})`, "notebook");
+    throw new NoiselabError(
+      `notebook: unknown notebook id "${notebook}" (known: ${NOTEBOOK_IDS.join(", ")})`,
+      "notebook",
+    );
   }
   return structuredClone({ profile, ...PROFILE_BASES[profile], ...(PER_NOTEBOOK[profile][notebook] ?? {}) });
 }
 
-const KEYS = Object.keys(SMOKE) as (keyof Base)[];
+const KEYS = Object.keys(TABLE) as (keyof Base)[];
 
 function check(cond: boolean, key: string, want: string, v: unknown): void {
   if (!cond) throw new NoiselabError(`parameter ${key}: expected ${want}, got ${JSON.stringify(v)}`, key);
 }
 
 function validate(p: NotebookParams): NotebookParams {
-  const posInt = (k: keyof Base) => check(Number.isInteger(p[k]) && (p[k] as number) > 0, k, "a positive integer", p[k]);
+  const posInt = (k: keyof Base) =>
+    check(Number.isInteger(p[k]) && (p[k] as number) > 0, k, "a positive integer", p[k]);
   check(["cifar10", "cifar100"].includes(p.dataset), "dataset", `"cifar10" or "cifar100"`, p.dataset);
   check(["auto", "jpeg", "binary"].includes(p.source), "source", `"auto", "jpeg" or "binary"`, p.source);
-  check(Array.isArray(p.models) && p.models.length > 0 && p.models.every((m) => typeof m === "string"), "models",
-    "a non-empty list of model names", p.models);
-  check(p.width === null || (Number.isInteger(p.width) && p.width > 0), "width", "null or a positive integer", p.width);
+  check(
+    Array.isArray(p.models) && p.models.length > 0 && p.models.every((m) => typeof m === "string"),
+    "models",
+    "a non-empty list of model names",
+    p.models,
+  );
+  check(
+    p.width === null || (Number.isInteger(p.width) && p.width > 0),
+    "width",
+    "null or a positive integer",
+    p.width,
+  );
   for (const k of ["trainSize", "testSize", "epochs", "batchSize", "draws"] as const) posInt(k);
-  check(Number.isInteger(p.recalibrateBatches) && p.recalibrateBatches >= 0, "recalibrateBatches",
-    "a non-negative integer", p.recalibrateBatches);
+  check(
+    Number.isInteger(p.recalibrateBatches) && p.recalibrateBatches >= 0,
+    "recalibrateBatches",
+    "a non-negative integer",
+    p.recalibrateBatches,
+  );
   check(typeof p.lr === "number" && p.lr > 0, "lr", "a positive number", p.lr);
   check(["sgd", "adam"].includes(p.optimizer), "optimizer", `"sgd" or "adam"`, p.optimizer);
-  check(["constant", "step", "cosine", "onecycle"].includes(p.schedule), "schedule", "constant|step|cosine|onecycle",
-    p.schedule);
+  check(
+    ["constant", "step", "cosine", "onecycle"].includes(p.schedule),
+    "schedule",
+    "constant|step|cosine|onecycle",
+    p.schedule,
+  );
   check(typeof p.augment === "boolean", "augment", "true or false", p.augment);
-  check(Number.isFinite(p.seed) && Number.isFinite(p.noiseSeed), "seed", "numbers (seed, noiseSeed)", [p.seed, p.noiseSeed]);
+  check(Number.isFinite(p.seed) && Number.isFinite(p.noiseSeed), "seed", "numbers (seed, noiseSeed)", [
+    p.seed,
+    p.noiseSeed,
+  ]);
   for (const k of ["etas", "etasShown"] as const) {
-    check(Array.isArray(p[k]) && p[k].length > 0 && p[k].every((e) => typeof e === "number" && e >= 0 && Number.isFinite(e)),
-      k, "a non-empty list of numbers >= 0", p[k]);
+    check(
+      Array.isArray(p[k]) && p[k].length > 0 &&
+        p[k].every((e) => typeof e === "number" && e >= 0 && Number.isFinite(e)),
+      k,
+      "a non-empty list of numbers >= 0",
+      p[k],
+    );
   }
-  check(Array.isArray(p.noiseTargets) && p.noiseTargets.length > 0 &&
-    p.noiseTargets.every((t) => ["kernels", "biases", "bn-affine", "bn-mean", "bn-var", "all"].includes(t)),
-    "noiseTargets", "a non-empty list of kernels|biases|bn-affine|bn-mean|bn-var|all", p.noiseTargets);
-  check(["additive-std", "additive-max", "multiplicative"].includes(p.noiseForm), "noiseForm",
-    "additive-std|additive-max|multiplicative", p.noiseForm);
-  check(p.etasShown.every((e) => p.etas.includes(e)), "etasShown", `values taken from etas (${p.etas.join(", ")})`,
-    p.etasShown);
-  check(p.bnCounts === null || (Array.isArray(p.bnCounts) && p.bnCounts.every((n) => Number.isInteger(n) && n >= 0)),
-    "bnCounts", "null or a list of integers >= 0", p.bnCounts);
-  check(["auto", "tensorflow", "noiselab", "wasm", "cpu"].includes(p.backend), "backend",
-    "auto|tensorflow|noiselab|wasm|cpu", p.backend);
+  check(
+    Array.isArray(p.noiseTargets) && p.noiseTargets.length > 0 &&
+      p.noiseTargets.every((t) => ["kernels", "biases", "bn-affine", "bn-mean", "bn-var", "all"].includes(t)),
+    "noiseTargets",
+    "a non-empty list of kernels|biases|bn-affine|bn-mean|bn-var|all",
+    p.noiseTargets,
+  );
+  check(
+    ["additive-std", "additive-max", "multiplicative"].includes(p.noiseForm),
+    "noiseForm",
+    "additive-std|additive-max|multiplicative",
+    p.noiseForm,
+  );
+  check(
+    p.etasShown.every((e) => p.etas.includes(e)),
+    "etasShown",
+    `values taken from etas (${p.etas.join(", ")})`,
+    p.etasShown,
+  );
+  check(
+    p.bnCounts === null ||
+      (Array.isArray(p.bnCounts) && p.bnCounts.every((n) => Number.isInteger(n) && n >= 0)),
+    "bnCounts",
+    "null or a list of integers >= 0",
+    p.bnCounts,
+  );
+  check(
+    ["auto", "tensorflow", "noiselab", "wasm", "cpu"].includes(p.backend),
+    "backend",
+    "auto|tensorflow|noiselab|wasm|cpu",
+    p.backend,
+  );
   return p;
 }
 
@@ -183,8 +243,10 @@ export function resolveParams(
     p[k] = structuredClone(v);
   }
   const etas = p.etas as number[], shown = p.etasShown as number[];
-  if ((overrides.etasShown === null || overrides.etasShown === undefined) && Array.isArray(etas) &&
-    !shown.every((e) => etas.includes(e))) {
+  if (
+    (overrides.etasShown === null || overrides.etasShown === undefined) && Array.isArray(etas) &&
+    !shown.every((e) => etas.includes(e))
+  ) {
     // etas were overridden without etasShown: show up to three non-zero levels spread over the grid
     const nz = etas.filter((e) => e > 0);
     p.etasShown = nz.length <= 3 ? nz : [nz[0], nz[Math.floor(nz.length / 2)], nz[nz.length - 1]];
@@ -200,8 +262,19 @@ export function trainConfigFor(
   bn: "all" | "none" | number | number[],
 ): Record<string, unknown> {
   return {
-    dataset: p.dataset, source: p.source, trainSize: p.trainSize, testSize: p.testSize, model, bn, width: p.width,
-    optimizer: p.optimizer, lr: p.lr, schedule: p.schedule, epochs: p.epochs, batchSize: p.batchSize,
-    augment: p.augment, seed: p.seed,
+    dataset: p.dataset,
+    source: p.source,
+    trainSize: p.trainSize,
+    testSize: p.testSize,
+    model,
+    bn,
+    width: p.width,
+    optimizer: p.optimizer,
+    lr: p.lr,
+    schedule: p.schedule,
+    epochs: p.epochs,
+    batchSize: p.batchSize,
+    augment: p.augment,
+    seed: p.seed,
   };
 }

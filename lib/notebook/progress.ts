@@ -53,7 +53,9 @@ export class NotebookProgress {
   /** Plain-text form: `label [#####.....] 12/40 (30%) detail`. */
   text(): string {
     if (this.total <= 0) {
-      return `${this.label}: ${this.detail || "nothing to do"} (${fmtSeconds((Date.now() - this.started) / 1000)})`;
+      return `${this.label}: ${this.detail || "nothing to do"} (${
+        fmtSeconds((Date.now() - this.started) / 1000)
+      })`;
     }
     const frac = this.total > 0 ? Math.min(1, this.done / this.total) : 0;
     const n = 24, k = Math.round(frac * n);
@@ -64,12 +66,16 @@ export class NotebookProgress {
 
   private html(): string {
     if (this.total <= 0) {
-      return `<div style="font-family: 'DejaVu Sans Mono', monospace; font-size: 12px;"><b>${escapeXml(this.label)}</b>: ` +
+      return `<div style="font-family: 'DejaVu Sans Mono', monospace; font-size: 12px;"><b>${
+        escapeXml(this.label)
+      }</b>: ` +
         `${escapeXml(this.detail || "nothing to do")}</div>`;
     }
     const pct = this.total > 0 ? Math.min(100, (100 * this.done) / this.total) : 0;
     return `<div style="font-family: 'DejaVu Sans Mono', monospace; font-size: 12px;">` +
-      `<b>${escapeXml(this.label)}</b> <progress value="${pct.toFixed(1)}" max="100" style="width: 240px;"></progress> ` +
+      `<b>${escapeXml(this.label)}</b> <progress value="${
+        pct.toFixed(1)
+      }" max="100" style="width: 240px;"></progress> ` +
       `${this.done}/${this.total} (${pct.toFixed(0)}%, ${fmtSeconds((Date.now() - this.started) / 1000)}) ` +
       `${escapeXml(this.detail)}</div>`;
   }
@@ -126,17 +132,29 @@ export interface TrainProgressLike {
 }
 
 /** A callback with a `finish()` to flush the final state. */
-export type ProgressCallback<T> = ((p: T) => void) & { finish(detail?: string): Promise<void>; bar: NotebookProgress };
+export type ProgressCallback<T> = ((p: T) => void) & {
+  finish(detail?: string): Promise<void>;
+  bar: NotebookProgress;
+};
 
 /** Adapter for `trainOrLoad(cfg, {onProgress})`: one bar over all steps of the run. */
-export function trainProgress(label: string, opts: ProgressOptions = {}): ProgressCallback<TrainProgressLike> {
+export function trainProgress(
+  label: string,
+  opts: ProgressOptions = {},
+): ProgressCallback<TrainProgressLike> {
   const bar = new NotebookProgress(label, opts);
   const fn = ((p: TrainProgressLike) => {
     const total = p.epochs * p.steps;
     const done = (p.epoch - 1) * p.steps + p.step;
     const test = p.testAccuracy !== undefined ? ` test ${(100 * p.testAccuracy).toFixed(1)}%` : "";
-    bar.update(done, total, `epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(3)} ` +
-      `acc ${(100 * p.accuracy).toFixed(1)}%${test} ${p.imagesPerSec.toFixed(0)} img/s eta ${fmtSeconds(p.etaSeconds)}`);
+    bar.update(
+      done,
+      total,
+      `epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(3)} ` +
+        `acc ${(100 * p.accuracy).toFixed(1)}%${test} ${p.imagesPerSec.toFixed(0)} img/s eta ${
+          fmtSeconds(p.etaSeconds)
+        }`,
+    );
   }) as ProgressCallback<TrainProgressLike>;
   fn.finish = (detail?: string) => bar.finish(detail);
   fn.bar = bar;
@@ -153,11 +171,17 @@ export interface SweepProgressLike {
 }
 
 /** Adapter for `noiseSweep(..., {onProgress})`. */
-export function sweepProgress(label: string, opts: ProgressOptions = {}): ProgressCallback<SweepProgressLike> {
+export function sweepProgress(
+  label: string,
+  opts: ProgressOptions = {},
+): ProgressCallback<SweepProgressLike> {
   const bar = new NotebookProgress(label, opts);
   const fn = ((p: SweepProgressLike) => {
-    const bits = [p.eta !== undefined ? `η=${p.eta}` : "", p.draw !== undefined ? `draw ${p.draw}` : "",
-      p.target ? String(p.target) : ""].filter(Boolean).join(" ");
+    const bits = [
+      p.eta !== undefined ? `η=${p.eta}` : "",
+      p.draw !== undefined ? `draw ${p.draw}` : "",
+      p.target ? String(p.target) : "",
+    ].filter(Boolean).join(" ");
     bar.update(p.done, p.total, bits);
   }) as ProgressCallback<SweepProgressLike>;
   fn.finish = (detail?: string) => bar.finish(detail);

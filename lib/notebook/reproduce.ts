@@ -32,7 +32,8 @@ export interface ReproduceOptions {
 /** Default per-cell timeouts (s) by profile: paper-scale training cells may run for hours. */
 export const DEFAULT_CELL_TIMEOUT: Record<ProfileName, number> = { smoke: 900, quick: 6 * 3600, paper: 0 };
 
-export const REPRODUCE_USAGE = `usage: noiselab reproduce [--profile smoke|quick|paper] [--only 01,02] [-p name=value ...]
+export const REPRODUCE_USAGE =
+  `usage: noiselab reproduce [--profile smoke|quick|paper] [--only 01,02] [-p name=value ...]
                          [--timeout SECONDS] [--out DIR] [--notebooks DIR]
   --profile   parameter profile of every notebook (lib/notebook/profiles.ts; default quick)
   --only      comma-separated notebook ids (file name prefixes under notebooks/)
@@ -64,10 +65,14 @@ export function parseReproduceArgs(argv: string[]): ReproduceOptions {
   let notebooksDir = join(projectRoot, "notebooks");
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const [flag, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const [flag, inline] = a.startsWith("--") && a.includes("=")
+      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+      : [a, undefined];
     const value = () => {
       const v = inline ?? argv[++i];
-      if (v === undefined) throw new NoiselabError(`reproduce: ${flag} needs a value\n${REPRODUCE_USAGE}`, flag);
+      if (v === undefined) {
+        throw new NoiselabError(`reproduce: ${flag} needs a value\n${REPRODUCE_USAGE}`, flag);
+      }
       return v;
     };
     switch (flag) {
@@ -83,7 +88,9 @@ export function parseReproduceArgs(argv: string[]): ReproduceOptions {
         const eq = kv.indexOf("=");
         if (eq <= 0) throw new NoiselabError(`reproduce: -p expects name=value, got "${kv}"`, "-p");
         const name = kv.slice(0, eq).trim();
-        if (!/^[A-Za-z_$][\w$]*$/.test(name)) throw new NoiselabError(`reproduce: bad parameter name "${name}"`, "-p");
+        if (!/^[A-Za-z_$][\w$]*$/.test(name)) {
+          throw new NoiselabError(`reproduce: bad parameter name "${name}"`, "-p");
+        }
         if (name === "profile") throw new NoiselabError("reproduce: use --profile, not -p profile=...", "-p");
         params[name] = parseParamValue(kv.slice(eq + 1));
         break;
@@ -91,7 +98,9 @@ export function parseReproduceArgs(argv: string[]): ReproduceOptions {
       case "--timeout": {
         const v = value();
         const t = Number(v);
-        if (!Number.isFinite(t) || t < 0) throw new NoiselabError(`reproduce: --timeout expects seconds >= 0, got "${v}"`, "--timeout");
+        if (!Number.isFinite(t) || t < 0) {
+          throw new NoiselabError(`reproduce: --timeout expects seconds >= 0, got "${v}"`, "--timeout");
+        }
         timeout = t;
         break;
       }
@@ -109,7 +118,10 @@ export function parseReproduceArgs(argv: string[]): ReproduceOptions {
     }
   }
   if (!PROFILE_NAMES.includes(profile as ProfileName)) {
-    throw new NoiselabError(`reproduce: --profile must be one of ${PROFILE_NAMES.join(", ")}, got "${profile}"`, "--profile");
+    throw new NoiselabError(
+      `reproduce: --profile must be one of ${PROFILE_NAMES.join(", ")}, got "${profile}"`,
+      "--profile",
+    );
   }
   return {
     profile: profile as ProfileName,
@@ -216,9 +228,19 @@ export async function runNotebook(
   const t0 = performance.now();
   const cmd = new Deno.Command(pythonBin(), {
     args: [
-      join(projectRoot, "tools", "run_notebook.py"), nb.path, ipynb, "--html", html, "--status", statusPath,
-      "--params", JSON.stringify(opts.params), "--timeout", String(opts.timeout),
-      "--kernel-dir", join(projectRoot, "tools", "kernel"),
+      join(projectRoot, "tools", "run_notebook.py"),
+      nb.path,
+      ipynb,
+      "--html",
+      html,
+      "--status",
+      statusPath,
+      "--params",
+      JSON.stringify(opts.params),
+      "--timeout",
+      String(opts.timeout),
+      "--kernel-dir",
+      join(projectRoot, "tools", "kernel"),
     ],
     env: { NO_COLOR: "1" },
     stdout: "inherit",
@@ -260,11 +282,18 @@ export async function runNotebook(
 export async function writeIndex(outDir: string, runs: RunRecord[], profile: string): Promise<string> {
   const rows = runs.map((r) => {
     const colour = r.status === "ok" ? "#1a7f37" : "#cf222e";
-    const files = [`<a href="${escapeXml(basename(r.html))}">HTML</a>`, `<a href="${escapeXml(basename(r.ipynb))}">ipynb</a>`];
-    return `<tr><td>${escapeXml(r.stem)}</td><td style="color:${colour};font-weight:bold">${escapeXml(r.status)}</td>` +
+    const files = [
+      `<a href="${escapeXml(basename(r.html))}">HTML</a>`,
+      `<a href="${escapeXml(basename(r.ipynb))}">ipynb</a>`,
+    ];
+    return `<tr><td>${escapeXml(r.stem)}</td><td style="color:${colour};font-weight:bold">${
+      escapeXml(r.status)
+    }</td>` +
       `<td style="text-align:right">${r.seconds.toFixed(1)} s</td><td>${r.cellsRun}/${r.cellsTotal}</td>` +
       `<td>${files.join(" · ")}</td><td><code>${escapeXml(JSON.stringify(r.params))}</code></td>` +
-      `<td><pre style="margin:0;white-space:pre-wrap">${escapeXml((r.error ?? "").slice(0, 800))}</pre></td></tr>`;
+      `<td><pre style="margin:0;white-space:pre-wrap">${
+        escapeXml((r.error ?? "").slice(0, 800))
+      }</pre></td></tr>`;
   }).join("\n");
   const page = `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>noiselab notebooks (${escapeXml(profile)})</title>
@@ -272,7 +301,11 @@ export async function writeIndex(outDir: string, runs: RunRecord[], profile: str
 td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}</style></head>
 <body><h1>noiselab: executed notebooks</h1>
 <p>Profile <b>${escapeXml(profile)}</b>, run finished ${escapeXml(new Date().toISOString())}.
-${runs.every((r) => r.status === "ok") ? "All notebooks ran without error." : "<b>Some notebooks failed.</b>"}</p>
+${
+    runs.every((r) => r.status === "ok")
+      ? "All notebooks ran without error."
+      : "<b>Some notebooks failed.</b>"
+  }</p>
 <table><tr><th>notebook</th><th>status</th><th>time</th><th>cells</th><th>files</th><th>parameters</th><th>error</th></tr>
 ${rows}
 </table></body></html>
@@ -291,24 +324,33 @@ ${rows}
 export async function reproduce(argv: string[]): Promise<number> {
   const opts = parseReproduceArgs(argv);
   const all = await listNotebooks(opts.notebooksDir);
-  const selected = opts.only ? all.filter((n) => opts.only!.includes(n.id) || opts.only!.includes(n.stem)) : all;
+  const selected = opts.only
+    ? all.filter((n) => opts.only!.includes(n.id) || opts.only!.includes(n.stem))
+    : all;
   if (opts.only) {
     const missing = opts.only.filter((o) => !all.some((n) => n.id === o || n.stem === o));
     if (missing.length) {
       throw new NoiselabError(
-        `reproduce: --only names unknown notebook(s) ${missing.join(", ")} (have: ${all.map((n) => n.id).join(", ")})`,
+        `reproduce: --only names unknown notebook(s) ${missing.join(", ")} (have: ${
+          all.map((n) => n.id).join(", ")
+        })`,
         "--only",
       );
     }
   }
-  if (!selected.length) throw new NoiselabError(`reproduce: no notebooks in ${opts.notebooksDir}`, opts.notebooksDir);
+  if (!selected.length) {
+    throw new NoiselabError(`reproduce: no notebooks in ${opts.notebooksDir}`, opts.notebooksDir);
+  }
   // Validate every override against every notebook before running anything.
   const plans: { nb: NotebookFile; params: Record<string, unknown> }[] = [];
   const used = new Set<string>();
   for (const nb of selected) {
     const declared = await parameterNames(nb.path);
     if (!("profile" in declared)) {
-      throw new NoiselabError(`reproduce: ${nb.path} has no 'profile' in its cell tagged 'parameters'`, nb.path);
+      throw new NoiselabError(
+        `reproduce: ${nb.path} has no 'profile' in its cell tagged 'parameters'`,
+        nb.path,
+      );
     }
     const params: Record<string, unknown> = { profile: opts.profile };
     for (const [k, v] of Object.entries(opts.params)) {
@@ -325,7 +367,10 @@ export async function reproduce(argv: string[]): Promise<number> {
   }
   const unused = Object.keys(opts.params).filter((k) => !used.has(k));
   if (unused.length) {
-    throw new NoiselabError(`reproduce: parameter(s) ${unused.join(", ")} not declared by any selected notebook`, "-p");
+    throw new NoiselabError(
+      `reproduce: parameter(s) ${unused.join(", ")} not declared by any selected notebook`,
+      "-p",
+    );
   }
   const runs: RunRecord[] = [];
   for (const { nb, params } of plans) {
@@ -336,7 +381,10 @@ export async function reproduce(argv: string[]): Promise<number> {
       if (r.status === "ok") r.status = "dead";
     }
     runs.push(r);
-    console.error(`[reproduce] ${nb.stem}: ${r.status} in ${r.seconds.toFixed(1)} s` + (r.error ? `: ${r.error.split("\n").slice(-1)[0]}` : ""));
+    console.error(
+      `[reproduce] ${nb.stem}: ${r.status} in ${r.seconds.toFixed(1)} s` +
+        (r.error ? `: ${r.error.split("\n").slice(-1)[0]}` : ""),
+    );
     await writeIndex(opts.outDir, runs, opts.profile);
   }
   const index = await writeIndex(opts.outDir, runs, opts.profile);

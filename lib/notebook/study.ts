@@ -59,11 +59,16 @@ export function bnCountsFor(model: string, counts: number[] | null): number[] {
   if (counts) {
     const bad = counts.filter((c) => c > total);
     if (bad.length) {
-      throw new NoiselabError(`bnCounts: ${model} has only ${total} BN layers, got ${bad.join(", ")}`, "bnCounts");
+      throw new NoiselabError(
+        `bnCounts: ${model} has only ${total} BN layers, got ${bad.join(", ")}`,
+        "bnCounts",
+      );
     }
     return [...new Set(counts)].sort((a, b) => a - b);
   }
-  return [...new Set([0, 1, Math.round(total / 4), Math.round(total / 2), Math.round((3 * total) / 4), total])]
+  return [
+    ...new Set([0, 1, Math.round(total / 4), Math.round(total / 2), Math.round((3 * total) / 4), total]),
+  ]
     .sort((a, b) => a - b);
 }
 
@@ -201,7 +206,13 @@ export async function sweepVariant(
     condition,
     result,
     fromCache,
-    rows: result.rows.map((r) => ({ ...r, series, variant: tv.label, condition: condition.label, bnLayers: tv.bnLayers })),
+    rows: result.rows.map((r) => ({
+      ...r,
+      series,
+      variant: tv.label,
+      condition: condition.label,
+      bnLayers: tv.bnLayers,
+    })),
   };
 }
 
@@ -272,10 +283,16 @@ export function cleanAccuracyTable(variants: TrainedVariant[]): DataFrame {
 export function scaleStatement(p: NotebookParams): string {
   const full = p.trainSize >= 50000 && p.epochs >= 200;
   return `this run (profile \`${p.profile}\`) trains ${p.models.map(prettyModel).join(" and ")}` +
-    `${p.width !== null ? ` at width ${p.width}` : ""} on ${p.trainSize} training images for ${p.epochs} epoch${p.epochs === 1 ? "" : "s"} ` +
-    `and evaluates on ${p.testSize} test images with ${p.draws} noise draw${p.draws === 1 ? "" : "s"} per level; ` +
+    `${
+      p.width !== null ? ` at width ${p.width}` : ""
+    } on ${p.trainSize} training images for ${p.epochs} epoch${p.epochs === 1 ? "" : "s"} ` +
+    `and evaluates on ${p.testSize} test images with ${p.draws} noise draw${
+      p.draws === 1 ? "" : "s"
+    } per level; ` +
     `the paper trained ResNet44 and VGG16 on all 50 000 images for about 200 epochs and evaluated on all 10 000. ` +
-    (full ? "The scales match." : "Absolute numbers are therefore not comparable; the direction of the effects is what this run can test.");
+    (full
+      ? "The scales match."
+      : "Absolute numbers are therefore not comparable; the direction of the effects is what this run can test.");
 }
 
 /** The six noise conditions of notebook 03 (same draws throughout). */
@@ -285,7 +302,8 @@ export function attributionConditions(p: NotebookParams): SweepCondition[] {
     { key: "kernels", label: "(a) kernels only", spec: { form, targets: ["kernels"] } },
     { key: "affine", label: "(b) kernels + BN γ/β", spec: { form, targets: ["kernels", "bn-affine"] } },
     {
-      key: "stats", label: "(c) + BN moving statistics",
+      key: "stats",
+      label: "(c) + BN moving statistics",
       spec: { form, targets: ["kernels", "bn-affine", "bn-mean", "bn-var"] },
     },
     { key: "all", label: "(d) all stored arrays", spec: { form, targets: ["all"] } },
@@ -293,8 +311,10 @@ export function attributionConditions(p: NotebookParams): SweepCondition[] {
   ];
   if (p.recalibrateBatches > 0) {
     conds.push({
-      key: "recal", label: `(f) all, BN re-estimated (${p.recalibrateBatches} batches)`,
-      spec: { form, targets: ["all"] }, recalibrate: true,
+      key: "recal",
+      label: `(f) all, BN re-estimated (${p.recalibrateBatches} batches)`,
+      spec: { form, targets: ["all"] },
+      recalibrate: true,
     });
   }
   return conds;
@@ -317,13 +337,15 @@ export async function setupStudyOrExplain(
     const { dataDir } = await import("../util/paths.ts");
     const isC100 = p.dataset === "cifar100";
     await showMarkdown(
-      `### ${isC100 ? "CIFAR-100" : "The data set"} is not available on this machine — this notebook stops here\n\n` +
+      `### ${
+        isC100 ? "CIFAR-100" : "The data set"
+      } is not available on this machine — this notebook stops here\n\n` +
         `The loader said:\n\n> ${e.message.replace(/\n/g, "\n> ")}\n\n` +
         (isC100
           ? `To run it, put the official binary release \`${CIFAR100_BINARY_URL.archive}\` ` +
             `(md5 \`${CIFAR100_BINARY_URL.md5}\`, from ${CIFAR100_BINARY_URL.url}) into \`${dataDir()}/\`, ` +
             `or its extracted folder \`${dataDir()}/${CIFAR100_BINARY_URL.folder}/\`; the loader checks the md5. ` +
-            "On a machine with internet access, `loadDataset({ dataset: \"cifar100\", download: true })` " +
+            'On a machine with internet access, `loadDataset({ dataset: "cifar100", download: true })` ' +
             "(lib/data) fetches and verifies it. Then re-run this notebook.\n\n"
           : "") +
         "The remaining cells skip their work (no error) because no data was loaded.",
