@@ -49,18 +49,29 @@ export interface OptimizerSpec {
 export interface OptimizerState {
   /** Number of updates applied so far. */
   step: number;
-  /** Slot tensors in a fixed order (per variable: SGD [momentum], Adam [m, v]). */
+  /** Slot tensors, each over all parameters flattened in variable order (SGD [momentum], Adam [m, v]). */
   slots: { shape: number[]; values: Float32Array }[];
 }
 
-/** An optimizer over a fixed list of variables. */
+/**
+ * An optimizer over a fixed list of variables.
+ *
+ * The update runs on one flat vector of all parameters (variables and
+ * gradients concatenated, the result split back): the same element-wise
+ * arithmetic as a per-variable loop, but about a dozen large kernels instead
+ * of a dozen tiny ones per variable, whose fixed dispatch cost dominated
+ * (ResNet-20: 65 variables, ~800 kernel calls per step).
+ */
 export class HandOptimizer {
   readonly spec: OptimizerSpec;
   readonly vars: tf.Variable[];
   readonly decayMask: boolean[];
   /** Updates applied so far (Adam's bias-correction clock). */
   step = 0;
-  private slots: tf.Variable[][];
+  private slots: tf.Variable[];
+  private sizes: number[];
+  /** Per element: weightDecay where decay applies, else 0 (null when no decay). */
+  private wdMask: tf.Tensor | null;
 
   /**
    * @param spec hyper-parameters
@@ -71,10 +82,21 @@ export class HandOptimizer {
     this.spec = spec;
     this.vars = vars;
     this.decayMask = decayMask ?? vars.map(() => true);
+    this.sizes = vars.map((v) => v.size);
+    const total = this.sizes.reduce((a, b) => a + b, 0);
     const perVar = spec.optimizer === "adam" ? 2 : (spec.momentum > 0 ? 1 : 0);
-    this.slots = vars.map((v) =>
-      Array.from({ length: perVar }, () => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
-    );
+    this.slots = Array.from({ length: perVar }, () => tf.tidy(() => tf.variable(tf.zeros([total]), false)));
+    if (spec.weightDecay > 0 && this.decayMask.some(Boolean)) {
+      const m = new Float32Array(total);
+      let at = 0;
+      this.sizes.forEach((n, i) => {
+        if (this.decayMask[i]) m.fill(spec.weightDecay, at, at + n);
+        at += n;
+      });
+      this.wdMask = tf.tensor1d(m);
+    } else {
+      this.wdMask = null;
+    }
   }
 
   /** Apply one update with gradients `grads` (same order as `vars`) at learning rate `lr`. */
@@ -85,58 +107,56 @@ export class HandOptimizer {
     this.step += 1;
     const s = this.spec;
     tf.tidy(() => {
-      const lrT = tf.scalar(lr);
-      for (let i = 0; i < this.vars.length; i++) {
-        const w = this.vars[i];
-        let g = grads[i];
-        const decay = this.decayMask[i] && s.weightDecay > 0;
-        let base: tf.Tensor = w;
-        if (decay && s.weightDecayMode === "coupled") g = tf.add(g, tf.mul(tf.scalar(s.weightDecay), w));
-        if (decay && s.weightDecayMode === "decoupled") base = tf.mul(w, tf.scalar(1 - lr * s.weightDecay));
-        let update: tf.Tensor;
-        if (s.optimizer === "sgd") {
-          if (s.momentum > 0) {
-            const buf = this.slots[i][0];
-            const nb = tf.add(tf.mul(tf.scalar(s.momentum), buf), g);
-            buf.assign(nb);
-            update = s.nesterov ? tf.add(g, tf.mul(tf.scalar(s.momentum), nb)) : nb;
-          } else {
-            update = g;
-          }
-          w.assign(tf.sub(base, tf.mul(lrT, update)));
-        } else {
-          const [m, v] = this.slots[i];
-          const b1 = s.adamBeta1, b2 = s.adamBeta2;
-          const nm = tf.add(tf.mul(tf.scalar(b1), m), tf.mul(tf.scalar(1 - b1), g));
-          const nv = tf.add(tf.mul(tf.scalar(b2), v), tf.mul(tf.scalar(1 - b2), tf.square(g)));
-          m.assign(nm);
-          v.assign(nv);
-          const bc1 = 1 - Math.pow(b1, this.step);
-          const bc2 = 1 - Math.pow(b2, this.step);
-          const denom = tf.add(tf.div(tf.sqrt(nv), tf.scalar(Math.sqrt(bc2))), tf.scalar(s.adamEpsilon));
-          update = tf.div(nm, denom);
-          w.assign(tf.sub(base, tf.mul(tf.scalar(lr / bc1), update)));
-        }
+      const flat = (ts: tf.Tensor[]) => tf.concat(ts.map((t) => tf.reshape(t, [-1])));
+      const w = flat(this.vars);
+      let g = flat(grads);
+      let base: tf.Tensor = w;
+      if (this.wdMask && s.weightDecayMode === "coupled") g = tf.add(g, tf.mul(this.wdMask, w));
+      if (this.wdMask && s.weightDecayMode === "decoupled") {
+        // w * (1 - lr * wd) where decay applies, w elsewhere
+        base = tf.sub(w, tf.mul(tf.mul(this.wdMask, tf.scalar(lr)), w));
       }
+      let next: tf.Tensor;
+      if (s.optimizer === "sgd") {
+        let update = g;
+        if (s.momentum > 0) {
+          const buf = this.slots[0];
+          const nb = tf.add(tf.mul(tf.scalar(s.momentum), buf), g);
+          buf.assign(nb);
+          update = s.nesterov ? tf.add(g, tf.mul(tf.scalar(s.momentum), nb)) : nb;
+        }
+        next = tf.sub(base, tf.mul(tf.scalar(lr), update));
+      } else {
+        const [m, v] = this.slots;
+        const b1 = s.adamBeta1, b2 = s.adamBeta2;
+        const nm = tf.add(tf.mul(tf.scalar(b1), m), tf.mul(tf.scalar(1 - b1), g));
+        const nv = tf.add(tf.mul(tf.scalar(b2), v), tf.mul(tf.scalar(1 - b2), tf.square(g)));
+        m.assign(nm);
+        v.assign(nv);
+        const bc1 = 1 - Math.pow(b1, this.step);
+        const bc2 = 1 - Math.pow(b2, this.step);
+        const denom = tf.add(tf.div(tf.sqrt(nv), tf.scalar(Math.sqrt(bc2))), tf.scalar(s.adamEpsilon));
+        next = tf.sub(base, tf.mul(tf.scalar(lr / bc1), tf.div(nm, denom)));
+      }
+      const parts = tf.split(next, this.sizes);
+      this.vars.forEach((v, i) => v.assign(tf.reshape(parts[i], v.shape)));
     });
   }
 
   /** Copy the state out (synchronous reads; exact float32 values). */
   getState(): OptimizerState {
-    const slots: OptimizerState["slots"] = [];
-    for (const list of this.slots) {
-      for (const t of list) slots.push({ shape: t.shape.slice(), values: t.dataSync() as Float32Array });
-    }
-    return { step: this.step, slots };
+    return {
+      step: this.step,
+      slots: this.slots.map((t) => ({ shape: t.shape.slice(), values: t.dataSync() as Float32Array })),
+    };
   }
 
   /** Restore a state produced by {@link getState} on an optimizer with the same variables. */
   setState(state: OptimizerState): void {
-    const flat = this.slots.flat();
-    if (flat.length !== state.slots.length) {
-      throw new Error(`optimizer state has ${state.slots.length} slots, expected ${flat.length}`);
+    if (this.slots.length !== state.slots.length) {
+      throw new Error(`optimizer state has ${state.slots.length} slots, expected ${this.slots.length}`);
     }
-    flat.forEach((t, i) => {
+    this.slots.forEach((t, i) => {
       const s = state.slots[i];
       if (s.shape.join(",") !== t.shape.join(",")) {
         throw new Error(`optimizer slot ${i}: shape [${s.shape}] does not match [${t.shape}]`);
@@ -148,7 +168,9 @@ export class HandOptimizer {
 
   /** Free the slot variables. */
   dispose(): void {
-    for (const list of this.slots) for (const t of list) t.dispose();
+    for (const t of this.slots) t.dispose();
+    this.wdMask?.dispose();
     this.slots = [];
+    this.wdMask = null;
   }
 }
