@@ -300,3 +300,70 @@ Deno.test({
     );
   }
 });
+
+Deno.test(
+  { name: "engine: slice, pad (incl. their gradients), spatial mean and its gradient", ignore },
+  async () => {
+    const shape = [4, 9, 7, 16];
+    const A = rand(shape, "A");
+    await check("slice 4d", () => tf.slice(tf.tensor(A, shape), [1, 2, 0, 3], [3, 5, 7, 9]));
+    await check("slice 3d", () => tf.slice(tf.tensor(A, [36, 7, 16]), [2, 1, 4], [30, 5, 12]));
+    await check("slice 2d", () => tf.slice(tf.tensor(A, [252, 16]), [7, 0], [200, 16]));
+    await check("pad 4d channels", () => tf.pad(tf.tensor(A, shape), [[0, 0], [0, 0], [0, 0], [8, 8]]));
+    await check(
+      "pad 4d spatial value",
+      () => tf.pad(tf.tensor(A, shape), [[1, 0], [2, 1], [0, 3], [1, 2]], 0.5),
+    );
+    await check("pad grad", () =>
+      tf.grad((x: tf.Tensor) =>
+        tf.sum(
+          tf.mul(
+            tf.pad(x, [[0, 0], [1, 1], [0, 0], [4, 4]]),
+            tf.sin(tf.pad(x, [[0, 0], [1, 1], [0, 0], [4, 4]])),
+          ),
+        )
+      )(
+        tf.tensor(A, shape),
+      ));
+    await check("mean hw", () => tf.mean(tf.tensor(A, shape), [1, 2]), 1e-5);
+    await check("mean hw keepDims", () => tf.mean(tf.tensor(A, shape), [2, 1], true), 1e-5);
+    await check("mean other axes (fallback)", () => tf.mean(tf.tensor(A, shape), [0, 3]), 1e-5);
+    await check(
+      "mean hw grad",
+      () => tf.grad((x: tf.Tensor) => tf.sum(tf.square(tf.mean(x, [1, 2]))))(tf.tensor(A, shape)),
+    );
+    await check("scalar mul/add/sub", () => {
+      const x = tf.tensor(A, shape);
+      return [
+        tf.mul(x, tf.scalar(0.3)),
+        tf.add(tf.scalar(2), x),
+        tf.sub(x, tf.scalar(1.5)),
+        tf.sub(tf.scalar(1.5), x),
+      ];
+    });
+  },
+);
+
+Deno.test(
+  { name: "engine: recycled output buffers never leak into values callers hold", ignore },
+  async () => {
+    await tf.setBackend("noiselab");
+    const shape = [8, 32, 32, 16]; // large enough to be recycled
+    const A = rand(shape, "pa"), B = rand(shape, "pb");
+    // dataSync() of a recycled buffer is a copy
+    const a = tf.relu(tf.tensor(A, shape));
+    const seen = a.dataSync();
+    const expect = Float32Array.from(A, (v) => Math.max(v, 0));
+    a.dispose();
+    const b = tf.relu(tf.tensor(B, shape)); // would reuse a's buffer
+    assertClose(expect, seen as Float32Array, "dataSync copy", 0, 0);
+    b.dispose();
+    // a cpu fallback kernel whose outputs are views of a recycled input (contiguous slices in Split)
+    const c = tf.relu(tf.tensor(A, shape));
+    const [p] = tf.split(c, 2, 0);
+    c.dispose();
+    const d = tf.relu(tf.tensor(B, shape));
+    assertClose(expect.subarray(0, expect.length / 2), p.dataSync() as Float32Array, "split view", 0, 0);
+    tf.dispose([p, d]);
+  },
+);

@@ -43,6 +43,10 @@ const SYMBOLS = {
   nl_relu_grad: { parameters: ["buffer", "buffer", "buffer", "i64"], result: "i32" },
   nl_binary: { parameters: ["buffer", "buffer", "buffer", "i64", "i64", "i32"], result: "i32" },
   nl_sum_rows: { parameters: ["buffer", "buffer", "i64", "i64"], result: "i32" },
+  nl_slice4: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  nl_pad4: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "f32"], result: "i32" },
+  nl_spatial_mean: { parameters: ["buffer", "buffer", "i64", "i64", "i64"], result: "i32" },
+  nl_spatial_mean_grad: { parameters: ["buffer", "buffer", "i64", "i64", "i64"], result: "i32" },
 } as const;
 
 /** The shim's functions, as returned by `Deno.dlopen`. */

@@ -17,7 +17,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
-import { BN_TRAIN, BN_TRAIN_GRAD, RELU_GRAD } from "./kernels.ts";
+import { BN_TRAIN, BN_TRAIN_GRAD, isSpatialMean, RELU_GRAD, SPATIAL_MEAN_GRAD } from "./kernels.ts";
 
 const ENGINE_BACKEND = "noiselab";
 let installed = false;
@@ -38,6 +38,23 @@ export function installEngineGradients(): void {
       if (!active()) return stock(dy, saved, attrs);
       const [x] = saved;
       return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: dy as tf.Tensor, x }) as tf.Tensor };
+    };
+  }
+
+  // --- Mean over H,W (global average pooling): the stock gradient multiplies the
+  // reshaped dy with a ones tensor of the input's shape, then divides (two
+  // broadcasting passes + an allocation); here one native pass.
+  const mean = tf.getGradient("Mean");
+  if (mean) {
+    const stock = mean.gradFunc;
+    mean.gradFunc = (dy, saved, attrs) => {
+      const [x] = saved;
+      const axis = (attrs as { axis: number | number[] }).axis;
+      if (!active() || x.dtype !== "float32" || !isSpatialMean(x.shape, axis)) return stock(dy, saved, attrs);
+      return {
+        x: () =>
+          tf.engine().runKernel(SPATIAL_MEAN_GRAD, { dy: dy as tf.Tensor }, { xShape: x.shape }) as tf.Tensor,
+      };
     };
   }
 

@@ -15,6 +15,8 @@ type KernelFn = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
 /** Custom kernel: ReLU gradient `dx = x > 0 ? dy : 0` (inputs dy, x). */
 export const RELU_GRAD = "NoiselabReluGrad";
+/** Custom kernel: gradient of a mean over the spatial axes of an NHWC tensor (input dy; attr xShape). */
+export const SPATIAL_MEAN_GRAD = "NoiselabSpatialMeanGrad";
 /** Custom kernel: training batch norm over all but the last axis (inputs x, gamma, beta; attr epsilon) → [y, mean, variance]. */
 export const BN_TRAIN = "NoiselabBatchNormTrain";
 /** Custom kernel: gradient of {@link BN_TRAIN} (inputs dy, x, mean, variance, gamma; attr epsilon) → [dx, dgamma, dbeta]. */
@@ -68,12 +70,21 @@ export function profiled(
 }
 
 /** Builds the kernel table for a loaded shim. `cpuKernel(name)` gives the fallback. */
+/** True for a Mean over axes 1 and 2 of a rank-4 tensor (what the native Mean handles). */
+export function isSpatialMean(shape: number[], axis: number | number[]): boolean {
+  if (shape.length !== 4) return false;
+  const ax = tf.util.parseAxisParam(axis, shape).slice().sort();
+  return ax.length === 2 && ax[0] === 1 && ax[1] === 2;
+}
+
 export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => KernelFn): tf.KernelConfig[] {
   const s = nat.sym;
   const vals = (b: unknown, t: TensorInfo | undefined | null): Float32Array | null =>
     t == null ? null : ((b as MathBackendCPU).data.get(t.dataId).values as Float32Array);
   const out = (b: unknown, shape: number[], values: Float32Array): TensorInfo =>
     (b as MathBackendCPU).makeTensorInfo(shape, "float32", values);
+  const alloc = (b: unknown, n: number): Float32Array =>
+    (b as { alloc?: (n: number) => Float32Array }).alloc?.(n) ?? new Float32Array(n);
   const f32 = (...ts: (TensorInfo | undefined | null)[]) =>
     ts.every((t) => t == null || t.dtype === "float32");
 
@@ -130,7 +141,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
   const kernels: Record<string, KernelFn> = {};
   const fallbackUsed = { used: false };
   const cpuKernelTracked = (name: string): KernelFn => {
-    const cpu = cpuKernel(name);
+    const cpu = cpuKernel(name); // already wrapped to disown aliased outputs
     return (args) => {
       fallbackUsed.used = true;
       return cpu(args);
@@ -165,7 +176,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
         act < 0 || !biasOk || x.shape.length !== 4 || !f32(x, filter, bias) || !nativeConvOk(ci) ||
         (withFused && (args.inputs as Record<string, TensorInfo>).preluActivationWeights != null)
       ) return cpu(args);
-      const y = new Float32Array(size(ci.outShape));
+      const y = alloc(args.backend, size(ci.outShape));
       const p = convParams(ci, bias != null, act);
       nat.check(
         s.nl_conv_fwd(vals(args.backend, x)!, vals(args.backend, filter)!, vals(args.backend, bias), y, p),
@@ -191,7 +202,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
       fmt(a),
     );
     if (!f32(dy, filter) || !nativeConvOk(ci) || a.inputShape.length !== 4) return null as any;
-    const dx = new Float32Array(size(a.inputShape));
+    const dx = alloc(args.backend, size(a.inputShape));
     nat.check(
       s.nl_conv_bwd_data(vals(args.backend, dy)!, vals(args.backend, filter)!, dx, convParams(ci, false, 0)),
       "Conv2DBackpropInput",
@@ -213,7 +224,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
       fmt(a),
     );
     if (!f32(x, dy) || !nativeConvOk(ci) || x.shape.length !== 4) return null as any;
-    const dw = new Float32Array(size(a.filterShape));
+    const dw = alloc(args.backend, size(a.filterShape));
     nat.check(
       s.nl_conv_bwd_weights(vals(args.backend, x)!, vals(args.backend, dy)!, dw, convParams(ci, false, 0)),
       "Conv2DBackpropFilter",
@@ -246,7 +257,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
       if (K !== K2) return cpu(args);
       if (bias != null && !(bias.shape.length === 1 && bias.shape[0] === N)) return cpu(args);
       const B = size(batchA);
-      const c = new Float32Array(B * M * N);
+      const c = alloc(args.backend, B * M * N);
       const p = Int32Array.of(
         B,
         M,
@@ -307,7 +318,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
       if (pi.filterHeight === 1 && pi.filterWidth === 1 && pi.strideHeight === 1 && pi.strideWidth === 1) {
         return null as any;
       }
-      const y = new Float32Array(size(pi.outShape));
+      const y = alloc(args.backend, size(pi.outShape));
       nat.check(s.nl_pool_fwd(vals(args.backend, x)!, y, poolParams(pi, isMax)), fwdName);
       return out(args.backend, pi.outShape, y);
     });
@@ -322,7 +333,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
       if (pi.filterHeight === 1 && pi.filterWidth === 1 && pi.strideHeight === 1 && pi.strideWidth === 1) {
         return null as any;
       }
-      const dx = new Float32Array(size(input.shape));
+      const dx = alloc(args.backend, size(input.shape));
       nat.check(
         s.nl_pool_bwd(vals(args.backend, input)!, vals(args.backend, dy)!, dx, poolParams(pi, isMax)),
         bwdName,
@@ -340,7 +351,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
       return null as any;
     }
     const n = size(x.shape);
-    const y = new Float32Array(n);
+    const y = alloc(args.backend, n);
     const eps = (args.attrs as Record<string, any>).varianceEpsilon ?? 0.001;
     const b = args.backend;
     nat.check(
@@ -365,7 +376,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
     const { x, gamma, beta } = args.inputs as Record<string, TensorInfo>;
     const C = x.shape[x.shape.length - 1];
     const n = size(x.shape);
-    const y = new Float32Array(n), mean = new Float32Array(C), v = new Float32Array(C);
+    const y = alloc(args.backend, n), mean = alloc(args.backend, C), v = alloc(args.backend, C);
     const b = args.backend;
     const eps = (args.attrs as Record<string, any>).epsilon as number;
     nat.check(
@@ -378,7 +389,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
     const { dy, x, mean, variance, gamma } = args.inputs as Record<string, TensorInfo>;
     const C = x.shape[x.shape.length - 1];
     const n = size(x.shape);
-    const dx = new Float32Array(n), dg = new Float32Array(C), db = new Float32Array(C);
+    const dx = alloc(args.backend, n), dg = alloc(args.backend, C), db = alloc(args.backend, C);
     const b = args.backend;
     const eps = (args.attrs as Record<string, any>).epsilon as number;
     nat.check(
@@ -401,19 +412,19 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
   };
 
   // ---------------------------------------------------------------- element-wise
-  const MIN_NATIVE = 4096; // below this the JS loop is as fast as a call into the shim
+  const MIN_NATIVE = 1024; // below this the JS loop is as fast as a call into the shim
   kernels["Relu"] = fb("Relu", (args) => {
     const { x } = args.inputs as Record<string, TensorInfo>;
     const n = size(x.shape);
     if (x.dtype !== "float32" || n < MIN_NATIVE) return null as any;
-    const y = new Float32Array(n);
+    const y = alloc(args.backend, n);
     nat.check(s.nl_relu(vals(args.backend, x)!, y, BigInt(n)), "Relu");
     return out(args.backend, [...x.shape], y);
   });
   kernels[RELU_GRAD] = (args) => {
     const { dy, x } = args.inputs as Record<string, TensorInfo>;
     const n = size(x.shape);
-    const dx = new Float32Array(n);
+    const dx = alloc(args.backend, n);
     nat.check(s.nl_relu_grad(vals(args.backend, dy)!, vals(args.backend, x)!, dx, BigInt(n)), RELU_GRAD);
     return out(args.backend, [...x.shape], dx);
   };
@@ -435,7 +446,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
         else return null as any;
       }
       const n = size(a.shape);
-      const y = new Float32Array(n);
+      const y = alloc(args.backend, n);
       nat.check(
         s.nl_binary(vals(args.backend, a)!, vals(args.backend, b)!, y, BigInt(n), BigInt(size(b.shape)), op),
         name,
@@ -455,11 +466,70 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
     const C = x.shape[r - 1];
     const n = size(x.shape);
     if (n < MIN_NATIVE) return null as any;
-    const y = new Float32Array(C);
+    const y = alloc(args.backend, C);
     nat.check(s.nl_sum_rows(vals(args.backend, x)!, y, BigInt(n / C), BigInt(C)), "Sum");
     const shape = a.keepDims ? [...Array(r - 1).fill(1), C] : [C];
     return out(args.backend, shape, y);
   });
+
+  // ---------------------------------------------------------------- data movement
+  const to4 = (shape: number[]) => Int32Array.from([...Array(4 - shape.length).fill(1), ...shape]);
+  kernels["Slice"] = fb("Slice", (args) => {
+    const { x } = args.inputs as Record<string, TensorInfo>;
+    const a = args.attrs as Record<string, any>;
+    if (x.dtype !== "float32" || x.shape.length > 4 || x.shape.length === 0) return null as any;
+    const [begin, sz] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, a.begin, a.size);
+    const n = size(sz);
+    if (n < MIN_NATIVE) return null as any;
+    const y = alloc(args.backend, n);
+    nat.check(
+      s.nl_slice4(
+        vals(args.backend, x)!,
+        y,
+        to4(x.shape),
+        to4(begin).map((v, i) => i < 4 - begin.length ? 0 : v),
+        to4(sz),
+      ),
+      "Slice",
+    );
+    return out(args.backend, [...sz], y);
+  });
+  kernels["PadV2"] = fb("PadV2", (args) => {
+    const { x } = args.inputs as Record<string, TensorInfo>;
+    const a = args.attrs as Record<string, any>;
+    const r = x.shape.length;
+    if (x.dtype !== "float32" || r > 4 || r === 0) return null as any;
+    const pads = a.paddings as [number, number][];
+    const ys = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
+    const n = size(ys);
+    if (n < MIN_NATIVE) return null as any;
+    const before = Int32Array.from([...Array(4 - r).fill(0), ...pads.map((p) => p[0])]);
+    const y = alloc(args.backend, n);
+    nat.check(
+      s.nl_pad4(vals(args.backend, x)!, y, to4(x.shape), before, to4(ys), a.constantValue ?? 0),
+      "PadV2",
+    );
+    return out(args.backend, ys, y);
+  });
+  kernels["Mean"] = fb("Mean", (args) => {
+    const { x } = args.inputs as Record<string, TensorInfo>;
+    const a = args.attrs as Record<string, any>;
+    if (x.dtype !== "float32" || !isSpatialMean(x.shape, a.axis)) return null as any;
+    const [N, H, W, C] = x.shape;
+    const y = alloc(args.backend, N * C);
+    nat.check(s.nl_spatial_mean(vals(args.backend, x)!, y, BigInt(N), BigInt(H * W), BigInt(C)), "Mean");
+    return out(args.backend, a.keepDims ? [N, 1, 1, C] : [N, C], y);
+  });
+  kernels[SPATIAL_MEAN_GRAD] = (args) => {
+    const { dy } = args.inputs as Record<string, TensorInfo>;
+    const [N, H, W, C] = (args.attrs as Record<string, any>).xShape as number[];
+    const dx = alloc(args.backend, N * H * W * C);
+    nat.check(
+      s.nl_spatial_mean_grad(vals(args.backend, dy)!, dx, BigInt(N), BigInt(H * W), BigInt(C)),
+      SPATIAL_MEAN_GRAD,
+    );
+    return out(args.backend, [N, H, W, C], dx);
+  };
 
   return Object.entries(kernels).map(([kernelName, kernelFunc]) => ({
     kernelName,

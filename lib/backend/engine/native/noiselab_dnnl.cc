@@ -517,11 +517,14 @@ int nl_relu(const float* x, float* y, int64_t n) {
 int nl_relu_grad(const float* dy, const float* x, float* dx, int64_t n) {
   return guard([&] {
 #pragma omp parallel for schedule(static) if (n > kPar)
-    for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.f ? dy[i] : 0.f;
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = dy[i];  // unconditional load: lets the compiler use a vector blend, not a branch
+      dx[i] = x[i] > 0.f ? g : 0.f;
+    }
   });
 }
 
-/** Binary op on equal-length arrays, or b broadcast along the last axis (bn = its length). op: 0 add, 1 sub, 2 mul. */
+/** Binary op on equal-length arrays, or b broadcast along the last axis (bn = its length; 1 = scalar). op: 0 add, 1 sub, 2 mul. */
 int nl_binary(const float* a, const float* b, float* y, int64_t n, int64_t bn, int32_t op) {
   return guard([&] {
     if (bn == n) {
@@ -534,6 +537,18 @@ int nl_binary(const float* a, const float* b, float* y, int64_t n, int64_t bn, i
       } else {
 #pragma omp parallel for schedule(static) if (n > kPar)
         for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+      }
+    } else if (bn == 1) {
+      const float bv = b[0];
+      if (op == 0) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+        for (int64_t i = 0; i < n; ++i) y[i] = a[i] + bv;
+      } else if (op == 1) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+        for (int64_t i = 0; i < n; ++i) y[i] = a[i] - bv;
+      } else {
+#pragma omp parallel for schedule(static) if (n > kPar)
+        for (int64_t i = 0; i < n; ++i) y[i] = a[i] * bv;
       }
     } else {
       int64_t rows = n / bn;
@@ -575,6 +590,80 @@ int nl_sum_rows(const float* x, float* y, int64_t rows, int64_t C) {
       double v = 0;
       for (int t = 0; t < nt; ++t) v += s[(size_t)t * C + c];
       y[c] = (float)v;
+    }
+  });
+}
+
+}  // extern "C"
+
+// ------------------------------------------------- data movement (rank <= 4)
+// Hand-written: tfjs' cpu Slice/PadV2 walk element by element with index
+// arithmetic (~100x slower); these copy contiguous innermost runs. Shapes are
+// left-padded to rank 4 by the caller.
+extern "C" {
+
+/** y = x[b0:b0+y0, b1:b1+y1, b2:b2+y2, b3:b3+y3] with x of shape xs, y of shape ys. */
+int nl_slice4(const float* x, float* y, const int32_t* xs, const int32_t* b, const int32_t* ys) {
+  return guard([&] {
+    const int64_t rows = (int64_t)ys[0] * ys[1] * ys[2];
+    const int64_t n_elem = rows * ys[3];
+#pragma omp parallel for schedule(static) if (n_elem > kPar)
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t i2 = r % ys[2], t = r / ys[2];
+      int64_t i1 = t % ys[1], i0 = t / ys[1];
+      const float* src = x + (((int64_t)(b[0] + i0) * xs[1] + (b[1] + i1)) * xs[2] + (b[2] + i2)) * xs[3] + b[3];
+      std::memcpy(y + r * ys[3], src, sizeof(float) * ys[3]);
+    }
+  });
+}
+
+/** y (shape ys) = constant `value` with x (shape xs) placed at offset `before`. */
+int nl_pad4(const float* x, float* y, const int32_t* xs, const int32_t* before, const int32_t* ys, float value) {
+  return guard([&] {
+    const int64_t rows = (int64_t)ys[0] * ys[1] * ys[2];
+    const int64_t n_elem = rows * ys[3];
+#pragma omp parallel for schedule(static) if (n_elem > kPar)
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t i2 = r % ys[2], t = r / ys[2];
+      int64_t i1 = t % ys[1], i0 = t / ys[1];
+      float* dst = y + r * ys[3];
+      int64_t j0 = i0 - before[0], j1 = i1 - before[1], j2 = i2 - before[2];
+      if (j0 < 0 || j0 >= xs[0] || j1 < 0 || j1 >= xs[1] || j2 < 0 || j2 >= xs[2]) {
+        for (int c = 0; c < ys[3]; ++c) dst[c] = value;
+        continue;
+      }
+      const float* src = x + ((j0 * xs[1] + j1) * xs[2] + j2) * xs[3];
+      for (int c = 0; c < before[3]; ++c) dst[c] = value;
+      std::memcpy(dst + before[3], src, sizeof(float) * xs[3]);
+      for (int c = before[3] + xs[3]; c < ys[3]; ++c) dst[c] = value;
+    }
+  });
+}
+
+/** Mean over the spatial axes of NHWC x: y[n, c] = mean_hw x[n, h, w, c] (double accumulation). */
+int nl_spatial_mean(const float* x, float* y, int64_t N, int64_t HW, int64_t C) {
+  return guard([&] {
+#pragma omp parallel for schedule(static) if (N * HW * C > kPar)
+    for (int64_t n = 0; n < N; ++n) {
+      std::vector<double> acc(C, 0.0);
+      const float* xn = x + n * HW * C;
+      for (int64_t p = 0; p < HW; ++p)
+        for (int64_t c = 0; c < C; ++c) acc[c] += xn[p * C + c];
+      for (int64_t c = 0; c < C; ++c) y[n * C + c] = (float)(acc[c] / (double)HW);
+    }
+  });
+}
+
+/** Gradient of nl_spatial_mean: dx[n, h, w, c] = dy[n, c] / HW. */
+int nl_spatial_mean_grad(const float* dy, float* dx, int64_t N, int64_t HW, int64_t C) {
+  return guard([&] {
+    const float inv = 1.f / (float)HW;
+#pragma omp parallel for schedule(static) if (N * HW * C > kPar)
+    for (int64_t n = 0; n < N; ++n) {
+      float* o = dx + n * HW * C;
+      const float* g = dy + n * C;
+      for (int64_t p = 0; p < HW; ++p)
+        for (int64_t c = 0; c < C; ++c) o[p * C + c] = g[c] * inv;
     }
   });
 }

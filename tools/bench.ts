@@ -1,0 +1,380 @@
+/**
+ * Training / inference throughput of noiselab's compute backend vs PyTorch on
+ * the same CPU (`deno task bench`).
+ *
+ * For each model and BN setting it alternates the two sides — one noiselab
+ * measurement, then one PyTorch measurement (tools/bench_torch.py, kept running
+ * as a subprocess) — `--reps` times, and reports medians and the ratio
+ * noiselab / PyTorch. Alternating keeps the comparison fair when other
+ * processes share the cores (their load hits both sides alike).
+ *
+ * Train: images/s of full training steps at batch 128 on random 32x32x3 inputs
+ * (forward in training mode, cross-entropy, gradients, SGD momentum update —
+ * the same calls as lib/train's loop). Infer: images/s of batch-500 inference.
+ *
+ * Usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
+ *   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
+ *   [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]
+ * Output: a table (or one JSON object per line with --json); the run is saved to
+ * results/bench/<timestamp>.jsonl and .md unless --no-write.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type * as tfl from "@tensorflow/tfjs-layers";
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { backendInfo, initBackend } from "../lib/backend/mod.ts";
+import { engineStats, setEngineProfiling } from "../lib/backend/engine/mod.ts";
+import { buildModel } from "../lib/models/mod.ts";
+import { crossEntropy, decayMask, HandOptimizer } from "../lib/train/mod.ts";
+import { NoiselabError, projectRoot, writeFileAtomic } from "../lib/util/mod.ts";
+
+interface Row {
+  model: string;
+  bn: boolean;
+  side: "noiselab" | "pytorch";
+  train_img_s: number;
+  infer_img_s: number;
+  backend: string;
+  threads: number;
+  rep: number;
+}
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    model: { type: "string", default: "resnet20" },
+    bn: { type: "string", default: "both" },
+    reps: { type: "string", default: "3" },
+    steps: { type: "string", default: "5" },
+    "infer-batches": { type: "string", default: "2" },
+    side: { type: "string", default: "both" },
+    backend: { type: "string", default: "auto" },
+    "torch-channels-last": { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    "no-write": { type: "boolean", default: false },
+  },
+});
+
+function posInt(name: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new NoiselabError(`--${name} must be a positive integer, got "${v}"`, name);
+  }
+  return n;
+}
+const reps = posInt("reps", args.reps);
+const steps = posInt("steps", args.steps);
+const inferBatches = posInt("infer-batches", args["infer-batches"]);
+const models = args.model === "all"
+  ? ["resnet20", "resnet44", "vgg16"]
+  : args.model!.split(",").map((s) => s.trim());
+if (!["true", "false", "both"].includes(args.bn!)) {
+  throw new NoiselabError(`--bn must be true, false or both`, "bn");
+}
+const bns = args.bn === "both" ? [true, false] : [args.bn === "true"];
+if (!["both", "noiselab", "pytorch"].includes(args.side!)) {
+  throw new NoiselabError(`--side must be both, noiselab or pytorch`, "side");
+}
+const BATCH = 128, INFER_BATCH = 500;
+
+const log = (s: string) => console.error(s);
+
+// ------------------------------------------------------------------ noiselab side
+let backendName = "";
+if (args.side !== "pytorch") {
+  await initBackend(args.backend as never);
+  const bi = backendInfo();
+  backendName = `${bi.name} (${bi.detail}), ${bi.threads} threads`;
+  log(`noiselab side: ${backendName}`);
+}
+
+interface Prepared {
+  model: tfl.LayersModel;
+  opt: HandOptimizer;
+  vars: tf.Variable[];
+  x: Float32Array;
+  y: Int32Array;
+  xi: tf.Tensor4D;
+  warmed: boolean;
+}
+const prepared = new Map<string, Prepared>();
+
+function randn(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    a[i] = (s / 4294967296 - 0.5) * 3.4; // uniform with unit variance; the values do not matter for speed
+  }
+  return a;
+}
+
+function prepare(name: string, bn: boolean): Prepared {
+  const key = `${name}:${bn}`;
+  let p = prepared.get(key);
+  if (!p) {
+    const model = buildModel(name, { bn: bn ? "all" : "none", seed: 0 });
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const opt = new HandOptimizer(
+      {
+        optimizer: "sgd",
+        momentum: 0.9,
+        nesterov: false,
+        weightDecay: 1e-4,
+        weightDecayMode: "coupled",
+        adamBeta1: 0.9,
+        adamBeta2: 0.999,
+        adamEpsilon: 1e-7,
+      },
+      vars,
+      decayMask(model),
+    );
+    const y = new Int32Array(BATCH);
+    for (let i = 0; i < BATCH; i++) y[i] = i % 10;
+    p = {
+      model,
+      opt,
+      vars,
+      x: randn(BATCH * 32 * 32 * 3, 1),
+      y,
+      xi: tf.tensor4d(randn(INFER_BATCH * 32 * 32 * 3, 2), [INFER_BATCH, 32, 32, 3]),
+      warmed: false,
+    };
+    prepared.set(key, p);
+  }
+  return p;
+}
+
+/** One training step, as lib/train's loop does it. */
+function trainStep(p: Prepared, lr: number): number {
+  let predT: tf.Tensor | undefined;
+  const { value, grads } = tf.tidy(() => {
+    const xb = tf.tensor4d(p.x, [BATCH, 32, 32, 3]);
+    const yb = tf.tensor1d(p.y, "int32");
+    return tf.variableGrads(() => {
+      const out = p.model.apply(xb, { training: true }) as tf.Tensor;
+      predT = tf.keep(tf.argMax(out, -1));
+      return crossEntropy(out, yb, false);
+    }, p.vars);
+  });
+  p.opt.applyGradients(p.vars.map((v) => grads[v.name]), lr);
+  const loss = value.dataSync()[0];
+  predT!.dataSync();
+  tf.dispose([value, predT!, ...Object.values(grads)]);
+  return loss;
+}
+
+function inferBatch(p: Prepared) {
+  const out = p.model.predict(p.xi, { batchSize: INFER_BATCH }) as tf.Tensor;
+  out.dataSync();
+  out.dispose();
+}
+
+function measureNoiselab(name: string, bn: boolean, rep: number): Row {
+  const p = prepare(name, bn);
+  for (let i = 0; i < (p.warmed ? 1 : 2); i++) trainStep(p, 0.01);
+  if (args.profile) setEngineProfiling(true);
+  let t0 = performance.now();
+  for (let i = 0; i < steps; i++) {
+    const loss = trainStep(p, 0.01);
+    if (!Number.isFinite(loss)) throw new Error(`${name}: non-finite loss ${loss}`);
+  }
+  const trainS = (performance.now() - t0) / 1000;
+  if (args.profile) {
+    printProfile(`${name} bn=${bn} train, ${steps} steps`, trainS * 1000 / steps, steps);
+    setEngineProfiling(false);
+  }
+  if (!p.warmed) inferBatch(p);
+  p.warmed = true;
+  if (args.profile) setEngineProfiling(true);
+  t0 = performance.now();
+  for (let i = 0; i < inferBatches; i++) inferBatch(p);
+  const inferS = (performance.now() - t0) / 1000;
+  if (args.profile) {
+    printProfile(
+      `${name} bn=${bn} inference, ${inferBatches} batches`,
+      inferS * 1000 / inferBatches,
+      inferBatches,
+    );
+    setEngineProfiling(false);
+  }
+  return {
+    model: name,
+    bn,
+    side: "noiselab",
+    rep,
+    train_img_s: steps * BATCH / trainS,
+    infer_img_s: inferBatches * INFER_BATCH / inferS,
+    backend: backendName,
+    threads: backendInfo().threads,
+  };
+}
+
+function printProfile(label: string, msPerIter: number, iters: number) {
+  const st = Object.entries(engineStats()).sort((a, b) => b[1].ms - a[1].ms);
+  const total = st.reduce((s, [, v]) => s + v.ms, 0) / iters;
+  log(`\nprofile ${label}: ${msPerIter.toFixed(1)} ms/iter, in kernels ${total.toFixed(1)} ms/iter`);
+  log(`  kernel                          ms/iter  calls/iter  (native/fallback)`);
+  for (const [k, v] of st.slice(0, 25)) {
+    log(
+      `  ${k.padEnd(30)} ${(v.ms / iters).toFixed(2).padStart(8)} ${
+        ((v.native + v.fallback) / iters).toFixed(1).padStart(10)
+      }  ${v.native}/${v.fallback}`,
+    );
+  }
+}
+
+// ------------------------------------------------------------------ pytorch side
+class TorchPeer {
+  private proc: Deno.ChildProcess;
+  private lines: AsyncIterator<string>;
+  private writer: WritableStreamDefaultWriter<Uint8Array>;
+  info = "";
+  private constructor(proc: Deno.ChildProcess) {
+    this.proc = proc;
+    this.lines = proc.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter())
+      [Symbol.asyncIterator]();
+    this.writer = proc.stdin.getWriter();
+  }
+  static async start(): Promise<TorchPeer | string> {
+    const script = join(projectRoot, "tools", "bench_torch.py");
+    const extra = args["torch-channels-last"] ? ["--channels-last"] : [];
+    let proc: Deno.ChildProcess;
+    try {
+      proc = new Deno.Command("/usr/bin/python3", {
+        args: [script, "--serve", ...extra],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+    } catch (e) {
+      return `cannot run /usr/bin/python3 (${e instanceof Error ? e.message : e})`;
+    }
+    const peer = new TorchPeer(proc);
+    const first = await peer.lines.next();
+    const msg = first.done ? { error: "python exited" } : JSON.parse(first.value);
+    if (!msg.ready) {
+      await proc.status;
+      return msg.error ?? "bench_torch.py did not start";
+    }
+    peer.info = `torch ${msg.torch}, ${msg.threads} threads`;
+    return peer;
+  }
+  async measure(name: string, bn: boolean, rep: number): Promise<Row> {
+    await this.writer.write(
+      new TextEncoder().encode(
+        JSON.stringify({ model: name, bn, steps, infer_batches: inferBatches }) + "\n",
+      ),
+    );
+    const r = await this.lines.next();
+    if (r.done) throw new Error("bench_torch.py exited early");
+    return { ...JSON.parse(r.value), rep } as Row;
+  }
+  async close() {
+    await this.writer.write(new TextEncoder().encode(JSON.stringify({ quit: true }) + "\n"));
+    await this.writer.close();
+    await this.proc.status;
+  }
+}
+
+function lineSplitter(): TransformStream<string, string> {
+  let buf = "";
+  return new TransformStream({
+    transform(chunk, ctl) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i).trim();
+        buf = buf.slice(i + 1);
+        if (line) ctl.enqueue(line);
+      }
+    },
+    flush(ctl) {
+      if (buf.trim()) ctl.enqueue(buf.trim());
+    },
+  });
+}
+
+let torch: TorchPeer | null = null;
+if (args.side !== "noiselab") {
+  const t = await TorchPeer.start();
+  if (typeof t === "string") log(`[bench] PyTorch side skipped: ${t}`);
+  else {
+    torch = t;
+    log(`pytorch side: ${t.info}`);
+  }
+}
+
+// ------------------------------------------------------------------ run
+const rows: Row[] = [];
+const emit = (r: Row) => {
+  rows.push(r);
+  if (args.json) console.log(JSON.stringify(r));
+  else {log(
+      `  ${r.model} bn=${r.bn} ${r.side.padEnd(8)} rep ${r.rep}: train ${
+        r.train_img_s.toFixed(1)
+      } img/s, infer ${r.infer_img_s.toFixed(1)} img/s`,
+    );}
+};
+const started = new Date();
+for (const name of models) {
+  for (const bn of bns) {
+    for (let rep = 1; rep <= reps; rep++) {
+      if (args.side !== "pytorch") emit(measureNoiselab(name, bn, rep));
+      if (torch) emit(await torch.measure(name, bn, rep));
+    }
+    const p = prepared.get(`${name}:${bn}`);
+    if (p) {
+      p.model.dispose();
+      p.opt.dispose();
+      p.xi.dispose();
+      prepared.delete(`${name}:${bn}`);
+    }
+  }
+}
+if (torch) await torch.close();
+
+// ------------------------------------------------------------------ summary
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const lines = [
+  `# Benchmark ${started.toISOString()}`,
+  "",
+  `Command: deno task bench ${Deno.args.join(" ")}`,
+  `noiselab side: ${backendName || "-"}; pytorch side: ${torch?.info ?? "-"}${
+    args["torch-channels-last"] ? " (channels_last)" : " (NCHW)"
+  }`,
+  `Batch ${BATCH} training (SGD momentum), batch ${INFER_BATCH} inference, ${reps} alternating reps x ${steps} steps / ${inferBatches} batches; medians in images/s.`,
+  "",
+  "| model | bn | noiselab train | pytorch train | train ratio | noiselab infer | pytorch infer | infer ratio |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- |",
+];
+for (const name of models) {
+  for (const bn of bns) {
+    const pick = (side: string, k: "train_img_s" | "infer_img_s") => {
+      const v = rows.filter((r) => r.model === name && r.bn === bn && r.side === side).map((r) => r[k]);
+      return v.length ? median(v) : NaN;
+    };
+    const nt = pick("noiselab", "train_img_s"), pt = pick("pytorch", "train_img_s");
+    const ni = pick("noiselab", "infer_img_s"), pi = pick("pytorch", "infer_img_s");
+    const f = (x: number) => (Number.isNaN(x) ? "-" : x.toFixed(1));
+    const r = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? "-" : `${(a / b).toFixed(2)}x`);
+    lines.push(
+      `| ${name} | ${bn} | ${f(nt)} | ${f(pt)} | ${r(nt, pt)} | ${f(ni)} | ${f(pi)} | ${r(ni, pi)} |`,
+    );
+  }
+}
+const md = lines.join("\n") + "\n";
+if (!args.json) console.log(md);
+if (!args["no-write"]) {
+  const dir = join(projectRoot, "results", "bench");
+  await Deno.mkdir(dir, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, "-");
+  await writeFileAtomic(join(dir, `${stamp}.jsonl`), rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  await writeFileAtomic(join(dir, `${stamp}.md`), md);
+  log(`[bench] wrote results/bench/${stamp}.{jsonl,md}`);
+}
