@@ -36,7 +36,7 @@ Deno.test("every bad field is rejected with a message naming it", () => {
   rejects({ trainSize: 0 }, "trainSize");
   rejects({ dataset: "mnist" }, "dataset", /cifar10, cifar100/);
   rejects({ source: "png" }, "source");
-  rejects({ model: "resnet21" }, "model", /unknown model/);
+  rejects({ model: "resnet21" }, "model", /6n\+2.*got 21/);
   rejects({ model: "alexnet" }, "model", /unknown model/);
   rejects({ model: "resnet20", bn: 20 }, "bn", /19 BN layers/);
   rejects({ bn: "some" }, "bn");
