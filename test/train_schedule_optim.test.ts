@@ -104,7 +104,9 @@ Deno.test("Adam: first step moves each weight by lr*sign(g); coupled vs decouple
   // second step with the same gradient: mhat = g, vhat = g^2 again -> another lr*sign(g)
   closeArr(run({ optimizer: "adam" }, [1], [[0.3], [0.3]], 0.01), [0.98], 1e-6);
   // decoupled (AdamW): w = 1*(1 - 0.01*0.5) - 0.01 = 0.985
-  closeArr(run({ optimizer: "adam", weightDecay: 0.5, weightDecayMode: "decoupled" }, [1], [[0.3]], 0.01), [0.985]);
+  closeArr(run({ optimizer: "adam", weightDecay: 0.5, weightDecayMode: "decoupled" }, [1], [[0.3]], 0.01), [
+    0.985,
+  ]);
   // coupled with g = -0.3 + 0.5*1 = 0.2 > 0: still one lr step in the sign of g' -> 0.99
   closeArr(run({ optimizer: "adam", weightDecay: 0.5 }, [1], [[-0.3]], 0.01), [0.99]);
 });
