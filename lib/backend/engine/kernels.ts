@@ -32,6 +32,14 @@ export interface KernelStat {
 }
 const stats = new Map<string, KernelStat>();
 let profiling = false;
+/** With NOISELAB_PROFILE_SHAPES=1 the profile is split by input shapes. */
+const withShapes = (() => {
+  try {
+    return Deno.env.get("NOISELAB_PROFILE_SHAPES") === "1";
+  } catch {
+    return false;
+  }
+})();
 
 /** Turns per-kernel counting/timing on or off (off by default; on costs a performance.now() per kernel). Resets the counters. */
 export function setEngineProfiling(on: boolean): void {
@@ -64,7 +72,10 @@ export function profiled(
     if (fallbackFlag) fallbackFlag.used = false;
     const t0 = performance.now();
     const r = fn(args);
-    record(name, isNative && !(fallbackFlag?.used ?? false), performance.now() - t0);
+    const key = withShapes
+      ? `${name}[${Object.values(args.inputs).map((t) => t ? t.shape.join("x") : "-").join(",")}]`
+      : name;
+    record(key, isNative && !(fallbackFlag?.used ?? false), performance.now() - t0);
     return r;
   };
 }
@@ -437,9 +448,10 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
       if (na < MIN_NATIVE && nb < MIN_NATIVE) return null as any;
       const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
       const lastAxisBcast = (big: TensorInfo, small: TensorInfo) =>
-        small.shape.length >= 1 && small.shape.slice(0, -1).every((d) => d === 1) &&
         small.shape.length <= big.shape.length &&
-        small.shape[small.shape.length - 1] === big.shape[big.shape.length - 1];
+        (size(small.shape) === 1 ||
+          (small.shape.length >= 1 && small.shape.slice(0, -1).every((d) => d === 1) &&
+            small.shape[small.shape.length - 1] === big.shape[big.shape.length - 1]));
       if (!sameShape) {
         if (lastAxisBcast(a, b)) { /* a big, b per-channel */ }
         else if (commutative && lastAxisBcast(b, a)) [a, b] = [b, a];
