@@ -367,3 +367,14 @@ Deno.test(
     tf.dispose([p, d]);
   },
 );
+
+Deno.test({ name: "engine: concat (1-D flat vectors and inner axes)", ignore }, async () => {
+  const parts = [[432], [16], [2304], [1], [5000]].map((s, i) => ({ s, v: rand(s, `c${i}`) }));
+  await check("concat 1d", () => tf.concat(parts.map((p) => tf.tensor1d(p.v)), 0));
+  const A = rand([4, 9, 7, 16], "ca"), B = rand([4, 9, 7, 5], "cb");
+  await check(
+    "concat last axis",
+    () => tf.concat([tf.tensor(A, [4, 9, 7, 16]), tf.tensor(B, [4, 9, 7, 5])], 3),
+  );
+  await check("concat axis 1", () => tf.concat([tf.tensor(A, [4, 63, 16]), tf.tensor(A, [4, 63, 16])], 1));
+});

@@ -201,3 +201,22 @@ Deno.test(
     assert.ok(Math.abs(ref.acc - eng.acc) <= 2 / 128, `test accuracy ${eng.acc} vs reference ${ref.acc}`);
   },
 );
+
+Deno.test({ name: "engine: training is bitwise reproducible across processes", ignore }, async () => {
+  const fixture = new URL("./engine_repro_fixture.ts", import.meta.url).pathname;
+  const run = async () => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", fixture],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(r.stdout).trim();
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    assert.match(text, /^[0-9a-f]{64}$/);
+    return text;
+  };
+  const a = await run();
+  const b = await run();
+  assert.equal(a, b, "two identical runs gave different weights");
+});

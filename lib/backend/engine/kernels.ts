@@ -532,6 +532,34 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
     nat.check(s.nl_spatial_mean(vals(args.backend, x)!, y, BigInt(N), BigInt(H * W), BigInt(C)), "Mean");
     return out(args.backend, a.keepDims ? [N, 1, 1, C] : [N, C], y);
   });
+  // Concat: plain typed-array copies (Float32Array.set is a memcpy) into a
+  // recycled output; the cpu kernel allocates a fresh zeroed array, which for
+  // lib/train's flat parameter vector (15M floats for VGG16) costs more than the copy.
+  kernels["Concat"] = fb("Concat", (args) => {
+    const ts = Object.values(args.inputs) as TensorInfo[];
+    if (ts.length === 0 || !ts.every((t) => t.dtype === "float32")) return null as any;
+    const r = ts[0].shape.length;
+    if (r === 0) return null as any;
+    const axis = tf.util.parseAxisParam((args.attrs as Record<string, any>).axis, ts[0].shape)[0];
+    const outShape = tf.backend_util.computeOutShape(ts.map((t) => t.shape), axis);
+    const n = size(outShape);
+    if (n < MIN_NATIVE) return null as any;
+    const outer = size(outShape.slice(0, axis));
+    const inners = ts.map((t) => size(t.shape.slice(axis)));
+    const rowLen = inners.reduce((a, b) => a + b, 0);
+    const y = alloc(args.backend, n);
+    const srcs = ts.map((t) => vals(args.backend, t)!);
+    for (let o = 0; o < outer; o++) {
+      let off = o * rowLen;
+      for (let i = 0; i < srcs.length; i++) {
+        const len = inners[i];
+        if (len > 0) y.set(srcs[i].subarray(o * len, (o + 1) * len), off);
+        off += len;
+      }
+    }
+    return out(args.backend, outShape, y);
+  });
+
   kernels[SPATIAL_MEAN_GRAD] = (args) => {
     const { dy } = args.inputs as Record<string, TensorInfo>;
     const [N, H, W, C] = (args.attrs as Record<string, any>).xShape as number[];
