@@ -21,6 +21,28 @@ Deno.test("backend: a bad preference is a NoiselabError naming it", async () => 
   }
 });
 
+Deno.test("backend: a bad NOISELAB_THREADS is a NoiselabError naming it", async () => {
+  Deno.env.set("NOISELAB_THREADS", "abc");
+  try {
+    await assert.rejects(
+      () => initBackend("cpu"),
+      (e: unknown) => e instanceof NoiselabError && /NOISELAB_THREADS/.test(e.message),
+    );
+  } finally {
+    Deno.env.delete("NOISELAB_THREADS");
+  }
+});
+
+Deno.test("backend: tensorflow (tfjs-node) is only tried through the import map, never fetched", async () => {
+  const before = await Deno.readTextFile(new URL("../deno.lock", import.meta.url));
+  await assert.rejects(
+    () => initBackend("tensorflow"),
+    (e: unknown) => e instanceof NoiselabError && /tfjs-node/.test(e.message),
+  );
+  const after = await Deno.readTextFile(new URL("../deno.lock", import.meta.url));
+  assert.equal(after, before, "deno.lock changed: something fetched tfjs-node");
+});
+
 Deno.test("backend: cpu can be forced; backendInfo reports it; idempotent", async () => {
   assert.equal(await initBackend("cpu"), "cpu");
   assert.equal(tf.getBackend(), "cpu");

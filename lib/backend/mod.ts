@@ -35,8 +35,11 @@ function notice(msg: string) {
 
 async function tryTensorflow(): Promise<BackendInfo | string> {
   try {
-    // dynamic specifier so that neither deno.json nor the lock file needs tfjs-node
-    const spec = ["npm:@tensorflow", "tfjs-node"].join("/");
+    // A bare specifier resolved only through deno.json's import map: where tfjs-node
+    // can be installed, add "@tensorflow/tfjs-node" to deno.json's imports. (An
+    // "npm:" specifier here would make Deno fetch it from the registry and edit
+    // deno.lock at run time.) Built at run time so type checking does not need it.
+    const spec = ["@tensorflow", "tfjs-node"].join("/");
     await import(spec);
     if (!(await tf.setBackend("tensorflow"))) return "tfjs-node imported but its backend did not initialise";
     return { name: "tensorflow", threads: engineThreads(), detail: "tfjs-node (libtensorflow)" };
@@ -92,6 +95,11 @@ export async function initBackend(pref?: BackendName | "auto"): Promise<BackendN
         NAMES.join(", ")
       }`,
     );
+  }
+  try {
+    engineThreads(); // validates NOISELAB_THREADS before any work
+  } catch (e) {
+    throw new NoiselabError(e instanceof Error ? e.message : String(e));
   }
   if (
     current && (want === currentPref || want === current.name) && tf.getBackend() === backendKey(current.name)
