@@ -25,7 +25,7 @@ def params_cell(defaults_note):
 const dataset: string | null = null; // "cifar10" | "cifar100"
 const source: string | null = null; // "auto" | "jpeg" | "binary"
 const models: string[] | null = null; // architectures, e.g. ["resnet20", "vgg11"]
-const width: number | null = null; // base width (architecture default: ResNet 16, VGG 64)
+const width: number | Record<string, number> | null = null; // base width: one number, or per model {vgg11: 32} (default ResNet 16, VGG 64)
 const trainSize: number | null = null; // training images (stratified subset of the 50 000)
 const testSize: number | null = null; // test images for clean accuracy and noise sweeps
 const epochs: number | null = null;

@@ -23,8 +23,11 @@ export interface NotebookParams {
   source: "auto" | "jpeg" | "binary";
   /** Architectures; notebooks 01/03/04 train each with and without BN. */
   models: string[];
-  /** Base width (null = architecture default: ResNet 16, VGG 64). */
-  width: number | null;
+  /**
+   * Base width: null = each architecture's default (ResNet 16, VGG 64); a number applies to every
+   * model; an object sets it per model name (e.g. `{ vgg11: 32 }`; models not named keep their default).
+   */
+  width: number | null | Record<string, number>;
   /** Stratified training subset and test subset sizes (full split: 50000 / 10000). */
   trainSize: number;
   testSize: number;
@@ -62,7 +65,11 @@ type Base = Omit<NotebookParams, "profile">;
 
 // ---------------------------------------------------------------------------
 // THE PROFILE TABLE: one row per knob, one column per profile.
-// `quick` is sized for 2 CPU cores (the lead re-sizes it from the measured engine speed).
+// `quick` is sized on the noiselab engine's measured speed on 2 cores (2026-11-26, training loop incl.
+// augmentation, batch 128): ResNet-20 ~1000 img/s, VGG-11 at width 32 ~730 img/s (at width 64: ~4x slower),
+// inference ~3500 img/s. Training: 4 ResNet-20 (01: ±BN; 02: 4 and 10 BN layers) × 100k images ≈ 400 s,
+// 2 VGG-11/32 × 100k ≈ 280 s; sweeps: 7 η × 5 draws × 1000 images per model and condition (~10 s each,
+// ~20 of them). About 15 minutes in all on an otherwise idle machine.
 // ---------------------------------------------------------------------------
 // deno-fmt-ignore
 const TABLE: { [K in keyof Base]: [smoke: Base[K], quick: Base[K], paper: Base[K]] } = {
@@ -70,24 +77,24 @@ const TABLE: { [K in keyof Base]: [smoke: Base[K], quick: Base[K], paper: Base[K
   dataset:            ["cifar10",             "cifar10",                                    "cifar10"],
   source:             ["auto",                "auto",                                       "auto"],
   models:             [["resnet8", "vgg11"],  ["resnet20", "vgg11"],                        ["resnet44", "vgg16"]],
-  width:              [4,                     null,                                         null],
+  width:              [4,                     { vgg11: 32 },                                null],
   trainSize:          [256,                   10000,                                        50000],
-  testSize:           [200,                   2000,                                         10000],
-  epochs:             [1,                     15,                                           200],
+  testSize:           [200,                   1000,                                         10000],
+  epochs:             [1,                     10,                                           200],
   batchSize:          [64,                    128,                                          128],
   optimizer:          ["adam",                "adam",                                       "adam"],
   lr:                 [2e-3,                  1e-3,                                         1e-3],
   schedule:           ["constant",            "cosine",                                     "cosine"],
   augment:            [false,                 true,                                         true],
   seed:               [0,                     0,                                            0],
-  etas:               [[0, 0.1, 0.3],         [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0], [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]],
-  draws:              [2,                     10,                                           20],
+  etas:               [[0, 0.1, 0.3],         [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8],           [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]],
+  draws:              [2,                     5,                                            20],
   noiseSeed:          [1,                     1,                                            1],
   noiseTargets:       [["all"],               ["all"],                                      ["all"]],
   noiseForm:          ["additive-std",        "additive-std",                               "additive-std"],
-  bnCounts:           [[0, 3, 7],             null,                                         null],
-  etasShown:          [[0.1, 0.3],            [0.1, 0.2, 0.4],                              [0.1, 0.2, 0.4]],
-  recalibrateBatches: [2,                     10,                                           20],
+  bnCounts:           [[0, 3, 7],             [0, 4, 10, 19],                               null],
+  etasShown:          [[0.1, 0.3],            [0.1, 0.2, 0.3],                              [0.1, 0.2, 0.4]],
+  recalibrateBatches: [2,                     4,                                            20],
   backend:            ["auto",                "auto",                                       "auto"],
 };
 
@@ -154,10 +161,12 @@ function validate(p: NotebookParams): NotebookParams {
     "a non-empty list of model names",
     p.models,
   );
+  const posIntOk = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
   check(
-    p.width === null || (Number.isInteger(p.width) && p.width > 0),
+    p.width === null || posIntOk(p.width) ||
+      (typeof p.width === "object" && !Array.isArray(p.width) && Object.values(p.width).every(posIntOk)),
     "width",
-    "null or a positive integer",
+    "null, a positive integer, or an object of model name → positive integer",
     p.width,
   );
   for (const k of ["trainSize", "testSize", "epochs", "batchSize", "draws"] as const) posInt(k);
@@ -255,6 +264,12 @@ export function resolveParams(
   return validate(p as unknown as NotebookParams);
 }
 
+/** The base width of one model under the parameters (null = the architecture's default). */
+export function widthFor(p: Pick<NotebookParams, "width">, model: string): number | null {
+  if (p.width === null || typeof p.width === "number") return p.width;
+  return p.width[model] ?? null;
+}
+
 /** The lib/train config (partial; defaults fill the rest) for one model of a notebook. */
 export function trainConfigFor(
   p: NotebookParams,
@@ -268,7 +283,7 @@ export function trainConfigFor(
     testSize: p.testSize,
     model,
     bn,
-    width: p.width,
+    width: widthFor(p, model),
     optimizer: p.optimizer,
     lr: p.lr,
     schedule: p.schedule,

@@ -284,7 +284,7 @@ export function scaleStatement(p: NotebookParams): string {
   const full = p.trainSize >= 50000 && p.epochs >= 200;
   return `this run (profile \`${p.profile}\`) trains ${p.models.map(prettyModel).join(" and ")}` +
     `${
-      p.width !== null ? ` at width ${p.width}` : ""
+      p.width === null ? "" : typeof p.width === "number" ? ` at width ${p.width}` : ` (widths: ${Object.entries(p.width).map(([m, w]) => `${prettyModel(m)} ${w}`).join(", ")}; others default)`
     } on ${p.trainSize} training images for ${p.epochs} epoch${p.epochs === 1 ? "" : "s"} ` +
     `and evaluates on ${p.testSize} test images with ${p.draws} noise draw${
       p.draws === 1 ? "" : "s"
