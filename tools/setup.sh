@@ -3,7 +3,8 @@
 # registry + Debian archive only). Quick (about a second) when everything is there.
 #   - Deno 2.9.x from npm
 #   - Debian packages: oneDNN (the fast engine), Jupyter/nbclient (notebooks),
-#     librsvg2-bin (PDF figures), python3-torch (benchmark peer; optional)
+#     librsvg2-bin (PDF figures); python3-torch (the benchmark's peer) only with
+#     NOISELAB_WITH_TORCH=1 (`tools/noiselab bench` sets it)
 #   - npm modules for the project (deno install, honouring deno.lock)
 #   - the engine's native shim (C++ over oneDNN), built with g++
 set -euo pipefail
@@ -17,7 +18,7 @@ if ! command -v deno >/dev/null 2>&1 || ! deno --version 2>/dev/null | grep -q "
 fi
 
 APT_PKGS=(libdnnl-dev g++ python3-nbclient python3-nbformat jupyter-client jupyter-nbconvert jupyter-notebook python3-ipykernel librsvg2-bin)
-[ "${NOISELAB_SKIP_TORCH:-0}" = 1 ] || APT_PKGS+=(python3-torch)
+if [ "${NOISELAB_WITH_TORCH:-0}" = 1 ]; then APT_PKGS+=(python3-torch); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
