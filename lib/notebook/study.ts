@@ -17,7 +17,7 @@ import { type DataFrame, table } from "../analysis/table.ts";
 import { cachedSweep } from "./cache.ts";
 import type { NotebookParams } from "./profiles.ts";
 import { sweepProgress, trainProgress } from "./progress.ts";
-import { trainConfigFor } from "./profiles.ts";
+import { trainConfigFor, widthFor } from "./profiles.ts";
 
 /** One model to train: architecture + which BN layers it has. */
 export interface Variant {
@@ -279,13 +279,21 @@ export function cleanAccuracyTable(variants: TrainedVariant[]): DataFrame {
   })));
 }
 
+/** " at width 8" / " (VGG-11 at width 32)" / "": the non-default widths of the models this notebook trains. */
+function widthNote(p: NotebookParams): string {
+  if (p.width === null) return "";
+  if (typeof p.width === "number") return ` at width ${p.width}`;
+  const named = p.models.filter((m) => widthFor(p, m) !== null).map((m) =>
+    `${prettyModel(m)} at width ${widthFor(p, m)}`
+  );
+  return named.length ? ` (${named.join(", ")})` : "";
+}
+
 /** One sentence comparing this run's scale with the paper's. */
 export function scaleStatement(p: NotebookParams): string {
   const full = p.trainSize >= 50000 && p.epochs >= 200;
   return `this run (profile \`${p.profile}\`) trains ${p.models.map(prettyModel).join(" and ")}` +
-    `${
-      p.width === null ? "" : typeof p.width === "number" ? ` at width ${p.width}` : ` (widths: ${Object.entries(p.width).map(([m, w]) => `${prettyModel(m)} ${w}`).join(", ")}; others default)`
-    } on ${p.trainSize} training images for ${p.epochs} epoch${p.epochs === 1 ? "" : "s"} ` +
+    `${widthNote(p)} on ${p.trainSize} training images for ${p.epochs} epoch${p.epochs === 1 ? "" : "s"} ` +
     `and evaluates on ${p.testSize} test images with ${p.draws} noise draw${
       p.draws === 1 ? "" : "s"
     } per level; ` +

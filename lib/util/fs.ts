@@ -41,7 +41,9 @@ async function digestFile(path: string, algo: "sha256" | "md5"): Promise<string>
   try {
     for await (const chunk of f.readable) h.update(chunk);
   } finally {
-    try { f.close(); } catch { /* readable already closed it */ }
+    try {
+      f.close();
+    } catch { /* readable already closed it */ }
   }
   return h.digest("hex");
 }
