@@ -267,20 +267,39 @@ export function interpretAttribution(
     } else if (worst) {
       culprit = " No single part of BN accounts for a loss above 5 points.";
     }
+    // Decompose the BN vs no-BN gap: how much of it is already there when only the kernels are
+    // noisy (BN itself makes the network more sensitive), and how much noise on BN's stored
+    // statistics adds on top (an artefact of perturbing arrays hardware would keep digital).
     let paper = "";
-    const bnFine = [e, f].filter(Number.isFinite).some((x) => Number.isFinite(ref) && x >= ref - 0.05);
-    if (worst && worst.what.startsWith("BN's moving") && worst.d > 0.05) {
+    const pts = (x: number) => (100 * x).toFixed(1);
+    if (Number.isFinite(ref) && Number.isFinite(a) && Number.isFinite(d) && ref - d > 0.05) {
+      const gap = ref - d, kernelsGap = Math.max(0, ref - a), stats = Math.max(0, b - c);
+      const share = kernelsGap / gap;
       paper =
-        " So the damage the paper attributes to BatchNorm as such comes mostly from perturbing its stored " +
-        "statistics — something hardware would normally not do (BN is folded into the conv weights or kept digital).";
-      if (bnFine) {
+        ` Of the ${pts(gap)}-point gap to the no-BN model, ${pts(kernelsGap)} points remain with noise ` +
+        `on the kernels only and ${pts(stats)} come from noise on BN's moving statistics.`;
+      if (share >= 0.5) {
         paper +=
-          " With BN folded or re-estimated, the BN model is about as noise-resistant as (or more than) the " +
-          "no-BN model, which **disagrees with the paper's reading** that BN itself hurts noise resistance.";
+          " So most of the damage does not need noisy BN parameters at all: the BN-trained network is " +
+          "itself more sensitive to kernel noise, **in line with the paper's reading**; noisy BN statistics " +
+          "(which hardware would normally fold into the kernels or keep digital) make it worse.";
+      } else {
+        paper += " So most of the damage comes from perturbing BN's stored statistics — something hardware " +
+          "would normally not do — which **disagrees with the paper's reading** that BN itself hurts noise " +
+          "resistance.";
       }
-    } else if (Number.isFinite(a) && Number.isFinite(ref) && a < ref - 0.05) {
-      paper = " Even with noise on the kernels only, the BN model loses more than the no-BN model: here BN " +
-        "does make the network more sensitive, in line with the paper's reading.";
+      const fixes = [
+        { what: "folding BN into the kernels before noise", x: e },
+        { what: "re-estimating BN statistics after noise", x: f },
+      ].filter((r) => Number.isFinite(r.x));
+      for (const r of fixes) {
+        const recovered = (r.x - d) / gap;
+        paper += ` ${r.what[0].toUpperCase()}${r.what.slice(1)} recovers ${pct(recovered, 0)}% of the gap` +
+          `${r.x >= ref - 0.02 ? " (as resistant as the no-BN model)" : ""}.`;
+      }
+    } else if (Number.isFinite(ref) && Number.isFinite(d) && d >= ref - 0.05) {
+      paper = " Here the BN model is about as noise-resistant as the no-BN model (within 5 points), which " +
+        "**does not reproduce** the paper's gap.";
     }
     out.push(`- **${m.model}**: ${parts.join("; ")}.${culprit}${paper}`);
   }
