@@ -40,6 +40,14 @@ interface Row {
   rep: number;
 }
 
+const USAGE = `usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
+  [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
+  [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]`;
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
