@@ -47,6 +47,21 @@ if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(USAGE);
   Deno.exit(0);
 }
+// Bad flags end with one line naming the flag (exit 2), not a stack trace. (The module uses
+// top-level await, so errors thrown while parsing arrive as unhandled rejections.)
+function badInput(err: { name?: string; code?: string; message?: string } | undefined): boolean {
+  if (err?.name === "NoiselabError" || String(err?.code ?? "").startsWith("ERR_PARSE_ARGS")) {
+    console.error(`bench: ${err.message}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  return false;
+}
+globalThis.addEventListener("unhandledrejection", (e) => {
+  if (badInput(e.reason)) e.preventDefault();
+});
+globalThis.addEventListener("error", (e) => {
+  if (badInput(e.error)) e.preventDefault();
+});
 
 const { values: args } = parseArgs({
   args: Deno.args,
