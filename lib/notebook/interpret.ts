@@ -301,7 +301,8 @@ export function interpretAttribution(
       paper = " Here the BN model is about as noise-resistant as the no-BN model (within 5 points), which " +
         "**does not reproduce** the paper's gap.";
     }
-    out.push(`- **${m.model}**: ${parts.join("; ")}.${culprit}${paper}`);
+    // with a no-BN reference the gap decomposition says more than the largest single step
+    out.push(`- **${m.model}**: ${parts.join("; ")}.${paper || culprit}`);
   }
   const caveat = opts.nearChance.length
     ? `\n\n**Caution:** ${opts.nearChance.join(", ")} ${
