@@ -279,7 +279,22 @@ export async function runNotebook(
 }
 
 /** Write `index.html` (and `index.json`) linking the executed notebooks with status and time. */
-export async function writeIndex(outDir: string, runs: RunRecord[], profile: string): Promise<string> {
+export async function writeIndex(outDir: string, current: RunRecord[], profile: string): Promise<string> {
+  // A run of some notebooks (`--only`) keeps the other notebooks' entries from the previous run of the
+  // same profile, so the index always lists every executed notebook in the folder.
+  let runs = current;
+  try {
+    const prev = JSON.parse(await Deno.readTextFile(join(outDir, "index.json"))) as {
+      profile: string;
+      runs: RunRecord[];
+    };
+    if (prev.profile === profile && Array.isArray(prev.runs)) {
+      const now = new Set(current.map((r) => r.stem));
+      runs = [...prev.runs.filter((r) => !now.has(r.stem)), ...current].sort((a, b) =>
+        a.stem.localeCompare(b.stem)
+      );
+    }
+  } catch { /* no previous index (or unreadable): list this run only */ }
   const rows = runs.map((r) => {
     const colour = r.status === "ok" ? "#1a7f37" : "#cf222e";
     const files = [
