@@ -164,3 +164,25 @@ Deno.test("a corrupt checkpoint is reported with its path", async () => {
   });
   await Deno.remove(d, { recursive: true });
 });
+
+Deno.test("a diverging run stops with an error naming lr and stores no model", async () => {
+  const d = await tmp();
+  const cfg = {
+    ...tiny,
+    optimizer: "sgd" as const,
+    lr: 1e12,
+    momentum: 0.9,
+    schedule: "constant" as const,
+    epochs: 2,
+  };
+  await assert.rejects(
+    trainOrLoad(cfg, { resultsDir: d, dataset }),
+    (e: unknown) =>
+      e instanceof NoiselabError && e.subject === "lr" && /diverged \(loss (NaN|Infinity)/.test(e.message),
+  );
+  const models = [...Deno.readDirSync(join(d, "models"))];
+  for (const m of models) {
+    assert.throws(() => Deno.statSync(join(d, "models", m.name, "meta.json")), "no finished model stored");
+  }
+  await Deno.remove(d, { recursive: true });
+});

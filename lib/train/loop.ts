@@ -15,6 +15,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { augmentBatch, gatherBatch } from "../data/mod.ts";
 import { accuracy } from "../models/mod.ts";
+import { NoiselabError } from "../util/errors.ts";
 import { makeRng, shuffleInPlace } from "../util/rng.ts";
 import type { TrainConfig } from "./config.ts";
 import type { PreparedData } from "./data.ts";
@@ -189,6 +190,14 @@ export async function trainModel(
         const lossV = value.dataSync()[0];
         const p = predT!.dataSync();
         tf.dispose([value, predT!, ...Object.values(grads)]);
+        if (!Number.isFinite(lossV)) {
+          // stop instead of storing a NaN model; the last epoch's checkpoint stays untouched
+          throw new NoiselabError(
+            `lr: training diverged (loss ${lossV} at epoch ${epoch + 1}, step ${step + 1}, lr ${lr}); ` +
+              `lower the learning rate (--lr) or add warm-up (--warmup-epochs)`,
+            "lr",
+          );
+        }
         for (let i = 0; i < m; i++) if (p[i] === batchY[i]) correct++;
         lossSum += lossV * m;
         seen += m;

@@ -163,7 +163,13 @@ export class HandOptimizer {
   }
 
   /** The element-wise update of one group: returns the new weights, assigns `slots`. */
-  private update(w: tf.Tensor, g: tf.Tensor, wd: tf.Tensor | null, slots: tf.Variable[], lr: number): tf.Tensor {
+  private update(
+    w: tf.Tensor,
+    g: tf.Tensor,
+    wd: tf.Tensor | null,
+    slots: tf.Variable[],
+    lr: number,
+  ): tf.Tensor {
     const s = this.spec;
     let base: tf.Tensor = w;
     if (wd && s.weightDecayMode === "coupled") g = tf.add(g, tf.mul(wd, w));
