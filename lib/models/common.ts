@@ -110,12 +110,22 @@ export class ConvStack {
     const hasBN = this.bnMask[i - 1];
     if (hasBN === undefined) throw new Error(`internal: conv${i} has no BN slot`);
     const name = `conv${i}`;
+    // A strided conv pads explicitly by (kernel-1)/2 on every side, as PyTorch's `padding=1` does:
+    // tfjs "same" with stride 2 on an even size pads only bottom/right, which centres the kernels on
+    // odd pixels while the option-A shortcut (1x1, stride 2) takes the even ones.
+    const explicitPad = stride > 1 && kernel > 1;
+    if (explicitPad) {
+      const p = Math.floor((kernel - 1) / 2);
+      x = tfl.layers.zeroPadding2d({ name: `pad${i}`, padding: [[p, p], [p, p]] }).apply(
+        x,
+      ) as tfl.SymbolicTensor;
+    }
     let y = tfl.layers.conv2d({
       name,
       filters,
       kernelSize: kernel,
       strides: stride,
-      padding: "same",
+      padding: explicitPad ? "valid" : "same",
       useBias: !hasBN,
       kernelInitializer: zeroInit && !hasBN ? "zeros" : heNormal(this.o.seed, name),
       biasInitializer: "zeros",

@@ -113,5 +113,7 @@ export function averageNormalizedAccuracy(rows: SweepRow[]): number {
       "rows",
     );
   }
-  return mean(summarizeRows(rows).map((s) => s.normalizedMean));
+  // the noisy levels only: η = 0 adds no noise and would contribute a 100% term
+  const noisy = summarizeRows(rows).filter((s) => s.eta > 0);
+  return noisy.length ? mean(noisy.map((s) => s.normalizedMean)) : NaN;
 }

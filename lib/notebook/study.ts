@@ -216,18 +216,6 @@ export async function sweepVariant(
   };
 }
 
-/** The paper's metric over the noisy levels only (η > 0; η = 0 would add a 100% term). */
-export function averageNormalized(rows: SweepRow[]): number {
-  const byEta = new Map<number, number[]>();
-  for (const r of rows) {
-    if (r.eta <= 0) continue;
-    if (!byEta.has(r.eta)) byEta.set(r.eta, []);
-    byEta.get(r.eta)!.push(r.normalizedAccuracy);
-  }
-  const means = [...byEta.values()].map((v) => v.reduce((a, b) => a + b, 0) / v.length);
-  return means.length ? means.reduce((a, b) => a + b, 0) / means.length : NaN;
-}
-
 /** Chance accuracy of the data set (10% / 1%). */
 export function chanceOf(dataset: Dataset): number {
   return 1 / dataset.numClasses;
