@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { backendInfo, initBackend } from "../lib/backend/mod.ts";
 import { engineStats, setEngineProfiling } from "../lib/backend/engine/mod.ts";
 import { buildModel } from "../lib/models/mod.ts";
-import { crossEntropy, decayMask, HandOptimizer } from "../lib/train/mod.ts";
+import { crossEntropy, decayMask, DEFAULT_TRAIN_CONFIG, HandOptimizer } from "../lib/train/mod.ts";
 import { NoiselabError, projectRoot, writeFileAtomic } from "../lib/util/mod.ts";
 
 interface Row {
@@ -51,7 +51,7 @@ if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
 // top-level await, so errors thrown while parsing arrive as unhandled rejections.)
 function badInput(err: { name?: string; code?: string; message?: string } | undefined): boolean {
   if (err?.name === "NoiselabError" || String(err?.code ?? "").startsWith("ERR_PARSE_ARGS")) {
-    console.error(`bench: ${err.message}\n${USAGE}`);
+    console.error(`bench: ${err?.message}\n${USAGE}`);
     Deno.exit(2);
   }
   return false;
@@ -141,16 +141,7 @@ function prepare(name: string, bn: boolean): Prepared {
     const model = buildModel(name, { bn: bn ? "all" : "none", seed: 0 });
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const opt = new HandOptimizer(
-      {
-        optimizer: "sgd",
-        momentum: 0.9,
-        nesterov: false,
-        weightDecay: 1e-4,
-        weightDecayMode: "coupled",
-        adamBeta1: 0.9,
-        adamBeta2: 0.999,
-        adamEpsilon: 1e-7,
-      },
+      { ...DEFAULT_TRAIN_CONFIG, optimizer: "sgd", momentum: 0.9, nesterov: false },
       vars,
       decayMask(model),
     );

@@ -8,6 +8,7 @@
  */
 import { escapeXml } from "../analysis/dom.ts";
 import { jupyter } from "../analysis/display.ts";
+import type { TrainProgress } from "../train/progress.ts";
 
 let counter = 0;
 
@@ -117,19 +118,20 @@ export class NotebookProgress {
   }
 }
 
-/** Shape of lib/train's `TrainProgress` that the adapter reads. */
-export interface TrainProgressLike {
-  phase: string;
-  epoch: number;
-  epochs: number;
-  step: number;
-  steps: number;
-  loss: number;
-  accuracy: number;
-  testAccuracy?: number;
-  imagesPerSec: number;
-  etaSeconds: number;
-}
+/** The fields of lib/train's `TrainProgress` that the adapter reads. */
+export type TrainProgressLike = Pick<
+  TrainProgress,
+  | "phase"
+  | "epoch"
+  | "epochs"
+  | "step"
+  | "steps"
+  | "loss"
+  | "accuracy"
+  | "testAccuracy"
+  | "imagesPerSec"
+  | "etaSeconds"
+>;
 
 /** A callback with a `finish()` to flush the final state. */
 export type ProgressCallback<T> = ((p: T) => void) & {
