@@ -19,6 +19,12 @@ import { exists, md5File } from "../util/fs.ts";
 import { readTarGz } from "./archive.ts";
 import { downloadVerified } from "./download.ts";
 import {
+  CIFAR100_VENDORED,
+  hasVendoredCifar100,
+  unpackVendoredCifar100,
+  vendoredCifar100Sums,
+} from "./vendored.ts";
+import {
   CIFAR100_BINARY_URL,
   CIFAR100_COARSE_CLASSES,
   CIFAR100_FINE_CLASSES,
@@ -231,9 +237,9 @@ export function cifar10MissingHelp(dataDir: string): string {
 
 /** Where to put the CIFAR-100 binary release, and how to get it (shown when it is missing). */
 export function cifar100MissingHelp(dataDir: string): string {
-  return `CIFAR-100 is not available offline. Put the extracted folder at ${
-    join(dataDir, "cifar-100-binary")
-  }/ ` +
+  return `CIFAR-100 not found (neither the vendored copy ${
+    join(dataDir, "cifar100")
+  }/ nor the official release). Put the extracted folder at ${join(dataDir, "cifar-100-binary")}/ ` +
     `(train.bin, test.bin, fine_label_names.txt, coarse_label_names.txt) or the archive at ` +
     `${join(dataDir, CIFAR100_BINARY_URL.archive)}: download it from ${CIFAR100_BINARY_URL.url} ` +
     `(md5 ${CIFAR100_BINARY_URL.md5}), e.g. \`curl -o ${join(dataDir, CIFAR100_BINARY_URL.archive)} ` +
@@ -285,6 +291,13 @@ export async function loadCifar10Binary(opts: BinaryLoadOptions): Promise<Omit<D
 export async function loadCifar100Binary(opts: BinaryLoadOptions): Promise<Omit<Dataset, "dataId">> {
   const records = opts.records ?? OFFICIAL_RECORDS;
   checkRecords(records, 1);
+  // The official release (folder or archive in dataDir, or a download) wins; otherwise the vendored
+  // offline copy (data/cifar100/, sha256-verified: lib/data/vendored.ts).
+  const official = opts.download || (await hasCifar100Binary(opts.dataDir));
+  const vendored = !official && (await hasVendoredCifar100(opts.dataDir));
+  const readOpts = vendored
+    ? { ...opts, dataDir: await unpackVendoredCifar100(opts.dataDir, opts.onProgress) }
+    : opts;
   const map = await readRelease(
     CIFAR100_BINARY_URL,
     [
@@ -293,9 +306,25 @@ export async function loadCifar100Binary(opts: BinaryLoadOptions): Promise<Omit<
       { name: "fine_label_names.txt", optional: true },
       { name: "coarse_label_names.txt", optional: true },
     ],
-    opts,
+    readOpts,
     cifar100MissingHelp(opts.dataDir),
   );
+  if (vendored) {
+    // re-check the unpacked files on every load (the cache folder could have been edited)
+    const sums = await vendoredCifar100Sums(opts.dataDir);
+    for (const name of ["train.bin", "test.bin"]) {
+      const rel = `${CIFAR100_BINARY_URL.folder}/${name}`;
+      const got = sha256Hex(map.get(name)!);
+      if (got !== sums.get(rel)) {
+        throw new NoiselabError(
+          `${join(readOpts.dataDir, rel)}: sha256 ${got}, expected ${
+            sums.get(rel)
+          }; delete ${readOpts.dataDir}`,
+          join(readOpts.dataDir, rel),
+        );
+      }
+    }
+  }
   const train = newSplit(records.train, true);
   opts.onProgress?.({ phase: "convert", done: 0, total: 2 });
   parseRecords(map.get("train.bin")!, `${CIFAR100_BINARY_URL.folder}/train.bin`, 2, train, 0, 100);
@@ -308,7 +337,7 @@ export async function loadCifar100Binary(opts: BinaryLoadOptions): Promise<Omit<
   return {
     name: "cifar100",
     source: "cifar100-binary",
-    sourceLabel: "CIFAR-100, official binary release",
+    sourceLabel: vendored ? CIFAR100_VENDORED.sourceLabel : "CIFAR-100, official binary release",
     numClasses: 100,
     classNames: parseNames(fine && dec.decode(fine), 100, CIFAR100_FINE_CLASSES),
     coarseClassNames: parseNames(coarse && dec.decode(coarse), 20, CIFAR100_COARSE_CLASSES),
@@ -316,6 +345,12 @@ export async function loadCifar100Binary(opts: BinaryLoadOptions): Promise<Omit<
     test,
     files: filesOf(map, CIFAR100_BINARY_URL.folder, ["train.bin", "test.bin"]),
   };
+}
+
+/** True when the official CIFAR-100 binary release (folder or archive) is in `dataDir`. */
+export async function hasCifar100Binary(dataDir: string): Promise<boolean> {
+  return (await exists(join(dataDir, CIFAR100_BINARY_URL.folder, "train.bin"))) ||
+    (await exists(join(dataDir, CIFAR100_BINARY_URL.archive)));
 }
 
 /** True when the CIFAR-10 binary release (folder or archive) is in `dataDir`. */

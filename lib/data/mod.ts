@@ -1,6 +1,6 @@
 /**
  * Data: CIFAR-10 (vendored JPEG copy or official binary release) and
- * CIFAR-100 (official binary release) as NHWC uint8 splits, plus subsets,
+ * CIFAR-100 (official binary release, or its vendored offline copy in data/cifar100/) as NHWC uint8 splits, plus subsets,
  * normalisation, augmentation and batching helpers.
  *
  * ```ts
@@ -19,6 +19,7 @@ export {
   cifar100MissingHelp,
   CIFAR10_RECORD_BYTES,
   cifar10MissingHelp,
+  hasCifar100Binary,
   hasCifar10Binary,
   loadCifar100Binary,
   loadCifar10Binary,
@@ -32,6 +33,7 @@ export {
   parseSha256Sums,
 } from "./jpeg.ts";
 export type { JpegDataset, JpegLoadOptions } from "./jpeg.ts";
+export { CIFAR100_VENDORED, hasVendoredCifar100, unpackVendoredCifar100 } from "./vendored.ts";
 export { downloadVerified } from "./download.ts";
 export type { DownloadOptions } from "./download.ts";
 export { readTarGz } from "./archive.ts";
