@@ -5,8 +5,14 @@
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
 import { bnLabel, resolveBN } from "./bn.ts";
-import { type ConvSpec, countParams, type ModelOptions, resolveOptions } from "./common.ts";
-import { buildResNet, resnetBlocks, resnetConvs } from "./resnet.ts";
+import {
+  type ConvSpec,
+  countParams,
+  type ModelOptions,
+  type ResNetShortcut,
+  resolveOptions,
+} from "./common.ts";
+import { buildResNet, resnetBlocks, resnetConvs, resnetShortcutConvs } from "./resnet.ts";
 import { buildVGG, vggConvs, vggFeatures } from "./vgg.ts";
 
 /** Architecture family. */
@@ -22,6 +28,15 @@ export interface NoiselabModelMeta {
   seed: number;
   bnMask: boolean[];
   bnLabel: string;
+  /**
+   * ResNet shortcut at a change of shape (ResNet only; absent for VGG).
+   * {@link modelMeta} reports models saved before this field existed as "A".
+   */
+  shortcut?: ResNetShortcut;
+  /** BN epsilon the BN layers were built with (absent in models saved before it was recorded). */
+  bnEpsilon?: number;
+  /** BN momentum the BN layers were built with (absent in models saved before it was recorded). */
+  bnMomentum?: number;
 }
 
 /** Information about a named model (with the default or given width / classes). */
@@ -76,15 +91,20 @@ export function bnCount(name: string, _opts: ModelOptions = {}): number {
   return convsOf(arch, depth, defaultWidth(arch), 3).length;
 }
 
-/** Parameters and BN layer count of a named model (computed from the architecture, no weights built). */
+/**
+ * Parameters and BN layer count of a named model (computed from the
+ * architecture, no weights built). `opts.shortcut: "projection"` adds the
+ * ResNet projection convolutions (kernel + bias) to every count.
+ */
 export function modelInfo(name: string, opts: ModelOptions = {}): ModelInfo {
   const { arch, depth } = parseModelName(name);
   const o = resolveOptions(opts, defaultWidth(arch));
   const convs = convsOf(arch, depth, o.width, o.inputShape[2]);
   const feat = arch === "resnet" ? convs.at(-1)!.outChannels : vggFeatures(depth, o.width, o.inputShape);
   const dense = [{ in: feat, out: o.numClasses }];
-  const all = countParams(convs, convs.map(() => true), dense);
-  const none = countParams(convs, convs.map(() => false), dense);
+  const extra = arch === "resnet" ? resnetShortcutConvs(depth, o.width, o.shortcut) : [];
+  const all = countParams(convs, convs.map(() => true), dense, extra);
+  const none = countParams(convs, convs.map(() => false), dense, extra);
   return {
     name: `${arch}${depth}`,
     arch,
@@ -99,7 +119,9 @@ export function modelInfo(name: string, opts: ModelOptions = {}): ModelInfo {
 
 /**
  * Build a fresh (seeded) model. Layer names: `conv{i}` in forward order,
- * `bn{i}` after conv i where BN is on, `act{i}` ReLUs, `fc` classifier.
+ * `bn{i}` after conv i where BN is on, `act{i}` ReLUs, `fc` classifier;
+ * ResNet shortcuts `short{b}_pool` + `short{b}_pad` (option A) or
+ * `short{b}_conv` (projection).
  * Bad options raise a NoiselabError naming the option before anything is built.
  */
 export function buildModel(name: string, opts: ModelOptions = {}): tfl.LayersModel {
@@ -117,6 +139,9 @@ export function buildModel(name: string, opts: ModelOptions = {}): tfl.LayersMod
     seed: o.seed,
     bnMask: mask,
     bnLabel: bnLabel(mask),
+    ...(arch === "resnet" ? { shortcut: o.shortcut } : {}),
+    bnEpsilon: o.bnEpsilon,
+    bnMomentum: o.bnMomentum,
   };
   model.setUserDefinedMetadata({ noiselab: meta });
   return model;
@@ -125,7 +150,10 @@ export function buildModel(name: string, opts: ModelOptions = {}): tfl.LayersMod
 /** The noiselab metadata of a model built by {@link buildModel} (also survives save/load), if any. */
 export function modelMeta(model: tfl.LayersModel): NoiselabModelMeta | undefined {
   const m = model.getUserDefinedMetadata() as { noiselab?: NoiselabModelMeta } | undefined;
-  return m?.noiselab;
+  const meta = m?.noiselab;
+  // ResNets saved before `shortcut` was recorded were all built with option A
+  if (meta && meta.arch === "resnet" && meta.shortcut === undefined) return { ...meta, shortcut: "A" };
+  return meta;
 }
 
 /** Names of the BN layers present in a model, in forward order. */

@@ -24,11 +24,47 @@ export interface ModelOptions {
   width?: number;
   /** Input shape [H, W, C] (default [32, 32, 3]). VGG needs H and W divisible by 32. */
   inputShape?: [number, number, number];
-  /** BN momentum of the moving statistics, Keras convention (default 0.9 = PyTorch's 0.1). */
+  /**
+   * BN momentum of the moving statistics, in the tfjs/Keras convention:
+   * `moving = m·moving + (1 − m)·batch`, 0 <= m < 1. Default 0.9 (= PyTorch's
+   * `momentum=0.1`, akamaster's setting). Keras's `BatchNormalization` default
+   * is 0.99 (keras.io/api/layers/normalization_layers/batch_normalization).
+   */
   bnMomentum?: number;
-  /** BN epsilon (default 1e-5, as PyTorch / akamaster). */
+  /**
+   * BN epsilon, added to the variance: `y = γ·(x − μ)/sqrt(σ² + ε) + β`, ε > 0.
+   * Default 1e-5 (PyTorch / akamaster); Keras's default is 1e-3 (same page).
+   * With noise on the moving variance, a channel turns NaN once its noisy σ²
+   * drops below −ε, so ε sets how negative a variance must get before NaN.
+   */
   bnEpsilon?: number;
+  /**
+   * ResNet shortcut where a block changes shape (stride 2, more channels);
+   * ignored by VGG (no shortcuts). Default "A". See {@link ResNetShortcut}.
+   */
+  shortcut?: ResNetShortcut;
 }
+
+/**
+ * ResNet shortcut at a change of shape:
+ * - `"A"`: He et al.'s CIFAR option A, parameter-free (every second pixel,
+ *   channels zero-padded), as akamaster's `pytorch_resnet_cifar10`;
+ * - `"projection"`: a 1x1 convolution with stride 2 and a bias, no BN and
+ *   no activation (layer `short{b}_conv`), as the Keras CIFAR-10 ResNet v1
+ *   example (`resnet_layer(kernel_size=1, strides=2, activation=None,
+ *   batch_normalization=False)`; Keras `Conv2D` has `use_bias=True`).
+ */
+export type ResNetShortcut = "A" | "projection";
+
+/** The values {@link ResNetShortcut} takes. */
+export const RESNET_SHORTCUTS: readonly ResNetShortcut[] = ["A", "projection"];
+
+/** Default BN momentum of the models (tfjs/Keras convention; PyTorch's 0.1). */
+export const DEFAULT_BN_MOMENTUM = 0.9;
+/** Default BN epsilon of the models (PyTorch's). */
+export const DEFAULT_BN_EPSILON = 1e-5;
+/** Default ResNet shortcut. */
+export const DEFAULT_SHORTCUT: ResNetShortcut = "A";
 
 /** One convolution of a model, in forward order (used for parameter counting). */
 export interface ConvSpec {
@@ -45,6 +81,7 @@ export interface ResolvedModelOptions {
   inputShape: [number, number, number];
   bnMomentum: number;
   bnEpsilon: number;
+  shortcut: ResNetShortcut;
 }
 
 function positiveInt(v: unknown, name: string): number {
@@ -70,13 +107,28 @@ export function resolveOptions(opts: ModelOptions, defaultWidth: number): Resolv
     );
   }
   inputShape.forEach((d) => positiveInt(d, "inputShape"));
-  const bnMomentum = opts.bnMomentum ?? 0.9;
-  if (!(bnMomentum >= 0 && bnMomentum < 1)) {
-    throw new NoiselabError(`bnMomentum: expected 0 <= m < 1, got ${bnMomentum}`, "bnMomentum");
+  const bnMomentum = opts.bnMomentum ?? DEFAULT_BN_MOMENTUM;
+  if (typeof bnMomentum !== "number" || !(bnMomentum >= 0 && bnMomentum < 1)) {
+    throw new NoiselabError(
+      `bnMomentum: expected a number 0 <= m < 1, got ${JSON.stringify(bnMomentum)}`,
+      "bnMomentum",
+    );
   }
-  const bnEpsilon = opts.bnEpsilon ?? 1e-5;
-  if (!(bnEpsilon > 0)) throw new NoiselabError(`bnEpsilon: expected > 0, got ${bnEpsilon}`, "bnEpsilon");
-  return { numClasses, seed, width, inputShape: [...inputShape], bnMomentum, bnEpsilon };
+  const bnEpsilon = opts.bnEpsilon ?? DEFAULT_BN_EPSILON;
+  if (typeof bnEpsilon !== "number" || !(bnEpsilon > 0 && Number.isFinite(bnEpsilon))) {
+    throw new NoiselabError(
+      `bnEpsilon: expected a finite number > 0, got ${JSON.stringify(bnEpsilon)}`,
+      "bnEpsilon",
+    );
+  }
+  const shortcut = opts.shortcut ?? DEFAULT_SHORTCUT;
+  if (!RESNET_SHORTCUTS.includes(shortcut)) {
+    throw new NoiselabError(
+      `shortcut: expected "A" or "projection", got ${JSON.stringify(shortcut)}`,
+      "shortcut",
+    );
+  }
+  return { numClasses, seed, width, inputShape: [...inputShape], bnMomentum, bnEpsilon, shortcut };
 }
 
 /** Per-layer initialiser seed derived from the model seed and the layer name (stable across runs). */
@@ -156,14 +208,17 @@ export function relu(x: tfl.SymbolicTensor, name: string): tfl.SymbolicTensor {
  * Parameter count from the conv list: `trainable` counts conv kernels (+bias
  * when no BN), BN gamma/beta and the classifier — the convention of the
  * published tables; `total` adds BN's moving mean/variance (what tfjs'
- * `countParams()` reports).
+ * `countParams()` reports). `extraConvs` are convolutions outside the BN
+ * slots (ResNet projection shortcuts): kernel + bias, never BN.
  */
 export function countParams(
   convs: ConvSpec[],
   bnMask: boolean[],
   dense: { in: number; out: number }[],
+  extraConvs: ConvSpec[] = [],
 ): { trainable: number; total: number } {
   let trainable = 0;
+  for (const c of extraConvs) trainable += c.kernel * c.kernel * c.inChannels * c.outChannels + c.outChannels;
   let stats = 0;
   convs.forEach((c, i) => {
     trainable += c.kernel * c.kernel * c.inChannels * c.outChannels;

@@ -14,6 +14,13 @@
  *   axis is our channel axis, so this pads channels with zeros
  *   (before = floor((out-in)/2), as akamaster's `planes//4` on each side).
  *
+ * With `shortcut: "projection"` the shortcut of those two blocks is instead
+ * a 1x1 stride-2 convolution with a bias, no BN, no activation
+ * (`short{b}_conv`), as in the Keras CIFAR-10 ResNet v1 example. It is not a
+ * BN slot: the `conv{i}` numbering and the BN indices are the same for both
+ * shortcuts. A 1x1 stride-2 window needs no padding, so it samples the same
+ * (even) pixels as option A and as the strided 3x3 branch conv.
+ *
  * Without BN: convs get biases, and each residual branch's last conv is
  * zero-initialised (when it has no BN), so every block starts as the identity
  * — the core idea of Fixup (Zhang et al. 2019) without its scalar biases and
@@ -22,7 +29,14 @@
  */
 import * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
-import { type ConvSpec, ConvStack, heNormal, relu, type ResolvedModelOptions } from "./common.ts";
+import {
+  type ConvSpec,
+  ConvStack,
+  heNormal,
+  relu,
+  type ResNetShortcut,
+  type ResolvedModelOptions,
+} from "./common.ts";
 
 /** n (blocks per stage) for a ResNet depth 6n+2; throws a NoiselabError naming `model` otherwise. */
 export function resnetBlocks(depth: number): number {
@@ -51,6 +65,21 @@ export function resnetConvs(depth: number, width = 16, inChannels = 3): ConvSpec
   return convs;
 }
 
+/**
+ * The projection-shortcut convolutions of a CIFAR ResNet (1x1, with bias, no
+ * BN), in forward order: one per block whose shape changes (the first block
+ * of stages 2 and 3), none for option A.
+ */
+export function resnetShortcutConvs(depth: number, width = 16, shortcut: ResNetShortcut = "A"): ConvSpec[] {
+  resnetBlocks(depth);
+  if (shortcut === "A") return [];
+  return [1, 2].map((stage) => ({
+    inChannels: width * 2 ** (stage - 1),
+    outChannels: width * 2 ** stage,
+    kernel: 1,
+  }));
+}
+
 /** Build a CIFAR ResNet of the given depth with the resolved options and BN mask (length = 6n+1). */
 export function buildResNet(depth: number, o: ResolvedModelOptions, bnMask: boolean[]): tfl.LayersModel {
   const n = resnetBlocks(depth);
@@ -67,7 +96,19 @@ export function buildResNet(depth: number, o: ResolvedModelOptions, bnMask: bool
       let y = relu(stack.conv(x, out, { stride }), `act${stack.count}`);
       y = stack.conv(y, out, { zeroInit: true });
       let s = x;
-      if (stride !== 1 || c !== out) {
+      if ((stride !== 1 || c !== out) && o.shortcut === "projection") {
+        // 1x1 kernel: "valid" and "same" pad nothing here, the window sits on the even pixels
+        s = tfl.layers.conv2d({
+          name: `short${block}_conv`,
+          filters: out,
+          kernelSize: 1,
+          strides: stride,
+          padding: "valid",
+          useBias: true,
+          kernelInitializer: heNormal(o.seed, `short${block}_conv`),
+          biasInitializer: "zeros",
+        }).apply(s) as tfl.SymbolicTensor;
+      } else if (stride !== 1 || c !== out) {
         if (stride !== 1) {
           s = tfl.layers.averagePooling2d({
             poolSize: 1,

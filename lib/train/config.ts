@@ -6,8 +6,17 @@
  * @module
  */
 import { NoiselabError } from "../util/errors.ts";
-import { bnCount, modelInfo, modelNames, resolveBN } from "../models/mod.ts";
-import type { BNSpec } from "../models/mod.ts";
+import {
+  bnCount,
+  DEFAULT_BN_EPSILON,
+  DEFAULT_BN_MOMENTUM,
+  DEFAULT_SHORTCUT,
+  modelInfo,
+  modelNames,
+  RESNET_SHORTCUTS,
+  resolveBN,
+} from "../models/mod.ts";
+import type { BNSpec, ResNetShortcut } from "../models/mod.ts";
 import type { OptimizerName, WeightDecayMode } from "./optim.ts";
 import type { ScheduleName } from "./schedule.ts";
 
@@ -34,6 +43,24 @@ export interface TrainConfig {
   bn: BNSpec;
   /** Base width (channels of the first stage); `null` = the architecture's default. */
   width: number | null;
+  /**
+   * ResNet shortcut where a block changes shape: `A` (He et al.'s parameter-free
+   * subsample + zero-pad) or `projection` (1x1 stride-2 conv with bias, no BN, as
+   * the Keras CIFAR-10 ResNet v1 example). Ignored by VGG. Default `A`.
+   */
+  shortcut: ResNetShortcut;
+  /**
+   * BN epsilon (added to the variance), > 0. Default 1e-5 (PyTorch); Keras's
+   * BatchNormalization default is 1e-3. A noisy moving variance gives NaN once
+   * it is below −epsilon.
+   */
+  bnEpsilon: number;
+  /**
+   * BN momentum of the moving statistics, tfjs/Keras convention
+   * (`moving = m·moving + (1 − m)·batch`), 0 <= m < 1. Default 0.9 (= PyTorch's
+   * 0.1); Keras's BatchNormalization default is 0.99.
+   */
+  bnMomentum: number;
   /** `sgd` or `adam`. */
   optimizer: OptimizerName;
   /** Peak learning rate. */
@@ -87,6 +114,9 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   model: "resnet20",
   bn: "all",
   width: null,
+  shortcut: DEFAULT_SHORTCUT,
+  bnEpsilon: DEFAULT_BN_EPSILON,
+  bnMomentum: DEFAULT_BN_MOMENTUM,
   optimizer: "adam",
   lr: 1e-3,
   momentum: 0.9,
@@ -209,6 +239,9 @@ export function resolveTrainConfig(
   if (c.width !== null) num(c, "width", { int: true, min: 1 });
   const total = checkModelName(c.model, c.width as number | null);
   resolveBN(c.bn as BNSpec, total, c.model as string);
+  oneOf(c, "shortcut", RESNET_SHORTCUTS);
+  num(c, "bnEpsilon", { minExclusive: 0 });
+  num(c, "bnMomentum", { min: 0, maxExclusive: 1 });
   oneOf(c, "optimizer", ["sgd", "adam"]);
   num(c, "lr", { minExclusive: 0 });
   num(c, "momentum", { min: 0, maxExclusive: 1 });

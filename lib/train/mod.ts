@@ -134,7 +134,15 @@ export async function trainOrLoad(
   const data = prepareData(cfg, dataset);
   const checkpoint = await loadCheckpoint(dir);
   const width = cfg.width ?? undefined;
-  const model = buildModel(cfg.model, { bn: cfg.bn, numClasses: data.numClasses, seed: cfg.seed, width });
+  const model = buildModel(cfg.model, {
+    bn: cfg.bn,
+    numClasses: data.numClasses,
+    seed: cfg.seed,
+    width,
+    shortcut: cfg.shortcut,
+    bnEpsilon: cfg.bnEpsilon,
+    bnMomentum: cfg.bnMomentum,
+  });
   const res = await trainModel(model, cfg, data, {
     dir,
     checkpoint,
