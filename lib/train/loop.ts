@@ -40,10 +40,19 @@ export function outputsProbabilities(model: LayersModel): boolean {
 }
 
 /** Mean softmax cross-entropy of a batch; works for logit and softmax outputs. */
-export function crossEntropy(out: tf.Tensor, labels: tf.Tensor, probabilities: boolean): tf.Scalar {
+export function crossEntropy(
+  out: tf.Tensor,
+  labels: tf.Tensor,
+  probabilities: boolean,
+  labelSmoothing = 0,
+): tf.Scalar {
   return tf.tidy(() => {
-    const onehot = tf.oneHot(labels as tf.Tensor1D, out.shape[out.shape.length - 1] as number);
-    if (!probabilities) return tf.losses.softmaxCrossEntropy(onehot, out) as tf.Scalar;
+    const classes = out.shape[out.shape.length - 1] as number;
+    let onehot = tf.oneHot(labels as tf.Tensor1D, classes);
+    if (!probabilities) {
+      return tf.losses.softmaxCrossEntropy(onehot, out, undefined, labelSmoothing) as tf.Scalar;
+    }
+    if (labelSmoothing > 0) onehot = tf.add(tf.mul(onehot, 1 - labelSmoothing), labelSmoothing / classes);
     const logp = tf.log(tf.clipByValue(out, 1e-7, 1));
     return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), -1))) as tf.Scalar;
   });
@@ -183,7 +192,7 @@ export async function trainModel(
           return tf.variableGrads(() => {
             const out = model.apply(xb, { training: true }) as tf.Tensor;
             predT = tf.keep(tf.argMax(out, -1));
-            return crossEntropy(out, yb, probabilities);
+            return crossEntropy(out, yb, probabilities, cfg.labelSmoothing);
           }, vars);
         });
         opt.applyGradients(vars.map((v) => grads[v.name]), lr);
