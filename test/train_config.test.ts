@@ -71,9 +71,9 @@ Deno.test("the BN limit follows the model: resnet8 has 7 BN slots", () => {
 Deno.test("model id: stable, and changes with any config field or the data", () => {
   const a = resolveTrainConfig({ model: "resnet8" });
   const b = resolveTrainConfig({ model: "resnet8" });
-  assert.equal(modelId(a, "d1"), modelId(b, "d1"));
-  assert.match(modelId(a, "d1"), /^[0-9a-f]{12}$/);
-  assert.notEqual(modelId(a, "d1"), modelId(a, "d2"));
-  assert.notEqual(modelId(a, "d1"), modelId({ ...a, seed: 1 }, "d1"));
-  assert.notEqual(modelId(a, "d1"), modelId({ ...a, bn: "none" }, "d1"));
+  assert.equal(modelId(a, "d1", "cpu"), modelId(b, "d1", "cpu"));
+  assert.match(modelId(a, "d1", "cpu"), /^[0-9a-f]{12}$/);
+  assert.notEqual(modelId(a, "d1", "cpu"), modelId(a, "d2", "cpu"));
+  assert.notEqual(modelId(a, "d1", "cpu"), modelId({ ...a, seed: 1 }, "d1", "cpu"));
+  assert.notEqual(modelId(a, "d1", "cpu"), modelId({ ...a, bn: "none" }, "d1", "cpu"));
 });

@@ -7,7 +7,16 @@ import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
 import { initBackend } from "../lib/backend/mod.ts";
 import { loadDataset } from "../lib/data/mod.ts";
-import { checkpointPath, type TrainConfig, type TrainedModel, trainOrLoad } from "../lib/train/mod.ts";
+import {
+  checkpointPath,
+  evaluate,
+  listSnapshots,
+  loadSnapshotInto,
+  snapshotSteps,
+  type TrainConfig,
+  type TrainedModel,
+  trainOrLoad,
+} from "../lib/train/mod.ts";
 import { NoiselabError } from "../lib/util/errors.ts";
 
 await initBackend();
@@ -89,6 +98,32 @@ Deno.test("a run killed after epoch 1 resumes and ends with the uninterrupted ru
   );
   full.model.dispose();
   resumed.model.dispose();
+  for (const d of [d1, d2]) await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("trajectory snapshots: evenly spaced, identical after a resume, reload to their recorded accuracy", async () => {
+  assert.deepEqual(snapshotSteps(9, 2), [3, 6]);
+  assert.deepEqual(snapshotSteps(3, 7), [1, 2]); // deduplicated, never the final step
+  assert.deepEqual(snapshotSteps(100, 0), []);
+  const [d1, d2] = [await tmp(), await tmp()];
+  const full = (await trainOrLoad(tiny, { resultsDir: d1, dataset, snapshots: 4 }))!;
+  const snaps = await listSnapshots(full.path);
+  // 3 epochs x 3 steps = 9 steps; 4 snapshots at round(9j/5) = 2, 4, 5, 7
+  assert.deepEqual(snaps.map((s) => s.step), [2, 4, 5, 7]);
+  assert.deepEqual(snaps.map((s) => s.imagesSeen), [32, 48 + 16, 48 + 32, 96 + 16]);
+  await trainOrLoad(tiny, { resultsDir: d2, dataset, snapshots: 4, stopAfterEpoch: 2 });
+  await trainOrLoad(tiny, { resultsDir: d2, dataset, snapshots: 4 });
+  const again = await listSnapshots(join(d2, "models", full.id));
+  for (let i = 0; i < snaps.length; i++) {
+    assert.deepEqual(await Deno.readFile(again[i].path), await Deno.readFile(snaps[i].path));
+  }
+  // a snapshot differs from the final weights and reloads to the accuracy recorded for it
+  const final = full.model.weights.map((w) => w.read().dataSync().slice());
+  await loadSnapshotInto(full.model, snaps[1].path);
+  const w = full.model.weights.map((x) => x.read().dataSync());
+  assert.ok(w.some((x, i) => x.some((v, j) => v !== final[i][j])));
+  assert.equal(await evaluate(full.model, full.test.x, full.test.labels), snaps[1].testAccuracy);
+  full.model.dispose();
   for (const d of [d1, d2]) await Deno.remove(d, { recursive: true });
 });
 

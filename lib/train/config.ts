@@ -93,6 +93,11 @@ export interface TrainConfig {
   batchSize: number;
   /** Pad-4 random crop + horizontal flip (seeded). */
   augment: boolean;
+  /**
+   * Label smoothing of the training loss (0 = off): the one-hot target becomes
+   * `(1 - s)·onehot + s / classes` (Szegedy et al. 2016, as tf.losses.softmaxCrossEntropy).
+   */
+  labelSmoothing: number;
   /** Seed of the weight init, shuffling and augmentation. */
   seed: number;
 }
@@ -133,6 +138,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   epochs: 200,
   batchSize: 128,
   augment: true,
+  labelSmoothing: 0,
   seed: 0,
 } as TrainConfig);
 
@@ -276,6 +282,7 @@ export function resolveTrainConfig(
     }
   });
   bool(c, "augment");
+  num(c, "labelSmoothing", { min: 0, maxExclusive: 1 });
   num(c, "seed", { int: true, min: 0 });
   return { ...(c as unknown as TrainConfig), stepMilestones: [...ms as number[]] };
 }

@@ -28,6 +28,7 @@ import {
   type EpochRecord,
   restoreWeights,
   saveCheckpoint,
+  saveSnapshot,
 } from "./store.ts";
 
 const IMAGE_VALUES = 32 * 32 * 3;
@@ -89,6 +90,28 @@ export interface TrainLoopOptions {
   stopAfterEpoch?: number;
   /** Report progress at most every this many ms during an epoch (default 500). */
   progressIntervalMs?: number;
+  /**
+   * Trajectory snapshots: the weights are saved (and evaluated on the test subset) at
+   * this many evenly spaced points before the end of training ({@link snapshotSteps}).
+   * Default {@link DEFAULT_SNAPSHOTS}; 0 = none. Does not change training.
+   */
+  snapshots?: number;
+}
+
+/** Default number of trajectory snapshots per training run (plus the final model). */
+export const DEFAULT_SNAPSHOTS = 7;
+
+/**
+ * The optimizer steps after which trajectory snapshots are taken: `round(total · j / (k + 1))`
+ * for j = 1..k, deduplicated, each in 1..total-1 (the final model is the last point).
+ */
+export function snapshotSteps(totalSteps: number, k: number): number[] {
+  const out = new Set<number>();
+  for (let j = 1; j <= k; j++) {
+    const s = Math.round((totalSteps * j) / (k + 1));
+    if (s >= 1 && s < totalSteps) out.add(s);
+  }
+  return [...out].sort((a, b) => a - b);
 }
 
 /** Result of {@link trainModel}. */
@@ -164,6 +187,7 @@ export async function trainModel(
   const batchY = new Uint8Array(bs);
   const interval = opts.progressIntervalMs ?? 500;
   let cleanAccuracy = history.length ? history[history.length - 1].testAccuracy : 0;
+  const snapAt = new Set(snapshotSteps(totalSteps, opts.snapshots ?? DEFAULT_SNAPSHOTS));
 
   try {
     for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
@@ -211,6 +235,14 @@ export async function trainModel(
         lossSum += lossV * m;
         seen += m;
         globalStep++;
+        if (snapAt.has(globalStep)) {
+          await saveSnapshot(opts.dir, model, {
+            step: globalStep,
+            imagesSeen: epoch * n + Math.min(n, (step + 1) * bs),
+            epochs: globalStep / stepsPerEpoch,
+            testAccuracy: await evaluate(model, data.test.x, data.test.labels),
+          });
+        }
         const now = performance.now();
         if (opts.onProgress && (now - lastReport >= interval || step === stepsPerEpoch - 1)) {
           lastReport = now;

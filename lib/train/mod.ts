@@ -41,8 +41,10 @@ export * from "./store.ts";
 export {
   crossEntropy,
   decayMask,
+  DEFAULT_SNAPSHOTS,
   evaluate,
   outputsProbabilities,
+  snapshotSteps,
   TrainingAborted,
   trainModel,
 } from "./loop.ts";
@@ -81,6 +83,8 @@ export interface TrainOrLoadOptions {
   dataset?: Dataset;
   /** Never train: fail with a NoiselabError when the model is not stored. */
   loadOnly?: boolean;
+  /** Trajectory snapshots to keep (lib/train/loop `snapshotSteps`; default 7, 0 = none). */
+  snapshots?: number;
 }
 
 /** Describe the active compute backend for provenance (lib/backend's `backendInfo()`). */
@@ -111,7 +115,7 @@ export async function trainOrLoad(
       "dataset",
     );
   }
-  const id = modelId(cfg, dataset.dataId);
+  const id = modelId(cfg, dataset.dataId, describeBackend().name);
   const dir = join(modelsDir(opts.resultsDir), id);
   const meta = await readMeta(dir);
   if (meta) {
@@ -149,6 +153,7 @@ export async function trainOrLoad(
     onProgress: opts.onProgress,
     signal: opts.signal,
     stopAfterEpoch: opts.stopAfterEpoch,
+    snapshots: opts.snapshots,
   });
   if (!res.completed) {
     model.dispose();

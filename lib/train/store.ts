@@ -9,7 +9,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { hashObject } from "../util/hash.ts";
-import { libVersion } from "../util/version.ts";
+import { NUMERICS_VERSION } from "../util/version.ts";
 import { resultsDir } from "../util/paths.ts";
 import { readJsonIfExists, writeFileAtomic } from "../util/fs.ts";
 import { NoiselabError } from "../util/errors.ts";
@@ -81,12 +81,14 @@ export function modelsDir(base?: string): string {
 }
 
 /**
- * The id of a model: 12 hex of a hash over the full (resolved) config, the
- * data identity (lib/data's `dataId`: source + file checksums) and
- * `libVersion()`, so a change of data or code never reuses a stale model.
+ * The id of a model: 12 hex of a hash over what determines its weights: the
+ * full (resolved) config, the data identity (lib/data's `dataId`: source + file
+ * checksums), the compute backend that trains it (backends differ in the last
+ * bits, and in NaN handling before numerics version 2) and {@link NUMERICS_VERSION}.
+ * Editing a comment or any code that does not change numbers keeps every id.
  */
-export function modelId(cfg: TrainConfig, dataId: string): string {
-  return hashObject({ config: cfg, dataId, libVersion: libVersion() });
+export function modelId(cfg: TrainConfig, dataId: string, backend: string): string {
+  return hashObject({ config: cfg, dataId, backend, numerics: NUMERICS_VERSION });
 }
 
 /** Read `meta.json` of a stored model, or undefined when the model is not (completely) stored. */
@@ -141,6 +143,15 @@ export async function saveCheckpoint(
   opt: OptimizerState,
   info: CheckpointInfo,
 ): Promise<void> {
+  await writeCheckpointFile(checkpointPath(dir), model, opt, info);
+}
+
+async function writeCheckpointFile(
+  path: string,
+  model: LayersModel,
+  opt: OptimizerState,
+  info: Record<string, unknown> | CheckpointInfo,
+): Promise<void> {
   const tensors: { shape: number[]; values: Float32Array }[] = [];
   const weightsMeta: { name: string; shape: number[]; offset: number; length: number }[] = [];
   let offset = 0;
@@ -181,24 +192,27 @@ export async function saveCheckpoint(
     floats.set(t.values, at);
     at += t.values.length;
   }
-  await writeFileAtomic(checkpointPath(dir), bytes);
+  await writeFileAtomic(path, bytes);
 }
 
-/** Read a checkpoint, or undefined when there is none. A corrupt file raises a NoiselabError naming it. */
-export async function loadCheckpoint(dir: string): Promise<Checkpoint | undefined> {
-  const path = checkpointPath(dir);
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
+function readHeader(bytes: Uint8Array, path: string): Record<string, unknown> {
   try {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (bytes.length < 8 || dv.getUint32(0, true) !== MAGIC) throw new Error("bad magic");
     const hlen = dv.getUint32(4, true);
-    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
+    return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
+  } catch (e) {
+    throw new NoiselabError(
+      `${path}: corrupt checkpoint (${(e as Error).message}); delete it to start over`,
+      path,
+    );
+  }
+}
+
+function parseCheckpoint(bytes: Uint8Array, path: string): Checkpoint {
+  const header = readHeader(bytes, path) as any;
+  try {
+    const hlen = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
     const start = Math.ceil((8 + hlen) / 4) * 4;
     const buf = bytes.slice(start).buffer;
     const floats = new Float32Array(buf);
@@ -232,6 +246,77 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint | undefine
       path,
     );
   }
+}
+
+/** Read a checkpoint, or undefined when there is none. A corrupt file raises a NoiselabError naming it. */
+export async function loadCheckpoint(dir: string): Promise<Checkpoint | undefined> {
+  const path = checkpointPath(dir);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  return parseCheckpoint(bytes, path);
+}
+
+/**
+ * A snapshot of the weights along the training trajectory (for robustness-over-training
+ * studies, notebook 05). Snapshots do not change training: they are written after
+ * optimizer step `step`, evaluated on the config's test subset, and a resumed run
+ * rewrites the ones of the replayed epochs bitwise identically.
+ */
+export interface SnapshotInfo {
+  /** Optimizer steps done when it was taken. */
+  step: number;
+  /** Training images seen (step × batch, the last batch of an epoch may be smaller). */
+  imagesSeen: number;
+  /** Fractional epochs done (step / steps per epoch). */
+  epochs: number;
+  /** Clean accuracy on the config's test subset (0..1). */
+  testAccuracy: number;
+  /** The snapshot file. */
+  path: string;
+}
+
+/** Folder of a model's trajectory snapshots. */
+export function snapshotsDir(dir: string): string {
+  return join(dir, "snapshots");
+}
+
+/** Write one snapshot (weights incl. BN moving statistics; no optimizer state), atomically. */
+export async function saveSnapshot(
+  dir: string,
+  model: LayersModel,
+  info: Omit<SnapshotInfo, "path">,
+): Promise<string> {
+  const path = join(snapshotsDir(dir), `step-${String(info.step).padStart(7, "0")}.bin`);
+  await writeCheckpointFile(path, model, { step: 0, slots: [] }, { snapshot: info });
+  return path;
+}
+
+/** The snapshots of a model folder, by step (empty when there are none). */
+export async function listSnapshots(dir: string): Promise<SnapshotInfo[]> {
+  const out: SnapshotInfo[] = [];
+  try {
+    for await (const e of Deno.readDir(snapshotsDir(dir))) {
+      if (!/^step-\d+\.bin$/.test(e.name)) continue;
+      const path = join(snapshotsDir(dir), e.name);
+      const header = readHeader(await Deno.readFile(path), path) as { snapshot: Omit<SnapshotInfo, "path"> };
+      out.push({ ...header.snapshot, path });
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return out.sort((a, b) => a.step - b.step);
+}
+
+/** Load a snapshot's weights into a model of the same architecture. */
+export async function loadSnapshotInto(model: LayersModel, path: string): Promise<void> {
+  const ck = parseCheckpoint(await Deno.readFile(path), path);
+  restoreWeights(model, ck.weights);
 }
 
 /** Copy checkpoint weights into a model built with the same architecture (matched by order and shape). */
