@@ -58,3 +58,17 @@ Deno.test("non-terminal renderer: one plain line per finished epoch on stderr, n
   assert.ok(written[1].includes("test_acc 20.00%"));
   assert.ok(!written.some((w) => w.includes("\r")));
 });
+
+Deno.test("non-terminal renderer: in-epoch lines at most once per interval (long epochs in batch logs)", async () => {
+  const lines: string[] = [];
+  const r = terminalProgress({ tty: false, intervalSeconds: 0.05, write: (l) => lines.push(l) });
+  r(p({ step: 1 })); // too early: the interval starts when the renderer is made
+  await new Promise((res) => setTimeout(res, 80));
+  r(p({ step: 2 }));
+  r(p({ step: 3 })); // right after a line: suppressed
+  await new Promise((res) => setTimeout(res, 80));
+  r(p({ step: 4 }));
+  r(p({ phase: "epoch-end", step: 10, testAccuracy: 0.5 })); // always printed
+  r.stop();
+  assert.deepEqual(lines.map((l) => /step (\d+)\//.exec(l)![1]), ["2", "4", "10"]);
+});

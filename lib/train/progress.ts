@@ -2,8 +2,9 @@
  * Training progress reports and a terminal renderer for them.
  *
  * The renderer uses the kept npm library `cli-progress` on a terminal
- * (carriage-return updates on stderr) and prints plain lines, one per epoch,
- * when stderr is not a terminal (logs, CI, notebooks).
+ * (carriage-return updates on stderr) and prints plain lines when stderr is not a
+ * terminal (logs, CI, batch jobs): one per finished epoch, and one at most every
+ * `intervalSeconds` (default 30) during an epoch, so a long epoch still shows life.
  * @module
  */
 import cliProgress from "cli-progress";
@@ -65,14 +66,25 @@ export interface ProgressRenderer {
  * on a terminal; plain lines (one per finished epoch) otherwise.
  * @param opts.label text in front of the bar (e.g. the model id)
  * @param opts.tty force terminal/plain mode (default: `process.stderr.isTTY`)
+ * @param opts.intervalSeconds plain mode: seconds between in-epoch lines (default 30)
+ * @param opts.write plain mode: where lines go (default stderr)
  */
-export function terminalProgress(opts: { label?: string; tty?: boolean } = {}): ProgressRenderer {
+export function terminalProgress(
+  opts: { label?: string; tty?: boolean; intervalSeconds?: number; write?: (line: string) => void } = {},
+): ProgressRenderer {
   const tty = opts.tty ?? Boolean(process.stderr.isTTY);
   const label = opts.label ? `${opts.label} ` : "";
+  const write = opts.write ?? ((line: string) => process.stderr.write(line));
+  const interval = 1000 * (opts.intervalSeconds ?? 30);
+  let lastLine = performance.now();
   let bar: cliProgress.SingleBar | undefined;
   const render = ((p: TrainProgress) => {
     if (!tty) {
-      if (p.phase === "epoch-end") process.stderr.write(label + formatProgressLine(p) + "\n");
+      const now = performance.now();
+      if (p.phase === "epoch-end" || (p.phase === "train" && now - lastLine >= interval)) {
+        lastLine = now;
+        write(label + formatProgressLine(p) + "\n");
+      }
       return;
     }
     const total = p.epochs * p.steps;
