@@ -6,7 +6,7 @@ import {
   bnCountChart,
   exportFigure,
   exportTable,
-  meanCI,
+  meanInterval,
   provenanceLine,
   renderSvg,
   summarizeByEta,
@@ -39,13 +39,17 @@ function rows() {
   return out;
 }
 
-Deno.test("meanCI: t interval against a hand computation", () => {
-  const r = meanCI([1, 2, 3, 4]);
+Deno.test("meanInterval: t interval against a hand computation; one value has no interval", () => {
+  const r = meanInterval([1, 2, 3, 4]);
   assert.equal(r.mean, 2.5);
   const sd = Math.sqrt(5 / 3);
   assert.ok(Math.abs(r.sd - sd) < 1e-12);
-  assert.ok(Math.abs(r.hi - (2.5 + 3.182 * sd / 2)) < 1e-9);
-  assert.deepEqual(meanCI([7]), { mean: 7, sd: 0, n: 1, lo: 7, hi: 7 });
+  assert.ok(Math.abs(r.hi - (2.5 + 3.182446 * sd / 2)) < 1e-6);
+  // n = 1: the mean is the value, the interval is undefined (NaN bounds), never a zero-width band
+  const one = meanInterval([7]);
+  assert.equal(one.mean, 7);
+  assert.equal(one.n, 1);
+  for (const k of ["sd", "lo", "hi", "halfWidth"] as const) assert.ok(Number.isNaN(one[k]), k);
 });
 
 Deno.test("summarizeByEta groups by series and eta", () => {
@@ -56,6 +60,8 @@ Deno.test("summarizeByEta groups by series and eta", () => {
   assert.equal(first.n, 4);
   assert.ok(Math.abs(first.accuracy - (0.9 + 0.015)) < 1e-12);
   assert.ok(first.accuracyLo < first.accuracy && first.accuracyHi > first.accuracy);
+  assert.equal(first.singleModel, true);
+  assert.ok(s.every((x) => x.accuracyLo >= 0 && x.accuracyHi <= 1), "accuracy bands stay within [0, 1]");
 });
 
 Deno.test("exportFigure writes standalone SVG (xmlns, legend, title), PNG and PDF", async () => {

@@ -71,6 +71,12 @@ const BAD: [string, string[], RegExp][] = [
   ],
   ["unknown form", ["noise", "--model", "x", "--eta", "0.1", "--form", "pink"], /--form: unknown noise form/],
   ["missing eta", ["noise", "--model", "x"], /--eta: required/],
+  ["no eta > 0", ["noise", "--model", "x", "--eta", "0"], /--eta: needs at least one noise level > 0/],
+  [
+    "unknown scoring rule",
+    ["noise", "--model", "x", "--eta", "0.1", "--scoring", "numpy"],
+    /--scoring: unknown scoring rule 'numpy'; use argmax-numpy, nonfinite-wrong/,
+  ],
   [
     "unknown stored model",
     ["noise", "--model", "0123456789ab", "--eta", "0.1"],
@@ -238,5 +244,30 @@ Deno.test("end to end on real CIFAR-10: train learns, stored model is reused, la
   }
   const big = summ.find((s) => s.eta === 1.5);
   assert.ok(big.mean < out.cleanAccuracy - 0.1, `eta 1.5 accuracy ${big.mean} vs clean ${out.cleanAccuracy}`);
+  // every draw reports its share of non-finite logits rows and the scoring rule (default NumPy's argmax)
+  for (const row of rows) {
+    assert.equal(row.nonFiniteShare, 0);
+    assert.equal(row.scoring, "argmax-numpy");
+  }
+  for (const q of summ) assert.equal(q.nonFiniteShare, 0);
+  const res = lines.find((o) => o.type === "result");
+  assert.equal(res.scoring, "argmax-numpy");
+  assert.equal(res.provenance.scoring, "argmax-numpy");
+  // targets that select no tensor: exit 2 naming --targets, nothing printed on stdout
+  const none = await cli(
+    ["noise", "--model", out.id, "--eta", "0.1", "--targets", "bn-mean", "--fold-bn", "--json"],
+    env,
+  );
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(errorLines(none.stderr).join("\n"), /--targets: bn-mean selects no tensor/);
+  assert.equal(none.stdout, "");
+  // the table shows the non-finite share beside the accuracy; --scoring is passed through
+  const table = await cli(
+    ["noise", "--model", out.id, "--eta", "0.5", "--draws", "2", "--scoring", "nonfinite-wrong"],
+    env,
+  );
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /mean acc\s+non-finite/);
+  assert.match(table.stdout, /scored by "nonfinite-wrong"/);
   await Deno.remove(results, { recursive: true });
 });

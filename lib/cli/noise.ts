@@ -6,7 +6,16 @@ import cliProgress from "cli-progress";
 import process from "node:process";
 import { backendInfo, initBackend } from "../backend/mod.ts";
 import { loadDataset } from "../data/mod.ts";
-import { checkEta, noiseSweep, type NoiseTarget, resolveNoiseSpec, type SweepResult } from "../noise/mod.ts";
+import { resolveScoringRule, SCORING_RULES } from "../models/predict.ts";
+import {
+  checkEta,
+  checkNoisyEtas,
+  noiseSweep,
+  type NoiseTarget,
+  resolveNoiseSpec,
+  type SweepResult,
+  sweepSelection,
+} from "../noise/mod.ts";
 import { SPLIT_SIZES } from "../train/config.ts";
 import { loadStoredModel, testData, trainData } from "../train/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
@@ -17,11 +26,12 @@ import { formatTable, pct, printJson } from "./format.ts";
 /** Help text of `noise`. */
 export const NOISE_USAGE =
   `usage: noiselab noise --model <id> --eta 0.1,0.2 [--draws 10] [--targets kernels,...]
-                      [--form additive-std] [--fold-bn] [--recalibrate-bn K] [--seed S] [--test-size N] [--json]
+                      [--form additive-std] [--fold-bn] [--recalibrate-bn K] [--seed S] [--test-size N]
+                      [--scoring argmax-numpy|nonfinite-wrong] [--json]
 Adds Gaussian noise to a stored model's weights (results/models/<id>/) and
 measures test accuracy, --draws times per noise level.
   --model ID             id (or folder) of a trained model (see: noiselab models --stored)
-  --eta LIST             noise levels, comma-separated, each >= 0 (required)
+  --eta LIST             noise levels, comma-separated, each >= 0, at least one > 0 (required)
   --draws K              Monte Carlo draws per level (default 10)
   --targets LIST         comma-separated sweeps; each kernels|biases|bn-affine|bn-mean|bn-var|all,
                          or several joined with + for one combined sweep (default kernels)
@@ -31,6 +41,10 @@ measures test accuracy, --draws times per noise level.
   --seed S               noise seed (default 0); draw k of eta e uses the stream "S:e:k"
   --test-size N          test images (default: the model's own test subset)
   --batch-size N         inference batch size (default 500)
+  --scoring RULE         how a logits row with NaN/Inf is scored: argmax-numpy (default; NumPy/Keras
+                         argmax: the first NaN wins, so an all-NaN row predicts class 0, as in the
+                         paper) | nonfinite-wrong (such a row counts as wrong). The table shows the
+                         share of images with non-finite logits ("non-finite") beside the accuracy.
   --json                 JSON lines on stdout: {"type":"row",...} per draw, then {"type":"summary",...}
                          per level, then {"type":"result",...} per target (progress on stderr)`;
 
@@ -61,6 +75,7 @@ export async function noiseCommand(argv: string[]): Promise<number> {
     seed: { type: "string" },
     "test-size": { type: "string" },
     "batch-size": { type: "string" },
+    scoring: { type: "string" },
   });
   if (values.help) return (console.log(NOISE_USAGE), 0);
   if (positionals.length) throw unexpectedArgument("noise", positionals[0]);
@@ -82,6 +97,17 @@ export async function noiseCommand(argv: string[]): Promise<number> {
     } catch {
       throw flagError("eta", `each noise level must be a finite number >= 0, got ${e}`);
     }
+  }
+  try {
+    checkNoisyEtas(etas);
+  } catch {
+    throw flagError("eta", `needs at least one noise level > 0 (the average is over eta > 0), got ${etaRaw}`);
+  }
+  let scoring;
+  try {
+    scoring = resolveScoringRule(values.scoring as string | undefined);
+  } catch {
+    throw flagError("scoring", `unknown scoring rule '${values.scoring}'; use ${SCORING_RULES.join(", ")}`);
   }
   const draws = intFlag("draws", values.draws as string | undefined, 10, 1);
   const recal = intFlag("recalibrate-bn", values["recalibrate-bn"] as string | undefined, 0, 0);
@@ -117,6 +143,16 @@ export async function noiseCommand(argv: string[]): Promise<number> {
     throw e;
   }
   const cfg = stored.meta.config;
+  for (const spec of specs) {
+    try {
+      sweepSelection(stored.model, spec); // a target that selects nothing fails before any data is loaded
+    } catch (e) {
+      if (e instanceof NoiselabError && e.subject === "targets") {
+        throw flagError("targets", e.message.replace(/^targets: /, "") + ` (model ${stored.id})`);
+      }
+      throw e;
+    }
+  }
   const testSize = intFlag("test-size", values["test-size"] as string | undefined, cfg.testSize, 1);
   if (testSize > SPLIT_SIZES[cfg.dataset].test) {
     throw flagError(
@@ -156,6 +192,7 @@ export async function noiseCommand(argv: string[]): Promise<number> {
       seed,
       modelId: stored.id,
       batchSize,
+      scoring,
       recalibrateBN: calib
         ? { x: calib.x, batches: recal, label: `${ds.sourceLabel}, training subset` }
         : undefined,
@@ -188,7 +225,9 @@ export async function noiseCommand(argv: string[]): Promise<number> {
         modelId: stored.id,
         target: r.provenance.spec.targets.join("+"),
         form: r.provenance.spec.form,
+        scoring: r.provenance.scoring,
         cleanAccuracy: r.cleanAccuracy,
+        cleanNonFiniteShare: r.cleanNonFiniteShare,
         averageNormalizedAccuracy: r.averageNormalizedAccuracy,
         provenance: { ...r.provenance, backend: backendDesc, model: prov },
       });
@@ -200,25 +239,32 @@ export async function noiseCommand(argv: string[]): Promise<number> {
       pct(stored.meta.cleanAccuracy)
     }`,
   );
-  console.log(`data: ${label}; noise seed ${seed}, ${draws} draws per level, backend ${backendDesc.name}`);
+  console.log(
+    `data: ${label}; noise seed ${seed}, ${draws} draws per level, backend ${backendDesc.name}, ` +
+      `scoring ${scoring}`,
+  );
   for (const r of results) {
     const sp = r.provenance.spec;
     console.log(
       `\ntarget ${sp.targets.join("+")}, form ${sp.form}${sp.foldBN ? ", BN folded" : ""}` +
         `${sp.recalibrateBN ? `, BN recalibrated (${sp.recalibrateBN} batches)` : ""}; clean ${
           pct(r.cleanAccuracy)
-        }`,
+        } (non-finite ${pct(r.cleanNonFiniteShare)})`,
     );
     console.log(formatTable(
-      ["eta", "draws", "mean acc", "95% CI", "normalized"],
+      ["eta", "draws", "mean acc", "non-finite", "95% CI", "normalized"],
       r.summary.map((s) => [
         s.eta,
         s.draws,
         pct(s.mean),
-        Number.isFinite(s.ciLow) ? `${pct(s.ciLow)} .. ${pct(s.ciHigh)}` : "-",
+        pct(s.nonFiniteShare),
+        Number.isFinite(s.lo) ? `${pct(s.lo)} .. ${pct(s.hi)}` : "-",
         pct(s.normalizedMean),
       ]),
     ));
+    console.log(
+      `non-finite = share of test images whose logits are not all finite (NaN/Inf), scored by "${r.provenance.scoring}"`,
+    );
     console.log(`average normalized accuracy: ${pct(r.averageNormalizedAccuracy)}`);
   }
   return 0;

@@ -12,8 +12,10 @@
  * - `bn-affine`: BN `gamma`/`beta`; `bn-mean`: `moving_mean`; `bn-var`: `moving_variance`;
  * - `all`: every stored tensor, which is what perturbing a Keras model's
  *   `get_weights()` does (the paper's probable behaviour). A noisy moving
- *   variance can turn negative, BN then yields NaN, and those images count as
- *   wrong predictions (see `countCorrect` in lib/models/predict.ts).
+ *   variance can turn negative, BN then yields NaN logits; how such rows are
+ *   scored is the sweep's `scoring` rule (lib/models `ScoringRule`: NumPy's
+ *   argmax by default, so an all-NaN row predicts class 0), and every sweep
+ *   row reports the share of such images (`nonFiniteShare`).
  *
  * Random streams: with a string/number `seed`, tensor `<layer>/<weight>` uses
  * its own stream seeded `${seed}:<layer>/<weight>`, so models that share a

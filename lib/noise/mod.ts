@@ -7,8 +7,12 @@
  *   etas: [0, 0.05, 0.1], draws: 5, seed: 1, modelId: id,
  *   spec: { form: "additive-std", targets: ["kernels"] },
  * });
- * res.averageNormalizedAccuracy;   // the paper's metric
+ * res.averageNormalizedAccuracy;   // the paper's metric (mean over eta > 0)
+ * res.rows[0].nonFiniteShare;      // share of images with NaN/Inf logits in that draw
  * ```
+ *
+ * Intervals (Student t, n = 1 → undefined, accuracies clipped to [0, 1],
+ * training seeds combined) come from lib/stats/mod.ts, re-exported here.
  * @module
  */
 export * from "./inject.ts";

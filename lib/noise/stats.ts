@@ -1,40 +1,22 @@
 /**
- * Summary statistics of noise sweeps: mean, sample std, Student-t confidence
- * intervals (t quantiles from the `jstat` package) and the paper's metric.
+ * Summary statistics of noise sweeps and the paper's metric. The interval
+ * maths (mean, sample std, Student-t intervals from `jstat`, seed combining)
+ * lives in ONE place, lib/stats/mod.ts, re-exported here.
  * @module
  */
-import jStat from "jstat";
 import { NoiselabError } from "../util/errors.ts";
+import type { ScoringRule } from "../models/predict.ts";
+import {
+  ACCURACY_BOUNDS,
+  combineSeeds,
+  DEFAULT_LEVEL,
+  mean,
+  meanInterval,
+  normalizedBounds,
+  type SeedInterval,
+} from "../stats/mod.ts";
 
-/** Arithmetic mean (NaN for an empty list). */
-export function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((s, v) => s + v, 0) / xs.length : NaN;
-}
-
-/** Sample standard deviation (n−1 denominator; NaN when n < 2). */
-export function sampleStd(xs: number[]): number {
-  if (xs.length < 2) return NaN;
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((s, v) => s + (v - m) ** 2, 0) / (xs.length - 1));
-}
-
-/** Quantile p of Student's t distribution with `df` degrees of freedom. */
-export function tQuantile(p: number, df: number): number {
-  // deno-lint-ignore no-explicit-any
-  return (jStat as any).studentt.inv(p, df);
-}
-
-/** Mean with a two-sided Student-t confidence interval (`level` default 0.95); NaN bounds when n < 2. */
-export function confidenceInterval(
-  xs: number[],
-  level = 0.95,
-): { mean: number; std: number; low: number; high: number; n: number } {
-  const m = mean(xs);
-  const sd = sampleStd(xs);
-  if (xs.length < 2) return { mean: m, std: sd, low: NaN, high: NaN, n: xs.length };
-  const half = tQuantile(1 - (1 - level) / 2, xs.length - 1) * sd / Math.sqrt(xs.length);
-  return { mean: m, std: sd, low: m - half, high: m + half, n: xs.length };
-}
+export * from "../stats/mod.ts";
 
 /** One Monte Carlo draw of a sweep. */
 export interface SweepRow {
@@ -48,6 +30,14 @@ export interface SweepRow {
   cleanAccuracy: number;
   /** accuracy / cleanAccuracy. */
   normalizedAccuracy: number;
+  /**
+   * Share (0..1) of the test images whose logits row is not all finite
+   * (NaN/±Inf) in this draw — the mechanism behind chance-level BN results.
+   * NaN when a custom evaluator did not report it.
+   */
+  nonFiniteShare: number;
+  /** How non-finite rows were scored (lib/models `ScoringRule`). */
+  scoring: ScoringRule;
 }
 
 /** Per (model, target, form, eta) summary over draws. */
@@ -56,22 +46,30 @@ export interface SweepSummary {
   eta: number;
   target: string;
   form: string;
+  scoring: ScoringRule;
   draws: number;
   cleanAccuracy: number;
+  /** Mean accuracy over the draws. */
   mean: number;
-  std: number;
-  /** 95% Student-t interval of the mean accuracy (NaN when draws < 2). */
-  ciLow: number;
-  ciHigh: number;
+  /** Sample standard deviation of the accuracy over the draws (NaN when draws < 2). */
+  sd: number;
+  /** 95% Student-t interval of the mean accuracy, clipped to [0, 1] (NaN when draws < 2). */
+  lo: number;
+  hi: number;
+  /** t · sd / √draws before clipping (NaN when draws < 2). */
+  halfWidth: number;
   normalizedMean: number;
-  normalizedCiLow: number;
-  normalizedCiHigh: number;
+  /** Interval of the mean normalized accuracy, clipped to [0, 1 / clean] (NaN when draws < 2). */
+  normalizedLo: number;
+  normalizedHi: number;
+  /** Mean over the draws of {@link SweepRow.nonFiniteShare}. */
+  nonFiniteShare: number;
 }
 
-const groupKey = (r: SweepRow) => JSON.stringify([r.modelId, r.target, r.form, r.eta]);
+const groupKey = (r: SweepRow) => JSON.stringify([r.modelId, r.target, r.form, r.scoring ?? null, r.eta]);
 
-/** Summaries of rows, grouped by model, target, form and eta (in first-seen order). */
-export function summarizeRows(rows: SweepRow[], level = 0.95): SweepSummary[] {
+/** Summaries of rows, grouped by model, target, form, scoring rule and eta (in first-seen order). */
+export function summarizeRows(rows: SweepRow[], level = DEFAULT_LEVEL): SweepSummary[] {
   const groups = new Map<string, SweepRow[]>();
   for (const r of rows) {
     const k = groupKey(r);
@@ -79,22 +77,28 @@ export function summarizeRows(rows: SweepRow[], level = 0.95): SweepSummary[] {
     groups.get(k)!.push(r);
   }
   return [...groups.values()].map((g) => {
-    const a = confidenceInterval(g.map((r) => r.accuracy), level);
-    const nrm = confidenceInterval(g.map((r) => r.normalizedAccuracy), level);
+    const a = meanInterval(g.map((r) => r.accuracy), { level, bounds: ACCURACY_BOUNDS });
+    const nrm = meanInterval(g.map((r) => r.normalizedAccuracy), {
+      level,
+      bounds: normalizedBounds(g.map((r) => r.cleanAccuracy)),
+    });
     return {
       modelId: g[0].modelId,
       eta: g[0].eta,
       target: g[0].target,
       form: g[0].form,
+      scoring: g[0].scoring,
       draws: g.length,
       cleanAccuracy: g[0].cleanAccuracy,
       mean: a.mean,
-      std: a.std,
-      ciLow: a.low,
-      ciHigh: a.high,
+      sd: a.sd,
+      lo: a.lo,
+      hi: a.hi,
+      halfWidth: a.halfWidth,
       normalizedMean: nrm.mean,
-      normalizedCiLow: nrm.low,
-      normalizedCiHigh: nrm.high,
+      normalizedLo: nrm.lo,
+      normalizedHi: nrm.hi,
+      nonFiniteShare: mean(g.map((r) => r.nonFiniteShare)),
     };
   });
 }
@@ -106,14 +110,52 @@ export function summarizeRows(rows: SweepRow[], level = 0.95): SweepSummary[] {
  */
 export function averageNormalizedAccuracy(rows: SweepRow[]): number {
   if (rows.length === 0) throw new NoiselabError("rows: no sweep rows", "rows");
-  const ids = new Set(rows.map((r) => JSON.stringify([r.modelId, r.target, r.form])));
+  const ids = new Set(rows.map((r) => JSON.stringify([r.modelId, r.target, r.form, r.scoring ?? null])));
   if (ids.size > 1) {
     throw new NoiselabError(
-      `rows: mixes ${ids.size} model/target/form combinations; filter to one first`,
+      `rows: mixes ${ids.size} model/target/form/scoring combinations; filter to one first`,
       "rows",
     );
   }
   // the noisy levels only: η = 0 adds no noise and would contribute a 100% term
   const noisy = summarizeRows(rows).filter((s) => s.eta > 0);
   return noisy.length ? mean(noisy.map((s) => s.normalizedMean)) : NaN;
+}
+
+/** Minimal row shape for {@link averageNormalizedInterval} (a lib/noise `SweepRow` fits). */
+export interface NormalizedRowLike {
+  modelId: string;
+  eta: number;
+  draw: number;
+  cleanAccuracy: number;
+  normalizedAccuracy: number;
+}
+
+/**
+ * The paper's average normalized accuracy (over η > 0) with a confidence
+ * interval. Draw k is paired across η (same seed stream index), so each
+ * (model, draw) gives one average over the noisy levels. Rows of several
+ * models (training seeds; `seedOf`, default the model id) are combined with
+ * {@link combineSeeds}: interval over the per-model means on (models − 1) df;
+ * with one model, the interval over its draws and `singleModel: true`. Bounds
+ * are clipped to [0, 1 / min clean accuracy]. η = 0 rows are ignored.
+ */
+export function averageNormalizedInterval<R extends NormalizedRowLike>(
+  rows: readonly R[],
+  opts: { level?: number; seedOf?: (r: R) => string | number } = {},
+): SeedInterval {
+  const seedOf = opts.seedOf ?? ((r: R) => r.modelId);
+  const byDraw = new Map<string, { seed: string | number; byEta: Map<number, number> }>();
+  const cleans: number[] = [];
+  for (const r of rows) {
+    if (!(r.eta > 0)) continue;
+    const seed = seedOf(r);
+    const k = JSON.stringify([typeof seed, String(seed), r.draw]);
+    let g = byDraw.get(k);
+    if (!g) byDraw.set(k, g = { seed, byEta: new Map() });
+    g.byEta.set(r.eta, r.normalizedAccuracy);
+    cleans.push(r.cleanAccuracy);
+  }
+  const values = [...byDraw.values()].map((g) => ({ seed: g.seed, value: mean([...g.byEta.values()]) }));
+  return combineSeeds(values, { level: opts.level, bounds: normalizedBounds(cleans) });
 }

@@ -5,11 +5,18 @@
  * layer names see the same noise (paired comparisons).
  * @module
  */
+import { createHash } from "node:crypto";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
-import { libVersion } from "../util/version.ts";
+import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
 import { backendInfo } from "../backend/mod.ts";
-import { accuracy, countImages } from "../models/predict.ts";
+import {
+  countImages,
+  DEFAULT_SCORING_RULE,
+  evaluateLogits,
+  resolveScoringRule,
+  type ScoringRule,
+} from "../models/predict.ts";
 import {
   checkEta,
   listWeights,
@@ -17,6 +24,7 @@ import {
   resolveNoiseSpec,
   selectWeights,
   snapshotWeights,
+  type WeightRef,
   withNoise,
 } from "./inject.ts";
 import { foldBatchNorm } from "./fold.ts";
@@ -31,17 +39,25 @@ export interface SweepData {
   label?: string;
 }
 
+/** What an {@link Evaluator} reports: accuracy and the share of non-finite logits rows (both 0..1). */
+export interface Evaluation {
+  accuracy: number;
+  nonFiniteShare: number;
+}
+
 /**
- * Accuracy (0..1) of `model` on `x`: THE single place where the sweep
- * evaluates a model, so a faster engine can be swapped in via
- * {@link SweepOptions.evaluate}.
+ * Accuracy (0..1) of `model` on `x` under the scoring rule `scoring`: THE
+ * single place where the sweep evaluates a model, so a faster engine can be
+ * swapped in via {@link SweepOptions.evaluate}. It may return a bare accuracy
+ * (the rows' `nonFiniteShare` is then NaN: unknown) or an {@link Evaluation}.
  */
 export type Evaluator = (
   model: tfl.LayersModel,
   x: Float32Array,
   labels: ArrayLike<number>,
   batchSize: number,
-) => Promise<number>;
+  scoring: ScoringRule,
+) => Promise<number | Evaluation>;
 
 /** Progress report after each draw. */
 export interface SweepProgress {
@@ -51,6 +67,8 @@ export interface SweepProgress {
   draw: number;
   accuracy: number;
   cleanAccuracy: number;
+  /** Share of the test images whose logits row is not all finite in this draw. */
+  nonFiniteShare: number;
 }
 
 /** Options of {@link noiseSweep}. */
@@ -68,8 +86,14 @@ export interface SweepOptions {
   onProgress?: (p: SweepProgress) => void;
   /** Inference batch size (default 500). */
   batchSize?: number;
-  /** Replaces the default evaluator (`accuracy` from lib/models). */
+  /** Replaces the default evaluator (`evaluateLogits` from lib/models). */
   evaluate?: Evaluator;
+  /**
+   * How logits rows that are not all finite are scored (lib/models
+   * `ScoringRule`): "argmax-numpy" (default: NumPy/Keras argmax, an all-NaN
+   * row predicts class 0) or "nonfinite-wrong".
+   */
+  scoring?: ScoringRule;
   /**
    * BN recalibration after noise (per draw): moving statistics re-estimated
    * from `batches` × `batchSize` (default 128) images of `x` (training images),
@@ -83,38 +107,171 @@ export interface SweepOptions {
 export interface SweepResult {
   rows: SweepRow[];
   summary: SweepSummary[];
-  /** Mean over etas of the mean normalised accuracy (the paper's metric). */
+  /** Mean over etas > 0 of the mean normalised accuracy (the paper's metric). */
   averageNormalizedAccuracy: number;
   cleanAccuracy: number;
+  /** Share of non-finite logits rows of the clean (noise-free, possibly folded) model. */
+  cleanNonFiniteShare: number;
   provenance: {
     modelId: string;
     seed: string;
     etas: number[];
     draws: number;
     spec: NoiseSpec;
+    /** How non-finite logits rows were scored. */
+    scoring: ScoringRule;
     streams: string;
     data: string;
+    /** {@link dataFingerprint} of the evaluation images and labels. */
+    dataHash: string;
     images: number;
-    /** What the targets selected in the (possibly folded) model: 0 tensors means the sweep is a no-op. */
+    /** What the targets selected in the (possibly folded) model (never empty: an empty selection is an error). */
     perturbed: { tensors: number; elements: number; names: string[] };
     recalibrateBN: { batches: number; batchSize: number; data: string } | null;
     /** Backend name (cpu, wasm, noiselab, tensorflow). */
     backend: string;
     backendThreads: number;
     backendDetail: string;
+    /** `NUMERICS_VERSION` of the code that computed the numbers (part of {@link sweepKey}). */
+    numericsVersion: string;
+    /** Hash of the lib/ sources (provenance only). */
     libVersion: string;
     date: string;
   };
 }
 
-/** The default evaluator: batched top-1 accuracy (NaN logits count as wrong). */
-export const defaultEvaluate: Evaluator = (model, x, labels, batchSize) =>
-  accuracy(model, x, labels, batchSize);
+/** The default evaluator: batched top-1 accuracy and non-finite share under `scoring`. */
+export const defaultEvaluate: Evaluator = (model, x, labels, batchSize, scoring) =>
+  evaluateLogits(model, x, labels, { batchSize, scoring });
+
+/**
+ * 16-hex sha256 of the exact evaluation data (image bytes, then labels as
+ * float64): changes with the data copy, the subset, the normalisation.
+ */
+export function dataFingerprint(x: Float32Array, labels: ArrayLike<number>): string {
+  const h = createHash("sha256");
+  h.update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  h.update(new Uint8Array(Float64Array.from(labels).buffer));
+  return h.digest("hex").slice(0, 16);
+}
+
+/** What a sweep would perturb: see {@link sweepSelection}. */
+export interface SweepSelection {
+  tensors: number;
+  elements: number;
+  names: string[];
+}
+
+function describeSelection(refs: WeightRef[]): SweepSelection {
+  return {
+    tensors: refs.length,
+    elements: refs.reduce((a, w) => a + (w.variable.shape as number[]).reduce((p, d) => p * d, 1), 0),
+    names: refs.map((w) => w.name),
+  };
+}
+
+function emptySelectionError(spec: NoiseSpec): NoiselabError {
+  const t = spec.targets.join("+");
+  return new NoiselabError(
+    `targets: ${t} selects no tensor in this model` +
+      (spec.foldBN
+        ? " once BN is folded (the folded model has no BN arrays: use kernels, biases or all)"
+        : " (e.g. BN targets on a model without BN)") +
+      "; the sweep would report the clean accuracy at every noise level",
+    "targets",
+  );
+}
+
+/**
+ * The tensors a sweep with `spec` perturbs in `model` (after folding BN when
+ * `spec.foldBN`; the folded copy is disposed). Throws a NoiselabError naming
+ * `targets` when nothing is selected. Lets callers fail before loading data.
+ */
+export function sweepSelection(model: tfl.LayersModel, spec: Partial<NoiseSpec>): SweepSelection {
+  const s = resolveNoiseSpec(spec);
+  const m = s.foldBN ? foldBatchNorm(model) : model;
+  try {
+    const refs = selectWeights(m, s.targets);
+    if (refs.length === 0) throw emptySelectionError(s);
+    return describeSelection(refs);
+  } finally {
+    if (m !== model) m.dispose();
+  }
+}
+
+/** Throws a NoiselabError naming `etas` unless some level is > 0 (the average is over etas > 0). */
+export function checkNoisyEtas(etas: number[]): void {
+  if (!etas.some((e) => e > 0)) {
+    throw new NoiselabError(
+      `etas: no noise level > 0 (got ${etas.join(", ")}); the average normalized accuracy is over etas > 0`,
+      "etas",
+    );
+  }
+}
+
+/** Inputs of {@link sweepKey}. */
+export interface SweepKeyInput {
+  modelId: string;
+  /** The evaluation data (fingerprinted) or its {@link dataFingerprint}. */
+  data: { x: Float32Array; labels: ArrayLike<number> } | { dataHash: string };
+  /** Id of the data copy the data came from (lib/data `Dataset.dataId`). */
+  dataId?: string;
+  etas: number[];
+  draws: number;
+  seed: string | number;
+  spec?: Partial<NoiseSpec>;
+  scoring?: ScoringRule;
+  batchSize?: number;
+  /** Calibration images (fingerprinted) and batches of BN recalibration, or null. */
+  recalibrateBN?: { x: Float32Array; batches?: number; batchSize?: number } | null;
+  /** Backend name; default the current one (`backendInfo().name`). */
+  backend?: string;
+}
+
+/**
+ * A cache key holding everything that can change a sweep's numbers: the
+ * model id, the exact evaluation data (fingerprint) and its data copy id,
+ * noise levels, draws, seed, the resolved noise spec, the scoring rule, the
+ * inference batch size, BN recalibration (calibration-data fingerprint,
+ * batches, batch size), the backend name and the version of the code that
+ * computes the numbers (`NUMERICS_VERSION` of lib/util/version.ts, the
+ * project's explicit numerics version, bumped whenever noise, evaluation,
+ * scoring or kernels change a number).
+ * Hash it with lib/util `hashObject`.
+ */
+export function sweepKey(input: SweepKeyInput): Record<string, unknown> {
+  const spec = resolveNoiseSpec(input.spec);
+  const recal = input.recalibrateBN;
+  const batches = recal?.batches ?? spec.recalibrateBN ?? 0;
+  return {
+    kind: "noiseSweep",
+    modelId: input.modelId,
+    data: "dataHash" in input.data ? input.data.dataHash : dataFingerprint(input.data.x, input.data.labels),
+    dataId: input.dataId ?? null,
+    etas: [...input.etas],
+    draws: input.draws,
+    seed: String(input.seed),
+    spec: { ...spec, recalibrateBN: batches },
+    scoring: resolveScoringRule(input.scoring),
+    batchSize: input.batchSize ?? 500,
+    recalibrateBN: recal && batches > 0
+      ? { data: dataFingerprint(recal.x, []), batches, batchSize: recal.batchSize ?? 128 }
+      : null,
+    backend: input.backend ?? backendInfo().name,
+    numerics: NUMERICS_VERSION,
+  };
+}
+
+function asEvaluation(r: number | Evaluation): Evaluation {
+  return typeof r === "number" ? { accuracy: r, nonFiniteShare: NaN } : r;
+}
 
 /**
  * Run a Monte Carlo sweep over `etas` × `draws`. The model's weights are
  * restored bitwise after every draw (also on errors). All parameters are
- * validated before any work.
+ * validated before any work: bad values, no eta > 0 (`etas`) and targets
+ * that select no tensor (`targets`) throw a NoiselabError naming the
+ * parameter. Every row reports the share of non-finite logits rows.
  */
 export async function noiseSweep(
   model: tfl.LayersModel,
@@ -126,6 +283,8 @@ export async function noiseSweep(
     throw new NoiselabError("etas: expected a non-empty list of noise levels", "etas");
   }
   opts.etas.forEach(checkEta);
+  checkNoisyEtas(opts.etas);
+  const scoring = resolveScoringRule(opts.scoring ?? DEFAULT_SCORING_RULE);
   if (!Number.isInteger(opts.draws) || opts.draws < 1) {
     throw new NoiselabError(`draws: expected a positive integer, got ${opts.draws}`, "draws");
   }
@@ -161,22 +320,26 @@ export async function noiseSweep(
   const seed = String(opts.seed);
   const m = spec.foldBN ? foldBatchNorm(model) : model;
   try {
-    const cleanAccuracy = await evaluate(m, data.x, data.labels, batchSize);
     const selected = selectWeights(m, spec.targets);
+    if (selected.length === 0) throw emptySelectionError(spec);
+    const clean = asEvaluation(await evaluate(m, data.x, data.labels, batchSize, scoring));
+    const cleanAccuracy = clean.accuracy;
     const bnStats = listWeights(m).filter((w) => w.category === "bn-mean" || w.category === "bn-var");
     const rows: SweepRow[] = [];
     const total = opts.etas.length * opts.draws;
     for (const eta of opts.etas) {
       for (let k = 0; k < opts.draws; k++) {
-        const acc = await withNoise(m, spec, eta, `${seed}:${eta}:${k}`, async (noisy) => {
-          if (recalBatches < 1) return await evaluate(noisy, data.x, data.labels, batchSize);
+        const ev = await withNoise(m, spec, eta, `${seed}:${eta}:${k}`, async (noisy) => {
+          if (recalBatches < 1) {
+            return asEvaluation(await evaluate(noisy, data.x, data.labels, batchSize, scoring));
+          }
           const restoreStats = snapshotWeights(bnStats);
           try {
             await recalibrateBatchNorm(noisy, opts.recalibrateBN!.x, {
               batches: recalBatches,
               batchSize: opts.recalibrateBN!.batchSize ?? 128,
             });
-            return await evaluate(noisy, data.x, data.labels, batchSize);
+            return asEvaluation(await evaluate(noisy, data.x, data.labels, batchSize, scoring));
           } finally {
             restoreStats();
           }
@@ -187,11 +350,21 @@ export async function noiseSweep(
           target,
           form: spec.form,
           draw: k,
-          accuracy: acc,
+          accuracy: ev.accuracy,
           cleanAccuracy,
-          normalizedAccuracy: acc / cleanAccuracy,
+          normalizedAccuracy: ev.accuracy / cleanAccuracy,
+          nonFiniteShare: ev.nonFiniteShare,
+          scoring,
         });
-        opts.onProgress?.({ done: rows.length, total, eta, draw: k, accuracy: acc, cleanAccuracy });
+        opts.onProgress?.({
+          done: rows.length,
+          total,
+          eta,
+          draw: k,
+          accuracy: ev.accuracy,
+          cleanAccuracy,
+          nonFiniteShare: ev.nonFiniteShare,
+        });
       }
     }
     return {
@@ -199,23 +372,19 @@ export async function noiseSweep(
       summary: summarizeRows(rows),
       averageNormalizedAccuracy: averageNormalizedAccuracy(rows),
       cleanAccuracy,
+      cleanNonFiniteShare: clean.nonFiniteShare,
       provenance: {
         modelId: opts.modelId,
         seed,
         etas: [...opts.etas],
         draws: opts.draws,
         spec: recalBatches > 0 ? { ...spec, recalibrateBN: recalBatches } : spec,
+        scoring,
         streams: `seedrandom alea, per tensor: "${seed}:<eta>:<draw>:<layer>/<weight>"`,
         data: data.label ?? "unlabelled data",
+        dataHash: dataFingerprint(data.x, data.labels),
         images: n,
-        perturbed: {
-          tensors: selected.length,
-          elements: selected.reduce(
-            (a, w) => a + (w.variable.shape as number[]).reduce((p, d) => p * d, 1),
-            0,
-          ),
-          names: selected.map((w) => w.name),
-        },
+        perturbed: describeSelection(selected),
         recalibrateBN: recalBatches > 0
           ? {
             batches: recalBatches,
@@ -226,6 +395,7 @@ export async function noiseSweep(
         backend: backendInfo().name,
         backendThreads: backendInfo().threads,
         backendDetail: backendInfo().detail,
+        numericsVersion: NUMERICS_VERSION,
         libVersion: libVersion(),
         date: new Date().toISOString(),
       },

@@ -5,8 +5,8 @@
  * models at chance, agreement with the paper).
  * @module
  */
-import { type MeanCI, meanCI } from "../analysis/stats.ts";
-import type { SweepRow } from "../noise/mod.ts";
+import { averageNormalizedInterval, type SweepRow } from "../noise/stats.ts";
+import { intervalsSeparate, type SeedInterval } from "../stats/mod.ts";
 import type { VariantSweep } from "./study.ts";
 
 /** The paper's average normalized accuracies on CIFAR-10 (%), Fagbohungbe & Qian 2022, Table/abstract. */
@@ -16,18 +16,15 @@ export const PAPER_CIFAR10 = {
 } as const;
 
 /**
- * Average normalized accuracy over η > 0 with a 95% CI over draws: draw k is
- * paired across η (same seed stream index), so each draw gives one average.
+ * Average normalized accuracy over η > 0 with a 95% CI = lib/noise
+ * `averageNormalizedInterval(rows)` (the project's one interval
+ * implementation, lib/stats): draw k is paired across η, so each draw gives
+ * one average; several models (training seeds) are combined over their
+ * per-model means; one draw → NaN bounds; `singleModel` tells when the
+ * result rests on one trained model.
  */
-export function avgNormalizedCI(rows: SweepRow[]): MeanCI {
-  const byDraw = new Map<number, Map<number, number>>();
-  for (const r of rows) {
-    if (r.eta <= 0) continue;
-    if (!byDraw.has(r.draw)) byDraw.set(r.draw, new Map());
-    byDraw.get(r.draw)!.set(r.eta, r.normalizedAccuracy);
-  }
-  const per = [...byDraw.values()].map((m) => [...m.values()].reduce((a, b) => a + b, 0) / m.size);
-  return meanCI(per);
+export function avgNormalizedCI(rows: SweepRow[]): SeedInterval {
+  return averageNormalizedInterval(rows);
 }
 
 const pct = (x: number, d = 1) => Number.isFinite(x) ? (100 * x).toFixed(d) : "NaN";
@@ -107,7 +104,8 @@ export function interpretBnComparison(
       );
       continue;
     }
-    const separated = a.hi < b.lo || b.hi < a.lo;
+    // undefined (one draw: no interval) counts as "not separated"
+    const separated = intervalsSeparate(a, b) === true;
     let verdict: string;
     if (!Number.isFinite(gap)) verdict = "cannot be compared (NaN accuracies)";
     else if (Math.abs(gap) < 2 || !separated) {
