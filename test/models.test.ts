@@ -477,7 +477,7 @@ Deno.test("saveModel/loadModel: round trip keeps weights bitwise, predictions, m
   }
 });
 
-Deno.test("predictLogits/accuracy: batched equals unbatched, no tensor leaks, NaN rows count as wrong", async () => {
+Deno.test("predictLogits/accuracy: batched equals unbatched, no tensor leaks, NaN rows per scoring rule", async () => {
   const m = buildModel("vgg11", { width: 4, seed: 1 });
   const x = randomImages(7, [32, 32, 3], "p");
   const before = tf.memory().numTensors;
@@ -494,7 +494,10 @@ Deno.test("predictLogits/accuracy: batched equals unbatched, no tensor leaks, Na
   assert.equal(tf.memory().numTensors, before);
   // NaN handling
   const logits = new Float32Array([NaN, 0, 1, 2, 0, NaN, 5, 1, 0]);
-  assert.equal(countCorrect(logits, [0, 0, 0], 3), 1);
+  // rows: [NaN, 0, 1] → NumPy argmax 0 (first NaN) = label; [2, 0, NaN] → 2 ≠ 0; [5, 1, 0] → 0
+  assert.equal(countCorrect(logits, [0, 0, 0], 3), 2);
+  assert.equal(countCorrect(logits, [0, 0, 0], 3, "argmax-numpy"), 2);
+  assert.equal(countCorrect(logits, [0, 0, 0], 3, "nonfinite-wrong"), 1);
   await assert.rejects(
     () => accuracy(m, x, pred.slice(1)),
     (e: unknown) => e instanceof NoiselabError && /^labels/.test(e.message),

@@ -5,57 +5,82 @@ The notebooks are committed; this script is how they are edited consistently
 (same parameters cell everywhere, same imports). Run: /usr/bin/python3 tools/build_notebooks.py
 """
 import os
+import textwrap
 
 import nbformat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+PARAMS = [
+    # (name, TS type, comment)
+    ("dataset", "string | null", '"cifar10" | "cifar100"'),
+    ("source", "string | null", '"auto" | "jpeg" | "binary"'),
+    ("models", "string[] | null", 'architectures, e.g. ["resnet20", "vgg11"]'),
+    ("width", "number | Record<string, number> | null", "base width: one number, or per model {vgg11: 32} (default ResNet 16, VGG 64)"),
+    ("shortcut", "string | null", '"projection" (Keras ResNet v1, the paper\'s) | "A" (He et al., parameter-free)'),
+    ("bnEpsilon", "number | null", "BN epsilon (Keras 1e-3, PyTorch 1e-5)"),
+    ("bnMomentum", "number | null", "BN moving-average momentum (Keras 0.99, PyTorch 0.9)"),
+    ("trainSize", "number | null", "training images (stratified subset of the 50 000)"),
+    ("testSize", "number | null", "test images for clean accuracy and noise sweeps"),
+    ("epochs", "number | null", None),
+    ("batchSize", "number | null", None),
+    ("optimizer", "string | null", '"sgd" | "adam"'),
+    ("lr", "number | null", "peak learning rate"),
+    ("nesterov", "boolean | null", "SGD Nesterov momentum"),
+    ("weightDecay", "number | null", "L2 on conv/dense kernels"),
+    ("schedule", "string | null", '"constant" | "step" | "cosine" | "onecycle"'),
+    ("labelSmoothing", "number | null", None),
+    ("augment", "boolean | null", "pad-4 crop + flip"),
+    ("seeds", "number[] | null", "training seeds: each model is trained once per seed"),
+    ("etas", "number[] | null", "noise levels η: σ = η · std(W) per weight tensor"),
+    ("draws", "number | null", "Monte Carlo noise draws per η"),
+    ("noiseSeed", "number | null", None),
+    ("noiseTargets", "string[] | null", 'default ["all"]: every stored array, BN statistics included'),
+    ("noiseForm", "string | null", '"additive-std" | "additive-max" | "multiplicative"'),
+    ("scoring", "string | null", '"argmax-numpy" (Keras/NumPy: all-NaN logits predict class 0) | "nonfinite-wrong"'),
+    ("bnCounts", "number[] | null", "notebook 02: BN layer counts (null: 0, 1, 1/4, 1/2, 3/4, all)"),
+    ("etasShown", "number[] | null", "notebook 02: η values in the BN-count chart"),
+    ("recalibrateBatches", "number | null", "notebook 03: batches of 128 training images for BN re-estimation"),
+    ("snapshots", "number | null", "trajectory snapshots per training run (notebook 05, matched-accuracy comparisons)"),
+    ("minCleanAccuracy", "number | null", "findings are stated only for models at least this accurate (CIFAR-10)"),
+    ("minCleanAccuracy100", "number | null", "the same threshold for CIFAR-100"),
+    ("maxAccuracyGap", "number | null", "BN and no-BN twins count as matched within this clean-accuracy gap"),
+    ("backend", "string | null", '"auto" | "noiselab" | "wasm" | "cpu"'),
+]
+
+
 def params_cell(defaults_note):
+    lines = []
+    for name, typ, comment in PARAMS:
+        line = f"const {name}: {typ} = null;"
+        if comment:
+            line += f" // {comment}"
+        lines.append(line)
     return (
-        """// Parameters (this cell is tagged `parameters`; `deno task noiselab reproduce -p name=value` overrides it).
+        """// Parameters (this cell is tagged `parameters`; `tools/noiselab reproduce -p name=value` overrides it).
 // `profile` picks every default from lib/notebook/profiles.ts:
-//   "smoke": pipeline check in about a minute, models at chance level (numbers meaningless)
-//   "quick": a reduced study sized for 2 CPU cores
-//   "paper": the paper's scale (full CIFAR, ResNet-44/VGG-16, 200 epochs: days on a CPU)
+//   "smoke": pipeline check in seconds, models at chance level (numbers meaningless)
+//   "quick": a reduced study sized for 2 CPU cores (the main job, about 20 minutes)
+//   "standard": full training split, models trained to 90%+, three training seeds (many hours; resumable)
+//   "paper": the paper's scale (ResNet-44/VGG-16, 200 epochs: days on a CPU)
 // Every other knob left at null takes the profile's value; set it to override.
 """
         + defaults_note
-        + """const profile: string = "quick";
-const dataset: string | null = null; // "cifar10" | "cifar100"
-const source: string | null = null; // "auto" | "jpeg" | "binary"
-const models: string[] | null = null; // architectures, e.g. ["resnet20", "vgg11"]
-const width: number | Record<string, number> | null = null; // base width: one number, or per model {vgg11: 32} (default ResNet 16, VGG 64)
-const trainSize: number | null = null; // training images (stratified subset of the 50 000)
-const testSize: number | null = null; // test images for clean accuracy and noise sweeps
-const epochs: number | null = null;
-const batchSize: number | null = null;
-const optimizer: string | null = null; // "adam" | "sgd"
-const lr: number | null = null;
-const schedule: string | null = null; // "constant" | "step" | "cosine" | "onecycle"
-const augment: boolean | null = null; // pad-4 crop + flip
-const seed: number | null = null; // training seed
-const etas: number[] | null = null; // noise levels η: σ = η · std(W) per weight tensor
-const draws: number | null = null; // Monte Carlo noise draws per η
-const noiseSeed: number | null = null;
-const noiseTargets: string[] | null = null; // default ["all"]: every stored array, BN statistics included
-const noiseForm: string | null = null; // "additive-std" | "additive-max" | "multiplicative"
-const bnCounts: number[] | null = null; // notebook 02: BN layer counts (null: 0, 1, 1/4, 1/2, 3/4, all)
-const etasShown: number[] | null = null; // notebook 02: η values in the BN-count chart
-const recalibrateBatches: number | null = null; // notebook 03: batches of 128 training images for BN re-estimation
-const backend: string | null = null; // "auto" | "noiselab" | "wasm" | "cpu"
-"""
+        + 'const profile: string = "quick";\n'
+        + "\n".join(lines)
+        + "\n"
     )
 
 
 def setup_cell(nb_id, explain=False):
     setup = "nb.setupStudyOrExplain(P)" if explain else "nb.setupStudy(P)"
+    names = "\n".join(textwrap.wrap(", ".join(n for n, _, _ in PARAMS) + ",", 100, initial_indent="  ", subsequent_indent="  "))
     return f"""import * as nb from "../lib/notebook/mod.ts";
 import * as an from "../lib/analysis/mod.ts";
 
 const P = nb.resolveParams("{nb_id}", profile, {{
-  dataset, source, models, width, trainSize, testSize, epochs, batchSize, optimizer, lr, schedule, augment, seed,
-  etas, draws, noiseSeed, noiseTargets, noiseForm, bnCounts, etasShown, recalibrateBatches, backend,
+{names}
 }});
 await an.showTable(nb.paramsTable(P), {{ caption: `Parameters in effect (profile ${{P.profile}})` }});
 const setup = await {setup};

@@ -25,9 +25,11 @@ export interface ProvenanceInfo {
   noiseSeed?: number | string;
   /** Backend, e.g. "noiselab (oneDNN, 2 threads)". */
   backend?: string;
-  /** Profile name (smoke | quick | paper). */
+  /** CPU model (lib/util/machine `cpuName()`). */
+  cpu?: string;
+  /** Profile name (smoke | quick | standard | paper). */
   profile?: string;
-  /** Code version (libVersion()). */
+  /** Code version (numerics version and libVersion() source hash). */
   lib?: string;
   /** Anything else, "key: value". */
   extra?: Record<string, string | number>;
@@ -66,6 +68,7 @@ export function provenanceLine(info: ProvenanceInfo): string {
     parts.push(`noise: ${bits.join(", ")}`);
   }
   if (info.backend) parts.push(`backend: ${info.backend}`);
+  if (info.cpu) parts.push(`CPU: ${info.cpu}`);
   if (info.profile) parts.push(`profile: ${info.profile}`);
   if (info.lib) parts.push(`lib ${info.lib}`);
   for (const [k, v] of Object.entries(info.extra ?? {})) parts.push(`${k}: ${v}`);

@@ -1,7 +1,11 @@
 /**
- * Result cache for noise sweeps: `results/sweeps/<hash>.json`, keyed by the
- * model id, every sweep parameter and the lib/ code version, so re-running an
- * unchanged notebook takes seconds and any change recomputes.
+ * Result cache for noise sweeps: `results/sweeps/<hash>.json`, keyed by
+ * everything that can change the numbers (lib/noise `sweepKey`: model id, data
+ * fingerprint and copy, every sweep parameter, scoring rule, backend and
+ * `NUMERICS_VERSION`), so re-running an unchanged notebook takes seconds, any
+ * change recomputes, and edits that do not change numbers (comments, prose,
+ * charts) keep every stored sweep. The source hash `libVersion()` is recorded
+ * in each file for provenance only.
  * @module
  */
 import { join } from "node:path";
@@ -28,30 +32,9 @@ export interface SweepCacheOptions {
   refresh?: boolean;
 }
 
-let codeVersion: string | undefined;
-/**
- * Version of the code that builds sweep inputs here (lib/notebook's study/cache
- * sources): libVersion() leaves lib/notebook out, so it is added to the key.
- */
-function notebookCodeVersion(): string {
-  if (!codeVersion) {
-    const dir = new URL(".", import.meta.url);
-    const parts = ["study.ts", "cache.ts"].map((f) => {
-      try {
-        return Deno.readTextFileSync(new URL(f, dir));
-      } catch {
-        return f;
-      }
-    });
-    codeVersion = hashObject(parts);
-  }
-  return codeVersion;
-}
-
-/** Path of the cache file for a key. */
+/** Path of the cache file for a key (a hash of the key alone: the key names the numerics version). */
 export function sweepCachePath(key: Record<string, unknown>, opts: SweepCacheOptions = {}): string {
-  const hash = hashObject({ ...key, libVersion: libVersion(), notebookCode: notebookCodeVersion() }, 16);
-  return join(opts.resultsDir ?? resultsDir(), "sweeps", `${hash}.json`);
+  return join(opts.resultsDir ?? resultsDir(), "sweeps", `${hashObject(key, 16)}.json`);
 }
 
 /**

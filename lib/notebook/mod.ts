@@ -1,6 +1,6 @@
 /**
  * noiselab notebook support: in-place progress bars, parameter profiles
- * (smoke | quick | paper), the sweep result cache, and the headless
+ * (smoke | quick | standard | paper), the sweep result cache, and the headless
  * `reproduce` runner (executes notebooks/ on the Deno Jupyter kernel).
  * @module
  */
@@ -22,3 +22,4 @@ export {
 export type { NotebookFile, ReproduceOptions, RunRecord, RunStatus } from "./reproduce.ts";
 export * from "./study.ts";
 export * from "./interpret.ts";
+export * from "./trajectory.ts";

@@ -1,8 +1,9 @@
 /**
- * Parameter profiles of the notebooks: `smoke` (pipeline check, about a minute
- * per notebook on 2 cores, results meaningless), `quick` (a reduced but honest
- * study that fits this machine), `paper` (the paper's scale: full CIFAR,
- * ResNet-44/VGG-16, 200 epochs — hours to days on a CPU).
+ * Parameter profiles of the notebooks: `smoke` (pipeline check, seconds per
+ * notebook, results meaningless), `quick` (the main job: a reduced but honest
+ * study, about 20 minutes on 2 cores), `standard` (full training split, models
+ * trained to 90%+, three training seeds: many hours on 2 cores, resumable),
+ * `paper` (the paper's scale: ResNet-44/VGG-16, 200 epochs — days on a CPU).
  *
  * THE TABLE BELOW IS THE ONLY PLACE THE SIZES LIVE. A notebook's `parameters`
  * cell names a profile and may override any single value.
@@ -11,9 +12,9 @@
 import { NoiselabError } from "../util/errors.ts";
 
 /** Profile names. */
-export type ProfileName = "smoke" | "quick" | "paper";
+export type ProfileName = "smoke" | "quick" | "standard" | "paper";
 /** The notebooks (file name prefixes under notebooks/). */
-export type NotebookId = "01" | "02" | "03" | "04";
+export type NotebookId = "01" | "02" | "03" | "04" | "05";
 
 /** Every knob a notebook reads. Training fields map 1:1 onto lib/train's TrainConfig. */
 export interface NotebookParams {
@@ -21,42 +22,70 @@ export interface NotebookParams {
   /** Data set and copy (lib/data). */
   dataset: "cifar10" | "cifar100";
   source: "auto" | "jpeg" | "binary";
-  /** Architectures; notebooks 01/03/04 train each with and without BN. */
+  /** Architectures; notebooks 01/03/04/05 train each with and without BN. */
   models: string[];
   /**
    * Base width: null = each architecture's default (ResNet 16, VGG 64); a number applies to every
    * model; an object sets it per model name (e.g. `{ vgg11: 32 }`; models not named keep their default).
    */
   width: number | null | Record<string, number>;
+  /**
+   * ResNet shortcut where the shape changes: "projection" (1x1 conv, no BN: the Keras CIFAR-10 ResNet v1
+   * example the paper most likely used; its kernels get noise) or "A" (He et al.'s parameter-free one).
+   */
+  shortcut: "A" | "projection";
+  /** BN epsilon and momentum (Keras defaults 1e-3 / 0.99, the paper's framework; PyTorch 1e-5 / 0.9). */
+  bnEpsilon: number;
+  bnMomentum: number;
   /** Stratified training subset and test subset sizes (full split: 50000 / 10000). */
   trainSize: number;
   testSize: number;
   epochs: number;
   batchSize: number;
   optimizer: "sgd" | "adam";
+  /** Peak learning rate; SGD momentum 0.9 (lib default). */
   lr: number;
+  nesterov: boolean;
+  /** L2 weight decay on conv/dense kernels. */
+  weightDecay: number;
   schedule: "constant" | "step" | "cosine" | "onecycle";
+  labelSmoothing: number;
   augment: boolean;
-  /** Training seed. */
-  seed: number;
+  /** Training seeds: every variant is trained once per seed; intervals combine seeds and noise draws. */
+  seeds: number[];
   /** Noise levels η (σ = η·std(W) per weight tensor) and Monte Carlo draws per level. */
   etas: number[];
   draws: number;
   noiseSeed: number;
   /**
-   * Which stored tensors get noise in notebooks 01/02/04 (lib/noise targets). Default "all": every
+   * Which stored tensors get noise in notebooks 01/02/04/05 (lib/noise targets). Default "all": every
    * stored weight array, BN moving statistics included, as a loop over Keras get_weights() does —
    * the reading of the paper that matches its numbers (see PAPER.md). Notebook 03 varies this.
    */
   noiseTargets: ("kernels" | "biases" | "bn-affine" | "bn-mean" | "bn-var" | "all")[];
   /** Noise form: σ = η·std(W) ("additive-std", the paper's), η·max|W| ("additive-max") or w·(1+η·n) ("multiplicative"). */
   noiseForm: "additive-std" | "additive-max" | "multiplicative";
+  /**
+   * Prediction rule for logits that are not finite: "argmax-numpy" (Keras/NumPy argmax: the first NaN
+   * wins, so an all-NaN row predicts class 0 — the paper's framework) or "nonfinite-wrong".
+   */
+  scoring: "argmax-numpy" | "nonfinite-wrong";
   /** Notebook 02: BN layer counts to train (null = 0, a few, …, all, chosen from the model). */
   bnCounts: number[] | null;
   /** Notebook 02: the η values shown in the BN-count chart. */
   etasShown: number[];
   /** Notebook 03: training batches used to re-estimate BN statistics after noise. */
   recalibrateBatches: number;
+  /** Trajectory snapshots kept per training run (notebook 05 sweeps them; matched-accuracy comparisons use them). */
+  snapshots: number;
+  /**
+   * A finding is stated only for models at or above this clean accuracy (0..1); below it the notebooks say
+   * "inconclusive at this scale". Compared per data set: CIFAR-100 uses `minCleanAccuracy100`.
+   */
+  minCleanAccuracy: number;
+  minCleanAccuracy100: number;
+  /** BN and no-BN twins count as "at matched accuracy" when their clean accuracies differ by at most this (0..1). */
+  maxAccuracyGap: number;
   /** Compute backend preference (lib/backend). */
   backend: "auto" | "tensorflow" | "noiselab" | "wasm" | "cpu";
 }
@@ -65,40 +94,51 @@ type Base = Omit<NotebookParams, "profile">;
 
 // ---------------------------------------------------------------------------
 // THE PROFILE TABLE: one row per knob, one column per profile.
-// `quick` is sized on the noiselab engine's measured speed on 2 cores (2026-11-26, training loop incl.
-// augmentation, batch 128): ResNet-20 ~1000 img/s, VGG-11 at width 32 ~730 img/s (at width 64: ~4x slower),
-// inference ~3500 img/s. Training: 4 ResNet-20 (01: ±BN; 02: 4 and 10 BN layers) × 100k images ≈ 400 s,
-// 2 VGG-11/32 × 100k ≈ 280 s; sweeps: 7 η × 5 draws × 1000 images per model and condition (~10 s each,
-// ~20 of them). About 15 minutes in all on an otherwise idle machine.
+// Recipe (quick/standard): SGD + Nesterov, one-cycle, label smoothing 0.1, weight decay 5e-4, batch 128 —
+// measured on this machine kind (AMD EPYC, 2 cores; results/recipe/README.md): ResNet-20 + BN reaches ~70%
+// clean on CIFAR-10 (JPEG copy) after 2 epochs of the full training split. The paper's architecture
+// (projection shortcuts, Keras BN epsilon/momentum) everywhere except `smoke`.
+// `quick` is sized so that the main job (all notebooks) fits in about 20 minutes on the slower machine.
 // ---------------------------------------------------------------------------
 // deno-fmt-ignore
-const TABLE: { [K in keyof Base]: [smoke: Base[K], quick: Base[K], paper: Base[K]] } = {
-  //                    smoke                  quick                                         paper
-  dataset:            ["cifar10",             "cifar10",                                    "cifar10"],
-  source:             ["auto",                "auto",                                       "auto"],
-  models:             [["resnet8", "vgg11"],  ["resnet20", "vgg11"],                        ["resnet44", "vgg16"]],
-  width:              [4,                     { vgg11: 32 },                                null],
-  trainSize:          [256,                   10000,                                        50000],
-  testSize:           [200,                   1000,                                         10000],
-  epochs:             [1,                     10,                                           200],
-  batchSize:          [64,                    128,                                          128],
-  optimizer:          ["adam",                "adam",                                       "adam"],
-  lr:                 [2e-3,                  1e-3,                                         1e-3],
-  schedule:           ["constant",            "cosine",                                     "cosine"],
-  augment:            [false,                 true,                                         true],
-  seed:               [0,                     0,                                            0],
-  etas:               [[0, 0.1, 0.3],         [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8],           [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]],
-  draws:              [2,                     5,                                            20],
-  noiseSeed:          [1,                     1,                                            1],
-  noiseTargets:       [["all"],               ["all"],                                      ["all"]],
-  noiseForm:          ["additive-std",        "additive-std",                               "additive-std"],
-  bnCounts:           [[0, 3, 7],             [0, 4, 10, 19],                               null],
-  etasShown:          [[0.1, 0.3],            [0.1, 0.2, 0.3],                              [0.1, 0.2, 0.4]],
-  recalibrateBatches: [2,                     4,                                            20],
-  backend:            ["auto",                "auto",                                       "auto"],
+const TABLE: { [K in keyof Base]: [smoke: Base[K], quick: Base[K], standard: Base[K], paper: Base[K]] } = {
+  //                    smoke                  quick                                   standard                                  paper
+  dataset:            ["cifar10",             "cifar10",                              "cifar10",                                "cifar10"],
+  source:             ["auto",                "auto",                                 "auto",                                   "auto"],
+  models:             [["resnet8", "vgg11"],  ["resnet20", "vgg11"],                  ["resnet20", "vgg11"],                    ["resnet44", "vgg16"]],
+  width:              [4,                     { vgg11: 32 },                          null,                                     null],
+  shortcut:           ["projection",          "projection",                           "projection",                             "projection"],
+  bnEpsilon:          [1e-3,                  1e-3,                                   1e-3,                                     1e-3],
+  bnMomentum:         [0.99,                  0.99,                                   0.99,                                     0.99],
+  trainSize:          [256,                   50000,                                  50000,                                    50000],
+  testSize:           [200,                   1000,                                   10000,                                    10000],
+  epochs:             [1,                     2,                                      40,                                       200],
+  batchSize:          [64,                    128,                                    128,                                      128],
+  optimizer:          ["adam",                "sgd",                                  "sgd",                                    "adam"],
+  lr:                 [2e-3,                  0.1,                                    0.1,                                      1e-3],
+  nesterov:           [false,                 true,                                   true,                                     false],
+  weightDecay:        [1e-4,                  5e-4,                                   5e-4,                                     1e-4],
+  schedule:           ["constant",            "onecycle",                             "onecycle",                               "cosine"],
+  labelSmoothing:     [0,                     0.1,                                    0.1,                                      0],
+  augment:            [false,                 true,                                   true,                                     true],
+  seeds:              [[0, 1],                [0],                                    [0, 1, 2],                                [0, 1, 2]],
+  etas:               [[0, 0.1, 0.3],         [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8],     [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8],       [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]],
+  draws:              [2,                     5,                                      10,                                       20],
+  noiseSeed:          [1,                     1,                                      1,                                        1],
+  noiseTargets:       [["all"],               ["all"],                                ["all"],                                  ["all"]],
+  noiseForm:          ["additive-std",        "additive-std",                         "additive-std",                           "additive-std"],
+  scoring:            ["argmax-numpy",        "argmax-numpy",                         "argmax-numpy",                           "argmax-numpy"],
+  bnCounts:           [[0, 3, 7],             [0, 10, 19],                            [0, 4, 10, 19],                           null],
+  etasShown:          [[0.1, 0.3],            [0.1, 0.2, 0.3],                        [0.1, 0.2, 0.3],                          [0.1, 0.2, 0.4]],
+  recalibrateBatches: [2,                     4,                                      20,                                       20],
+  snapshots:          [3,                     5,                                      9,                                        9],
+  minCleanAccuracy:   [0.7,                   0.7,                                    0.9,                                      0.9],
+  minCleanAccuracy100:[0.4,                   0.4,                                    0.6,                                      0.6],
+  maxAccuracyGap:     [0.05,                  0.05,                                   0.02,                                     0.02],
+  backend:            ["auto",                "auto",                                 "auto",                                   "auto"],
 };
 
-function column(i: 0 | 1 | 2): Base {
+function column(i: 0 | 1 | 2 | 3): Base {
   return Object.fromEntries(Object.entries(TABLE).map(([k, v]) => [k, v[i]])) as unknown as Base;
 }
 
@@ -108,24 +148,38 @@ const PER_NOTEBOOK: Record<ProfileName, Partial<Record<NotebookId, Partial<Base>
     "02": { models: ["resnet8"] },
     "03": {},
     "04": { dataset: "cifar100" },
+    "05": { models: ["resnet8"] },
   },
   quick: {
     "02": { models: ["resnet20"] },
-    "04": { dataset: "cifar100", source: "binary" },
+    // CIFAR-100 in quick: ResNet-20 only, one epoch (sized for the time budget; says so when under-trained)
+    "04": { dataset: "cifar100", source: "binary", models: ["resnet20"], epochs: 1 },
+    "05": { models: ["resnet20"], etas: [0, 0.05, 0.1, 0.2, 0.3], draws: 3 },
+  },
+  standard: {
+    "02": { models: ["resnet20"] },
+    "04": { dataset: "cifar100", source: "binary", models: ["resnet20"] },
+    "05": { models: ["resnet20", "vgg11"] },
   },
   paper: {
     "02": { models: ["resnet44"] },
     "04": { dataset: "cifar100", source: "binary" },
+    "05": { models: ["resnet44"] },
   },
 };
 // ---------------------------------------------------------------------------
 
-const PROFILE_BASES: Record<ProfileName, Base> = { smoke: column(0), quick: column(1), paper: column(2) };
+const PROFILE_BASES: Record<ProfileName, Base> = {
+  smoke: column(0),
+  quick: column(1),
+  standard: column(2),
+  paper: column(3),
+};
 
 /** Profile names, in size order. */
-export const PROFILE_NAMES: readonly ProfileName[] = ["smoke", "quick", "paper"];
+export const PROFILE_NAMES: readonly ProfileName[] = ["smoke", "quick", "standard", "paper"];
 /** Notebook ids. */
-export const NOTEBOOK_IDS: readonly NotebookId[] = ["01", "02", "03", "04"];
+export const NOTEBOOK_IDS: readonly NotebookId[] = ["01", "02", "03", "04", "05"];
 
 /** The profile's parameters for a notebook (a fresh copy). */
 export function profileParams(notebook: NotebookId, profile: ProfileName): NotebookParams {
@@ -170,13 +224,24 @@ function validate(p: NotebookParams): NotebookParams {
     p.width,
   );
   for (const k of ["trainSize", "testSize", "epochs", "batchSize", "draws"] as const) posInt(k);
-  check(
-    Number.isInteger(p.recalibrateBatches) && p.recalibrateBatches >= 0,
-    "recalibrateBatches",
-    "a non-negative integer",
-    p.recalibrateBatches,
-  );
+  for (const k of ["recalibrateBatches", "snapshots"] as const) {
+    check(Number.isInteger(p[k]) && p[k] >= 0, k, "a non-negative integer", p[k]);
+  }
   check(typeof p.lr === "number" && p.lr > 0, "lr", "a positive number", p.lr);
+  for (const k of ["weightDecay"] as const) {
+    check(typeof p[k] === "number" && p[k] >= 0 && Number.isFinite(p[k]), k, "a number >= 0", p[k]);
+  }
+  for (const k of ["labelSmoothing", "minCleanAccuracy", "minCleanAccuracy100", "maxAccuracyGap"] as const) {
+    check(typeof p[k] === "number" && p[k] >= 0 && p[k] < 1, k, "a number in [0, 1)", p[k]);
+  }
+  check(typeof p.bnEpsilon === "number" && p.bnEpsilon > 0, "bnEpsilon", "a number > 0", p.bnEpsilon);
+  check(
+    typeof p.bnMomentum === "number" && p.bnMomentum >= 0 && p.bnMomentum < 1,
+    "bnMomentum",
+    "a number in [0, 1)",
+    p.bnMomentum,
+  );
+  check(["A", "projection"].includes(p.shortcut), "shortcut", `"A" or "projection"`, p.shortcut);
   check(["sgd", "adam"].includes(p.optimizer), "optimizer", `"sgd" or "adam"`, p.optimizer);
   check(
     ["constant", "step", "cosine", "onecycle"].includes(p.schedule),
@@ -184,11 +249,23 @@ function validate(p: NotebookParams): NotebookParams {
     "constant|step|cosine|onecycle",
     p.schedule,
   );
-  check(typeof p.augment === "boolean", "augment", "true or false", p.augment);
-  check(Number.isFinite(p.seed) && Number.isFinite(p.noiseSeed), "seed", "numbers (seed, noiseSeed)", [
-    p.seed,
-    p.noiseSeed,
-  ]);
+  for (const k of ["augment", "nesterov"] as const) {
+    check(typeof p[k] === "boolean", k, "true or false", p[k]);
+  }
+  check(
+    Array.isArray(p.seeds) && p.seeds.length > 0 && p.seeds.every((x) => Number.isInteger(x) && x >= 0) &&
+      new Set(p.seeds).size === p.seeds.length,
+    "seeds",
+    "a non-empty list of distinct integers >= 0",
+    p.seeds,
+  );
+  check(Number.isFinite(p.noiseSeed), "noiseSeed", "a number", p.noiseSeed);
+  check(
+    ["argmax-numpy", "nonfinite-wrong"].includes(p.scoring),
+    "scoring",
+    `"argmax-numpy" or "nonfinite-wrong"`,
+    p.scoring,
+  );
   for (const k of ["etas", "etasShown"] as const) {
     check(
       Array.isArray(p[k]) && p[k].length > 0 &&
@@ -210,6 +287,12 @@ function validate(p: NotebookParams): NotebookParams {
     "noiseForm",
     "additive-std|additive-max|multiplicative",
     p.noiseForm,
+  );
+  check(
+    p.etas.some((e) => e > 0),
+    "etas",
+    "at least one noise level > 0 (the average is over η > 0)",
+    p.etas,
   );
   check(
     p.etasShown.every((e) => p.etas.includes(e)),
@@ -275,6 +358,7 @@ export function trainConfigFor(
   p: NotebookParams,
   model: string,
   bn: "all" | "none" | number | number[],
+  seed: number = p.seeds[0],
 ): Record<string, unknown> {
   return {
     dataset: p.dataset,
@@ -284,12 +368,24 @@ export function trainConfigFor(
     model,
     bn,
     width: widthFor(p, model),
+    // the shortcut only exists in ResNets: VGG configs keep the default so their ids do not depend on it
+    ...(/^resnet/.test(model) ? { shortcut: p.shortcut } : {}),
+    bnEpsilon: p.bnEpsilon,
+    bnMomentum: p.bnMomentum,
     optimizer: p.optimizer,
     lr: p.lr,
+    nesterov: p.optimizer === "sgd" ? p.nesterov : false,
+    weightDecay: p.weightDecay,
     schedule: p.schedule,
+    labelSmoothing: p.labelSmoothing,
     epochs: p.epochs,
     batchSize: p.batchSize,
     augment: p.augment,
-    seed: p.seed,
+    seed,
   };
+}
+
+/** The clean-accuracy threshold of the parameters for a data set (see `minCleanAccuracy`). */
+export function minCleanAccuracyFor(p: NotebookParams, dataset: string = p.dataset): number {
+  return dataset === "cifar100" ? p.minCleanAccuracy100 : p.minCleanAccuracy;
 }

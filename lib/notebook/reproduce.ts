@@ -30,10 +30,15 @@ export interface ReproduceOptions {
 }
 
 /** Default per-cell timeouts (s) by profile: paper-scale training cells may run for hours. */
-export const DEFAULT_CELL_TIMEOUT: Record<ProfileName, number> = { smoke: 900, quick: 6 * 3600, paper: 0 };
+export const DEFAULT_CELL_TIMEOUT: Record<ProfileName, number> = {
+  smoke: 900,
+  quick: 6 * 3600,
+  standard: 0,
+  paper: 0,
+};
 
 export const REPRODUCE_USAGE =
-  `usage: noiselab reproduce [--profile smoke|quick|paper] [--only 01,02] [-p name=value ...]
+  `usage: noiselab reproduce [--profile smoke|quick|standard|paper] [--only 01,02] [-p name=value ...]
                          [--timeout SECONDS] [--out DIR] [--notebooks DIR]
   --profile   parameter profile of every notebook (lib/notebook/profiles.ts; default quick)
   --only      comma-separated notebook ids (file name prefixes under notebooks/)

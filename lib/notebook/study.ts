@@ -7,11 +7,20 @@
  */
 import { backendInfo, initBackend } from "../backend/mod.ts";
 import { type Dataset, normalize, stratifiedSubset } from "../data/mod.ts";
-import { bnCount, type BNSpec } from "../models/mod.ts";
-import { type NoiseSpec, noiseSweep, type SweepResult, type SweepRow } from "../noise/mod.ts";
-import { loadConfigDataset, resolveTrainConfig, type TrainedModel, trainOrLoad } from "../train/mod.ts";
+import { bnCount, type BNSpec, loadModel } from "../models/mod.ts";
+import { type NoiseSpec, noiseSweep, sweepKey, type SweepResult, type SweepRow } from "../noise/mod.ts";
+import {
+  listSnapshots,
+  loadConfigDataset,
+  loadSnapshotInto,
+  resolveTrainConfig,
+  type SnapshotInfo,
+  type TrainedModel,
+  trainOrLoad,
+} from "../train/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
-import { libVersion } from "../util/version.ts";
+import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
+import { cpuName } from "../util/machine.ts";
 import { provenanceLine } from "../analysis/provenance.ts";
 import { type DataFrame, table } from "../analysis/table.ts";
 import { cachedSweep } from "./cache.ts";
@@ -29,8 +38,10 @@ export interface Variant {
   bn: BNSpec;
 }
 
-/** A variant with its trained (or loaded) model. */
+/** A variant with its trained (or loaded) model: one per training seed. */
 export interface TrainedVariant extends Variant {
+  /** The training seed of this model. */
+  seed: number;
   trained: TrainedModel;
   /** BN layers actually in the model. */
   bnLayers: number;
@@ -91,27 +102,32 @@ export async function setupStudy(p: NotebookParams): Promise<{ backend: string; 
   return { backend, dataset };
 }
 
-/** Train or load every variant (progress bar per model; stored models load in seconds). */
+/**
+ * Train or load every variant once per training seed of the parameters (progress bar per model;
+ * stored models load in seconds). Every config is validated before any training. Returns the
+ * models variant by variant, seeds in the parameters' order.
+ */
 export async function trainVariants(
   p: NotebookParams,
   variants: Variant[],
   dataset: Dataset,
 ): Promise<TrainedVariant[]> {
-  // validate every config before any training
-  const cfgs = variants.map((v) => resolveTrainConfig(trainConfigFor(p, v.model, v.bn)));
+  const jobs = variants.flatMap((v) => p.seeds.map((seed) => ({ v, seed })));
+  const cfgs = jobs.map(({ v, seed }) => resolveTrainConfig(trainConfigFor(p, v.model, v.bn, seed)));
   const out: TrainedVariant[] = [];
-  for (let i = 0; i < variants.length; i++) {
-    const v = variants[i];
-    const progress = trainProgress(`train ${v.label}`);
-    const trained = await trainOrLoad(cfgs[i], { dataset, onProgress: progress });
-    if (!trained) throw new NoiselabError(`training of ${v.label} stopped early`, "model");
+  for (let i = 0; i < jobs.length; i++) {
+    const { v, seed } = jobs[i];
+    const name = p.seeds.length > 1 ? `${v.label} (seed ${seed})` : v.label;
+    const progress = trainProgress(`train ${name}`);
+    const trained = await trainOrLoad(cfgs[i], { dataset, onProgress: progress, snapshots: p.snapshots });
+    if (!trained) throw new NoiselabError(`training of ${name} stopped early`, "model");
     await progress.finish(
       trained.loaded
         ? `loaded from the store (${trained.id}), clean accuracy ${(100 * trained.cleanAccuracy).toFixed(2)}%`
         : `trained (${trained.id}), clean accuracy ${(100 * trained.cleanAccuracy).toFixed(2)}%`,
     );
     const slots = bnCount(v.model);
-    out.push({ ...v, trained, bnLayers: trained.provenance.bnLayers, bnSlots: slots });
+    out.push({ ...v, seed, trained, bnLayers: trained.provenance.bnLayers, bnSlots: slots });
   }
   return out;
 }
@@ -135,69 +151,96 @@ export function defaultCondition(p: NotebookParams): SweepCondition {
 }
 
 /** Sweep rows with the variant/condition labels attached. */
-export type LabelledRow = SweepRow & { series: string; variant: string; condition: string; bnLayers: number };
+export type LabelledRow = SweepRow & {
+  series: string;
+  variant: string;
+  condition: string;
+  bnLayers: number;
+  /** Training seed of the model the row was measured on. */
+  seed: number;
+  /** Trajectory point: the snapshot's optimizer step, or null for the final model. */
+  step: number | null;
+};
 
-/** A sweep of one variant under one condition. */
+/** A sweep of one variant (one training seed) under one condition. */
 export interface VariantSweep {
   variant: TrainedVariant;
   condition: SweepCondition;
   result: SweepResult;
   fromCache: boolean;
   rows: LabelledRow[];
+  /** The trajectory snapshot swept, or null for the final model. */
+  snapshot: SnapshotInfo | null;
 }
 
 const RECAL_BATCH = 128;
 
 /**
- * Noise sweep of a trained variant on its test subset, cached in
- * `results/sweeps/` by model id + every sweep parameter (+ code version).
+ * Noise sweep of a trained variant on its test subset — the final model, or one of its
+ * trajectory snapshots — cached in `results/sweeps/` under a key of everything that
+ * can change a number (model id, snapshot step, test images, every sweep parameter,
+ * scoring rule, backend, numerics version: lib/notebook/cache.ts).
  */
 export async function sweepVariant(
   p: NotebookParams,
   tv: TrainedVariant,
   condition: SweepCondition,
   dataset: Dataset,
-  opts: { series?: string } = {},
+  opts: { series?: string; snapshot?: SnapshotInfo } = {},
 ): Promise<VariantSweep> {
   const test = tv.trained.test;
+  const snap = opts.snapshot ?? null;
   const recal = condition.recalibrate && p.recalibrateBatches > 0
     ? { batches: p.recalibrateBatches, batchSize: RECAL_BATCH, seed: `recal:${p.noiseSeed}` }
     : null;
+  let recalibrateBN: { x: Float32Array; batches: number; batchSize: number; label: string } | undefined;
+  if (recal) {
+    const sub = stratifiedSubset(dataset.train, recal.batches * recal.batchSize, recal.seed);
+    recalibrateBN = {
+      x: normalize(sub, tv.trained.normalization),
+      batches: recal.batches,
+      batchSize: recal.batchSize,
+      label: `${sub.n} training images (${dataset.sourceLabel})`,
+    };
+  }
   const key = {
-    kind: "noiseSweep",
-    modelId: tv.trained.id,
-    testImages: test.n,
-    etas: p.etas,
-    draws: p.draws,
-    seed: p.noiseSeed,
-    spec: condition.spec,
-    recalibrate: recal,
-  };
-  const progress = sweepProgress(`noise ${tv.label}: ${condition.label}`);
-  const { result, fromCache } = await cachedSweep(key, async () => {
-    let recalibrateBN: { x: Float32Array; batches: number; batchSize: number; label: string } | undefined;
-    if (recal) {
-      const sub = stratifiedSubset(dataset.train, recal.batches * recal.batchSize, recal.seed);
-      recalibrateBN = {
-        x: normalize(sub, tv.trained.normalization),
-        batches: recal.batches,
-        batchSize: recal.batchSize,
-        label: `${sub.n} training images (${dataset.sourceLabel})`,
-      };
-    }
-    return await noiseSweep(tv.trained.model, {
-      x: test.x,
-      labels: test.labels,
-      label: `${dataset.sourceLabel} test subset, ${test.n} images`,
-    }, {
+    ...sweepKey({
+      modelId: tv.trained.id,
+      data: { x: test.x, labels: test.labels },
+      dataId: dataset.dataId,
       etas: p.etas,
       draws: p.draws,
       seed: p.noiseSeed,
-      modelId: tv.trained.id,
       spec: condition.spec,
-      onProgress: progress,
-      recalibrateBN,
-    });
+      scoring: p.scoring,
+      recalibrateBN: recalibrateBN ?? null,
+    }),
+    snapshotStep: snap?.step ?? null,
+  };
+  const what = snap ? ` @ ${snap.epochs.toFixed(2)} epochs` : "";
+  const progress = sweepProgress(`noise ${tv.label}${what}: ${condition.label}`);
+  const { result, fromCache } = await cachedSweep(key, async () => {
+    // a snapshot is evaluated on a separate copy of the model, so the final model stays untouched
+    const model = snap ? await loadModel(tv.trained.path) : tv.trained.model;
+    try {
+      if (snap) await loadSnapshotInto(model, snap.path);
+      return await noiseSweep(model, {
+        x: test.x,
+        labels: test.labels,
+        label: `${dataset.sourceLabel} test subset, ${test.n} images`,
+      }, {
+        etas: p.etas,
+        draws: p.draws,
+        seed: p.noiseSeed,
+        modelId: snap ? `${tv.trained.id}@${snap.step}` : tv.trained.id,
+        spec: condition.spec,
+        scoring: p.scoring,
+        onProgress: progress,
+        recalibrateBN,
+      });
+    } finally {
+      if (snap) model.dispose();
+    }
   });
   await progress.finish(fromCache ? "loaded from the sweep cache" : "done");
   const series = opts.series ?? tv.label;
@@ -206,12 +249,15 @@ export async function sweepVariant(
     condition,
     result,
     fromCache,
+    snapshot: snap,
     rows: result.rows.map((r) => ({
       ...r,
       series,
       variant: tv.label,
       condition: condition.label,
       bnLayers: tv.bnLayers,
+      seed: tv.seed,
+      step: snap?.step ?? null,
     })),
   };
 }
@@ -235,14 +281,15 @@ export function studyProvenance(
     testSize: variants[0]?.trained.test.n ?? p.testSize,
     models: variants.map((v) => ({ name: v.label, id: v.trained.id })),
     epochs: p.epochs,
-    seed: p.seed,
-    noise: extra.noise ?? `${p.noiseForm} on ${p.noiseTargets.join("+")}`,
+    seed: p.seeds,
+    noise: (extra.noise ?? `${p.noiseForm} on ${p.noiseTargets.join("+")}`) + `, scoring ${p.scoring}`,
     etas: p.etas,
     draws: p.draws,
     noiseSeed: p.noiseSeed,
     backend: `${b.name} (${b.threads} thread${b.threads === 1 ? "" : "s"})`,
+    cpu: cpuName(),
     profile: p.profile,
-    lib: libVersion(),
+    lib: `numerics v${NUMERICS_VERSION}, source ${libVersion()}`,
     extra: extra.cached !== undefined ? { sweeps: extra.cached ? "from cache" : "computed" } : undefined,
   });
 }
