@@ -16,7 +16,7 @@ const SYMBOLS = {
   nl_pool_fwd: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   nl_pool_bwd: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   nl_bn_train_fwd: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i64", "i32", "f32"],
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i64", "i32", "f64"],
     result: "i32",
   },
   nl_bn_train_bwd: {
@@ -31,12 +31,12 @@ const SYMBOLS = {
       "buffer",
       "i64",
       "i32",
-      "f32",
+      "f64",
     ],
     result: "i32",
   },
   nl_bn_infer: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i64", "i32", "f32", "i32"],
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i64", "i32", "f64", "i32"],
     result: "i32",
   },
   nl_relu: { parameters: ["buffer", "buffer", "i64"], result: "i32" },
@@ -63,8 +63,13 @@ export interface NativeEngine {
   convImpl(p: Int32Array): string;
 }
 
-/** Absolute path of the shim built by `native/build.sh`. */
+/**
+ * Absolute path of the shim built by `native/build.sh`, or `NOISELAB_ENGINE_LIB`
+ * when set (tests use it to check what happens without a working shim).
+ */
 export function nativeLibraryPath(): string {
+  const env = Deno.env.get("NOISELAB_ENGINE_LIB");
+  if (env != null && env !== "") return env;
   return new URL("./native/build/libnoiselab_dnnl.so", import.meta.url).pathname;
 }
 

@@ -439,10 +439,12 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
     nat.check(s.nl_relu_grad(vals(args.backend, dy)!, vals(args.backend, x)!, dx, BigInt(n)), RELU_GRAD);
     return out(args.backend, [...x.shape], dx);
   };
-  const binOps: [string, number, boolean][] = [["Add", 0, true], ["Sub", 1, false], ["Multiply", 2, true]];
-  for (const [name, op, commutative] of binOps) {
+  // [kernel, op code, op code with the operands swapped (the broadcast one first)]
+  const binOps: [string, number, number][] = [["Add", 0, 0], ["Sub", 1, 3], ["Multiply", 2, 2]];
+  for (const [name, op0, swappedOp] of binOps) {
     kernels[name] = fb(name, (args) => {
       let { a, b } = args.inputs as Record<string, TensorInfo>;
+      let op = op0;
       if (!f32(a, b)) return null as any;
       const na = size(a.shape), nb = size(b.shape);
       if (na < MIN_NATIVE && nb < MIN_NATIVE) return null as any;
@@ -454,7 +456,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
             small.shape[small.shape.length - 1] === big.shape[big.shape.length - 1]));
       if (!sameShape) {
         if (lastAxisBcast(a, b)) { /* a big, b per-channel */ }
-        else if (commutative && lastAxisBcast(b, a)) [a, b] = [b, a];
+        else if (lastAxisBcast(b, a)) [a, b, op] = [b, a, swappedOp];
         else return null as any;
       }
       const n = size(a.shape);

@@ -4,6 +4,7 @@
  * @module
  */
 export { ENGINE_NAME, engineUnavailableReason, NoiselabBackend, registerEngine } from "./backend.ts";
+export { engineSkipReason, ONEDNN_HEADERS, skipTagged } from "./expect.ts";
 export { engineThreads, loadNative, type NativeEngine, nativeLibraryPath } from "./ffi.ts";
 export {
   BN_TRAIN,

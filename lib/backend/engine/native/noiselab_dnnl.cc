@@ -13,6 +13,17 @@
 // relu'(0) = 0), and calling them here avoids oneDNN memory/primitive set-up
 // for what is a one-line loop.
 //
+// Non-finite values (NaN, +-Inf) follow the tfjs `cpu` backend exactly, since a
+// noisy model (e.g. a BN moving variance pushed below zero) must give NaN where
+// TensorFlow/Keras and tfjs do: ReLU keeps NaN (relu(x) = x <= 0 ? 0 : x, like
+// Math.max(0, x)); oneDNN's relu post-op maps NaN to 0, so fused conv/matmul relu
+// falls back to an unfused primitive + NaN-keeping relu when an input is not all
+// finite; max pooling is hand-written with tfjs' comparison (`v > acc` from -Inf:
+// NaN never wins, a window of NaN/-Inf gives -Inf; its gradient goes to the first
+// strict maximum, or nowhere); batch norm recomputes tfjs' exact formula wherever
+// the fast scale/shift form gives a non-finite value. Finite inputs take the same
+// code paths (bitwise the same results) as before.
+//
 // Every entry point returns 0 on success, or -1 with a message retrievable by
 // nl_last_error(). Build: lib/backend/engine/native/build.sh.
 
@@ -21,6 +32,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -308,14 +320,13 @@ MatmulEntry& get_mm(const int32_t* p) {
 enum { Q_N, Q_H, Q_W, Q_C, Q_KH, Q_KW, Q_OH, Q_OW, Q_SH, Q_SW, Q_PT, Q_PL, Q_PB, Q_PR, Q_MAX, Q_COUNT };
 struct PoolEntry {
   memory::desc src_md, dst_md;
-  pooling_forward::primitive_desc fwd_pd;  // forward_training (for the max workspace)
+  pooling_forward::primitive_desc fwd_pd;  // forward_training (the backward's hint)
   pooling_forward fwd;
   pooling_forward::primitive_desc inf_pd;
   pooling_forward inf;
   bool bwd_ready = false;
   pooling_backward::primitive_desc bwd_pd;
   pooling_backward bwd;
-  memory ws;
 };
 std::map<std::vector<int>, std::unique_ptr<PoolEntry>> g_pool;
 
@@ -327,7 +338,8 @@ PoolEntry& get_pool(const int32_t* p) {
   e->src_md = memory::desc({p[Q_N], p[Q_C], p[Q_H], p[Q_W]}, dt::f32, tag::nhwc);
   e->dst_md = memory::desc({p[Q_N], p[Q_C], p[Q_OH], p[Q_OW]}, dt::f32, tag::nhwc);
   // tfjs AvgPool divides by the number of in-bounds elements (exclude padding).
-  algorithm alg = p[Q_MAX] ? algorithm::pooling_max : algorithm::pooling_avg_exclude_padding;
+  // Average pooling only: max pooling is hand-written (tfjs' NaN semantics), see nl_pool_fwd.
+  algorithm alg = algorithm::pooling_avg_exclude_padding;
   memory::dims s{p[Q_SH], p[Q_SW]}, k{p[Q_KH], p[Q_KW]}, pl{p[Q_PT], p[Q_PL]}, pr{p[Q_PB], p[Q_PR]};
   e->fwd_pd = pooling_forward::primitive_desc(
       pooling_forward::desc(prop_kind::forward_training, alg, e->src_md, e->dst_md, s, k, pl, pr), *g_eng);
@@ -338,10 +350,221 @@ PoolEntry& get_pool(const int32_t* p) {
   e->bwd_pd = pooling_backward::primitive_desc(
       pooling_backward::desc(alg, e->src_md, e->dst_md, s, k, pl, pr), *g_eng, e->fwd_pd);
   e->bwd = pooling_backward(e->bwd_pd);
-  if (p[Q_MAX]) e->ws = memory(e->fwd_pd.workspace_desc(), *g_eng);
   auto& ref = *e;
   g_pool.emplace(std::move(key), std::move(e));
   return ref;
+}
+
+// ------------------------------------------------------- non-finite helpers
+const int64_t kPar = 1 << 15;  // below this many elements, stay on one thread
+constexpr uint32_t kExpMask = 0x7f800000u;  // a float is NaN or +-Inf iff all its exponent bits are set
+
+inline uint32_t exp_bits(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b & kExpMask;
+}
+
+/** True when no element of p[0..n) is NaN or +-Inf (one vectorised read pass). */
+bool all_finite(const float* p, int64_t n) {
+  if (!p) return true;
+  uint32_t m = 0;
+#pragma omp parallel for schedule(static) reduction(max : m) if (n > kPar)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t e = exp_bits(p[i]);
+    m = m > e ? m : e;
+  }
+  return m != kExpMask;
+}
+
+/** tfjs' relu (Math.max(0, x)): NaN stays NaN, -0 and -Inf give +0. */
+inline float relu_nan(float v) { return v <= 0.f ? 0.f : v; }
+
+void relu_nan_inplace(float* y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+  for (int64_t i = 0; i < n; ++i) y[i] = relu_nan(y[i]);
+}
+
+/** tfjs cpu FusedBatchNorm, in double as JavaScript computes it: offset + (x - mean) * scale / sqrt(var + eps). */
+inline float bn_exact(float x, float mean, float var, const float* gamma, const float* beta, int c, double eps) {
+  const double g = gamma ? (double)gamma[c] : 1.0;
+  const double b = beta ? (double)beta[c] : 0.0;
+  return (float)(b + ((double)x - (double)mean) * g / std::sqrt((double)var + eps));
+}
+
+// 16 floats as one GCC vector (one AVX-512 register, two AVX2 ones): the hand-
+// written reductions below keep their accumulators in registers this way.
+constexpr int kLanes = 16;
+typedef float vf16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int32_t vi16 __attribute__((vector_size(64), aligned(4), may_alias));
+#define NL_INLINE inline __attribute__((always_inline))
+NL_INLINE vf16 vload(const float* p) { return *(const vf16*)p; }
+NL_INLINE void vstore(float* p, vf16 v) { *(vf16*)p = v; }
+NL_INLINE vi16 vexp(vf16 v) { return (vi16)v & (int32_t)kExpMask; }
+NL_INLINE vf16 vsplat(float v) { return vf16{} + v; }
+
+/**
+ * y[r, c] = x[r, c] * sc[c] + sh[c] for rows [r0, r1) (the fast form), then, only
+ * where that gave NaN or +-Inf (a non-finite x, mean, variance, gamma, beta, or a
+ * variance at or below -eps), tfjs' exact formula instead. The check is a
+ * register-held max over the exponent bits; for finite inputs the results are
+ * the fast form's.
+ */
+void bn_apply_rows(const float* x, float* y, const float* sc, const float* sh, const float* mean, const float* var,
+                   const float* gamma, const float* beta, int64_t r0, int64_t r1, int C, double eps) {
+  vi16 m = vi16{};
+  int32_t mt = 0;
+  const int full = C - C % kLanes;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * C;
+    float* yr = y + r * C;
+    for (int c = 0; c < full; c += kLanes) {
+      const vf16 v = vload(xr + c) * vload(sc + c) + vload(sh + c);
+      vstore(yr + c, v);
+      const vi16 e = vexp(v);
+      m = e > m ? e : m;
+    }
+    for (int c = full; c < C; ++c) {
+      const float v = xr[c] * sc[c] + sh[c];
+      yr[c] = v;
+      const int32_t e = (int32_t)exp_bits(v);
+      mt = e > mt ? e : mt;
+    }
+  }
+  bool bad = mt == (int32_t)kExpMask;
+  for (int k = 0; k < kLanes; ++k) bad |= m[k] == (int32_t)kExpMask;
+  if (!bad) return;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * C;
+    float* yr = y + r * C;
+    for (int c = 0; c < C; ++c) {
+      if (exp_bits(yr[c]) == kExpMask) yr[c] = bn_exact(xr[c], mean[c], var[c], gamma, beta, c, eps);
+    }
+  }
+}
+
+/**
+ * Max pooling of one output pixel, NB blocks of kLanes channels at once (the
+ * accumulators stay in registers; each window element is read as one contiguous
+ * run of NB * kLanes floats), with tfjs cpu's comparison: `v > acc` from
+ * acc = -Inf (NaN never wins; only NaN/-Inf gives -Inf).
+ */
+template <int NB>
+NL_INLINE void maxpool_blocks(const float* __restrict xn, float* __restrict yo, int64_t W, int64_t C, int64_t hs,
+                              int64_t he, int64_t ws, int64_t we) {
+  vf16 acc[NB];
+#pragma GCC unroll 8
+  for (int b = 0; b < NB; ++b) acc[b] = vsplat(-std::numeric_limits<float>::infinity());
+  for (int64_t h = hs; h < he; ++h) {
+    for (int64_t w = ws; w < we; ++w) {
+      const float* xi = xn + (h * W + w) * C;
+#pragma GCC unroll 8
+      for (int b = 0; b < NB; ++b) {
+        const vf16 v = vload(xi + b * kLanes);
+        acc[b] = v > acc[b] ? v : acc[b];
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int b = 0; b < NB; ++b) vstore(yo + b * kLanes, acc[b]);
+}
+
+/** Max pooling of one output pixel over all C channels of the in-bounds window rows [hs, he) x cols [ws, we). */
+NL_INLINE void maxpool_pixel(const float* __restrict xn, float* __restrict yo, int64_t W, int64_t C, int64_t hs,
+                             int64_t he, int64_t ws, int64_t we) {
+  int64_t c = 0;
+  for (; c + 8 * kLanes <= C; c += 8 * kLanes) maxpool_blocks<8>(xn + c, yo + c, W, C, hs, he, ws, we);
+  if (c + 4 * kLanes <= C) {
+    maxpool_blocks<4>(xn + c, yo + c, W, C, hs, he, ws, we);
+    c += 4 * kLanes;
+  }
+  if (c + 2 * kLanes <= C) {
+    maxpool_blocks<2>(xn + c, yo + c, W, C, hs, he, ws, we);
+    c += 2 * kLanes;
+  }
+  if (c + kLanes <= C) {
+    maxpool_blocks<1>(xn + c, yo + c, W, C, hs, he, ws, we);
+    c += kLanes;
+  }
+  for (; c < C; ++c) {
+    float acc = -std::numeric_limits<float>::infinity();
+    for (int64_t h = hs; h < he; ++h) {
+      for (int64_t w = ws; w < we; ++w) {
+        const float v = xn[(h * W + w) * C + c];
+        acc = v > acc ? v : acc;
+      }
+    }
+    yo[c] = acc;
+  }
+}
+
+/**
+ * Max pooling gradient of one window over all C channels: dy goes to the first
+ * strict maximum in row-major order (tfjs cpu's maxPoolPositions), nowhere for a
+ * window of only NaN/-Inf. `tiled`: this window alone covers its elements, so
+ * all of them are written (0 + dy or 0); else dy is added at the maximum.
+ */
+NL_INLINE void maxpool_grad_window(const float* __restrict xn, const float* __restrict g, float* __restrict dxn,
+                                   int64_t W, int64_t C, int64_t hs, int64_t he, int64_t ws, int64_t we, bool tiled) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  int64_t c = 0;
+  for (; c + kLanes <= C; c += kLanes) {
+    vf16 best = vsplat(ninf);
+    vi16 arg = vi16{} - 1;
+    for (int64_t h = hs; h < he; ++h) {
+      for (int64_t w = ws; w < we; ++w) {
+        const int32_t pos = (int32_t)(h * W + w);
+        const vf16 v = vload(xn + (int64_t)pos * C + c);
+        const vi16 gt = v > best;
+        best = gt ? v : best;
+        arg = gt ? vi16{} + pos : arg;
+      }
+    }
+    const vf16 gv = vf16{} + vload(g + c);  // 0 + dy, as tfjs sums: -0 becomes +0
+    if (tiled) {
+      for (int64_t h = hs; h < he; ++h) {
+        for (int64_t w = ws; w < we; ++w) {
+          const int32_t pos = (int32_t)(h * W + w);
+          vstore(dxn + (int64_t)pos * C + c, arg == pos ? gv : vf16{});
+        }
+      }
+    } else {
+      for (int k = 0; k < kLanes; ++k) {
+        if (arg[k] >= 0) dxn[(int64_t)arg[k] * C + c + k] += g[c + k];
+      }
+    }
+  }
+  for (; c < C; ++c) {
+    float best = ninf;
+    int32_t arg = -1;
+    for (int64_t h = hs; h < he; ++h) {
+      for (int64_t w = ws; w < we; ++w) {
+        const int32_t pos = (int32_t)(h * W + w);
+        const float v = xn[(int64_t)pos * C + c];
+        if (v > best) {
+          best = v;
+          arg = pos;
+        }
+      }
+    }
+    if (tiled) {
+      for (int64_t h = hs; h < he; ++h) {
+        for (int64_t w = ws; w < we; ++w) {
+          const int32_t pos = (int32_t)(h * W + w);
+          dxn[(int64_t)pos * C + c] = arg == pos ? 0.f + g[c] : 0.f;
+        }
+      }
+    } else if (arg >= 0) {
+      dxn[(int64_t)arg * C + c] += g[c];
+    }
+  }
+}
+
+/** Rows [r0, r1) of the nt-way static split of `rows` that thread t takes. */
+inline void split_rows(int64_t rows, int nt, int t, int64_t& r0, int64_t& r1) {
+  const int64_t q = rows / nt, rem = rows % nt;
+  r0 = t * q + (t < rem ? t : rem);
+  r1 = r0 + q + (t < rem ? 1 : 0);
 }
 
 }  // namespace
@@ -384,6 +607,16 @@ const char* nl_conv_impl(const int32_t* p) {
 
 int nl_conv_fwd(const float* x, const float* w, const float* bias, float* y, const int32_t* p) {
   return guard([&] {
+    // oneDNN's relu post-op turns a NaN pre-activation into 0; tfjs keeps NaN. With a
+    // non-finite input, run the convolution without the post-op, then tfjs' relu.
+    std::vector<int32_t> q;
+    if (p[P_ACT] == 1 &&
+        !(all_finite(x, (int64_t)p[P_N] * p[P_H] * p[P_W] * p[P_C]) &&
+          all_finite(w, (int64_t)p[P_KH] * p[P_KW] * p[P_C] * p[P_OC]) && (!p[P_BIAS] || all_finite(bias, p[P_OC])))) {
+      q.assign(p, p + P_COUNT);
+      q[P_ACT] = 0;
+      p = q.data();
+    }
     ConvEntry& e = get_conv(p);
     memory src(e.src_md, *g_eng, (void*)x), dst(e.dst_md, *g_eng, y);
     memory wu(e.w_user_md, *g_eng, (void*)w);
@@ -396,6 +629,7 @@ int nl_conv_fwd(const float* x, const float* w, const float* bias, float* y, con
     if (p[P_BIAS]) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)bias)});
     e.fwd.execute(*g_strm, args);
     g_strm->wait();
+    if (!q.empty()) relu_nan_inplace(y, (int64_t)p[P_N] * p[P_OH] * p[P_OW] * p[P_OC]);
   });
 }
 
@@ -430,6 +664,15 @@ int nl_conv_bwd_weights(const float* x, const float* dy, float* dw, const int32_
 
 int nl_matmul(const float* a, const float* b, const float* bias, float* c, const int32_t* p) {
   return guard([&] {
+    // as in nl_conv_fwd: no relu post-op (it maps NaN to 0) when an input is not all finite
+    std::vector<int32_t> q;
+    const int64_t nab = (int64_t)p[M_B] * p[M_K];
+    if (p[M_ACT] == 1 && !(all_finite(a, nab * p[M_M]) && all_finite(b, nab * p[M_N]) &&
+                           (!p[M_BIAS] || all_finite(bias, p[M_N])))) {
+      q.assign(p, p + M_COUNT);
+      q[M_ACT] = 0;
+      p = q.data();
+    }
     MatmulEntry& e = get_mm(p);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)a)},
                                          {DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)b)},
@@ -437,33 +680,73 @@ int nl_matmul(const float* a, const float* b, const float* bias, float* c, const
     if (p[M_BIAS]) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)bias)});
     e.prim.execute(*g_strm, args);
     g_strm->wait();
+    if (!q.empty()) relu_nan_inplace(c, (int64_t)p[M_B] * p[M_M] * p[M_N]);
   });
 }
 
+/**
+ * Pooling forward. Average pooling: oneDNN (excluding padding, as tfjs; NaN/Inf
+ * propagate through its sums as in tfjs). Max pooling: hand-written with tfjs
+ * cpu's semantics, which oneDNN does not share for non-finite inputs (a window of
+ * -Inf gives -FLT_MAX there): see maxpool_pixel.
+ */
 int nl_pool_fwd(const float* x, float* y, const int32_t* p) {
   return guard([&] {
-    PoolEntry& e = get_pool(p);
-    e.inf.execute(*g_strm, {{DNNL_ARG_SRC, memory(e.src_md, *g_eng, (void*)x)},
-                            {DNNL_ARG_DST, memory(e.dst_md, *g_eng, y)}});
-    g_strm->wait();
+    if (!p[Q_MAX]) {
+      PoolEntry& e = get_pool(p);
+      e.inf.execute(*g_strm, {{DNNL_ARG_SRC, memory(e.src_md, *g_eng, (void*)x)},
+                              {DNNL_ARG_DST, memory(e.dst_md, *g_eng, y)}});
+      g_strm->wait();
+      return;
+    }
+    const int64_t N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], KH = p[Q_KH], KW = p[Q_KW], OH = p[Q_OH],
+                  OW = p[Q_OW], SH = p[Q_SH], SW = p[Q_SW], PT = p[Q_PT], PL = p[Q_PL];
+#pragma omp parallel for schedule(static) if (N * OH * OW * C * KH * KW > kPar)
+    for (int64_t r = 0; r < N * OH; ++r) {
+      const int64_t n = r / OH, oh = r % OH;
+      const int64_t h0 = oh * SH - PT, hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+      const float* xn = x + n * H * W * C;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t w0 = ow * SW - PL, ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
+        maxpool_pixel(xn, y + ((n * OH + oh) * OW + ow) * C, W, C, hs, he, ws, we);
+      }
+    }
   });
 }
 
-/** Pooling gradient. For max pooling the forward is recomputed from x to get oneDNN's workspace. */
+/**
+ * Pooling gradient. Average pooling: oneDNN (the caller sends only unpadded
+ * windows, where oneDNN and tfjs agree). Max pooling: tfjs cpu's semantics, by
+ * hand (maxpool_grad_window); overlapping windows add up.
+ */
 int nl_pool_bwd(const float* x, const float* dy, float* dx, const int32_t* p) {
   return guard([&] {
-    PoolEntry& e = get_pool(p);
-    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, memory(e.dst_md, *g_eng, (void*)dy)},
-                                         {DNNL_ARG_DIFF_SRC, memory(e.src_md, *g_eng, dx)}};
-    if (p[Q_MAX]) {
-      std::vector<float> tmp(e.dst_md.get_size() / sizeof(float));
-      e.fwd.execute(*g_strm, {{DNNL_ARG_SRC, memory(e.src_md, *g_eng, (void*)x)},
-                              {DNNL_ARG_DST, memory(e.dst_md, *g_eng, tmp.data())},
-                              {DNNL_ARG_WORKSPACE, e.ws}});
-      args.insert({DNNL_ARG_WORKSPACE, e.ws});
+    if (!p[Q_MAX]) {
+      PoolEntry& e = get_pool(p);
+      e.bwd.execute(*g_strm, {{DNNL_ARG_DIFF_DST, memory(e.dst_md, *g_eng, (void*)dy)},
+                              {DNNL_ARG_DIFF_SRC, memory(e.src_md, *g_eng, dx)}});
+      g_strm->wait();
+      return;
     }
-    e.bwd.execute(*g_strm, args);
-    g_strm->wait();
+    const int64_t N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], KH = p[Q_KH], KW = p[Q_KW], OH = p[Q_OH],
+                  OW = p[Q_OW], SH = p[Q_SH], SW = p[Q_SW], PT = p[Q_PT], PL = p[Q_PL];
+    // Windows that tile the image exactly (no overlap, every element in one window,
+    // e.g. 2x2 stride 2 on an even size) write dx directly; otherwise dx is zeroed
+    // and each window adds its dy. One image per iteration: images never overlap.
+    const bool tiled = KH == SH && KW == SW && PT == 0 && PL == 0 && OH * SH == H && OW * SW == W;
+#pragma omp parallel for schedule(static) if (N * H * W * C > kPar)
+    for (int64_t n = 0; n < N; ++n) {
+      float* dxn = dx + n * H * W * C;
+      const float* xn = x + n * H * W * C;
+      if (!tiled) std::memset(dxn, 0, sizeof(float) * H * W * C);
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const int64_t h0 = oh * SH - PT, hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t w0 = ow * SW - PL, ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
+          maxpool_grad_window(xn, dy + ((n * OH + oh) * OW + ow) * C, dxn, W, C, hs, he, ws, we, tiled);
+        }
+      }
+    }
   });
 }
 
@@ -473,13 +756,14 @@ int nl_pool_bwd(const float* x, const float* dy, float* dx, const int32_t* p) {
 // Per-thread partial sums in double, so the result does not depend on the
 // thread count beyond float rounding of the final values.
 int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var,
-                    int64_t rows, int32_t C, float eps) {
+                    int64_t rows, int32_t C, double eps) {
   return guard([&] {
     int nt = omp_get_max_threads();
     std::vector<double> s1((size_t)nt * C, 0.0), s2((size_t)nt * C, 0.0);
     std::vector<float> shift0(C);
     // shift by the first row's values to keep the single-pass variance accurate
-    for (int c = 0; c < C; ++c) shift0[c] = rows > 0 ? x[c] : 0.f;
+    // (0 where that value is NaN/Inf: a shift by Inf would turn an Inf mean into NaN)
+    for (int c = 0; c < C; ++c) shift0[c] = rows > 0 && exp_bits(x[c]) != kExpMask ? x[c] : 0.f;
 #pragma omp parallel num_threads(nt)
     {
       int t = omp_get_thread_num();
@@ -511,16 +795,17 @@ int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float
       if (v < 0) v = 0;
       mean[c] = (float)(m + shift0[c]);
       var[c] = (float)v;
-      double inv = 1.0 / std::sqrt(v + (double)eps);
+      double inv = 1.0 / std::sqrt(v + (double)(float)eps);
       double g = gamma ? gamma[c] : 1.0;
       sc[c] = (float)(g * inv);
       sh[c] = (float)((beta ? beta[c] : 0.0) - (double)mean[c] * g * inv);
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * C;
-      float* yr = y + r * C;
-      for (int c = 0; c < C; ++c) yr[c] = xr[c] * sc[c] + sh[c];
+    // y as tf.batchNorm(x, mean, var, beta, gamma) computes it from the float batch statistics
+#pragma omp parallel num_threads(nt)
+    {
+      int64_t r0, r1;
+      split_rows(rows, omp_get_num_threads(), omp_get_thread_num(), r0, r1);
+      bn_apply_rows(x, y, sc.data(), sh.data(), mean, var, gamma, beta, r0, r1, C, eps);
     }
   });
 }
@@ -529,12 +814,12 @@ int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float
 // statistics: with xhat = (x-mean)*inv, dgamma = sum(dy*xhat), dbeta = sum(dy),
 // dx = gamma*inv/M * (M*dy - dbeta - xhat*dgamma).
 int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
-                    float* dx, float* dgamma, float* dbeta, int64_t rows, int32_t C, float eps) {
+                    float* dx, float* dgamma, float* dbeta, int64_t rows, int32_t C, double eps) {
   return guard([&] {
     int nt = omp_get_max_threads();
     std::vector<double> s1((size_t)nt * C, 0.0), s2((size_t)nt * C, 0.0);
     std::vector<float> inv(C);
-    for (int c = 0; c < C; ++c) inv[c] = (float)(1.0 / std::sqrt((double)var[c] + (double)eps));
+    for (int c = 0; c < C; ++c) inv[c] = (float)(1.0 / std::sqrt((double)var[c] + (double)(float)eps));
 #pragma omp parallel num_threads(nt)
     {
       int t = omp_get_thread_num();
@@ -558,6 +843,9 @@ int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const fl
       for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; }
     }
     std::vector<float> k1(C), k2(C), k3(C);
+    // A channel whose dy, statistics or gamma hold NaN/Inf: tfjs' composed gradient
+    // (through tf.moments) spreads the non-finite sums to every element as NaN.
+    const float qnan = std::numeric_limits<float>::quiet_NaN();
     for (int c = 0; c < C; ++c) {
       double sdy = 0, sdyx = 0;
       for (int t = 0; t < nt; ++t) { sdy += s1[(size_t)t * C + c]; sdyx += s2[(size_t)t * C + c]; }
@@ -569,6 +857,10 @@ int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const fl
       k1[c] = (float)(g * iv);
       k2[c] = (float)(g * iv * sdy / (double)rows);
       k3[c] = (float)(g * iv * iv * iv * sdyx / (double)rows);
+      const bool finite = std::isfinite(sdy) && std::isfinite(sdyx) && std::isfinite(g * iv) &&
+                          std::isfinite(mean[c]) && std::isfinite(k1[c]) && std::isfinite(k2[c]) &&
+                          std::isfinite(k3[c]);
+      if (!finite) k1[c] = k2[c] = k3[c] = qnan;  // makes the whole channel NaN below
     }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t r = 0; r < rows; ++r) {
@@ -581,52 +873,63 @@ int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const fl
 }
 
 // Inference batch norm (tfjs FusedBatchNorm semantics; gamma/beta optional),
-// optional fused ReLU.
+// optional fused ReLU (NaN-keeping). eps is a double, as tfjs passes it.
 int nl_bn_infer(const float* x, const float* mean, const float* var, const float* gamma, const float* beta,
-                float* y, int64_t rows, int32_t C, float eps, int32_t relu) {
+                float* y, int64_t rows, int32_t C, double eps, int32_t relu) {
   return guard([&] {
+    const float epsf = (float)eps;
     std::vector<float> sc(C), sh(C);
     for (int c = 0; c < C; ++c) {
-      float inv = 1.f / std::sqrt(var[c] + eps);
+      float inv = 1.f / std::sqrt(var[c] + epsf);
       float g = gamma ? gamma[c] : 1.f;
       sc[c] = g * inv;
       sh[c] = (beta ? beta[c] : 0.f) - mean[c] * g * inv;
     }
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * C;
-      float* yr = y + r * C;
+    const int nt = omp_get_max_threads();
+#pragma omp parallel num_threads(nt)
+    {
+      int64_t r0, r1;
+      split_rows(rows, omp_get_num_threads(), omp_get_thread_num(), r0, r1);
+      bn_apply_rows(x, y, sc.data(), sh.data(), mean, var, gamma, beta, r0, r1, C, eps);
       if (relu) {
-        for (int c = 0; c < C; ++c) { float v = xr[c] * sc[c] + sh[c]; yr[c] = v > 0.f ? v : 0.f; }
-      } else {
-        for (int c = 0; c < C; ++c) yr[c] = xr[c] * sc[c] + sh[c];
+        float* yr = y + r0 * C;
+        for (int64_t i = 0, n = (r1 - r0) * C; i < n; ++i) yr[i] = relu_nan(yr[i]);
       }
     }
   });
 }
 
 // ------------------------------------------------------------ element-wise
-static const int64_t kPar = 1 << 15;  // below this many elements, stay on one thread
 
+/** tfjs' Relu (Math.max(0, x)): NaN stays NaN; -0 and -Inf give +0. */
 int nl_relu(const float* x, float* y, int64_t n) {
   return guard([&] {
 #pragma omp parallel for schedule(static) if (n > kPar)
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+    for (int64_t i = 0; i < n; ++i) y[i] = relu_nan(x[i]);
   });
 }
 
-/** dx = dy where x > 0, else 0 (TF: relu'(0) = 0). NaN in x gives 0 like tfjs' step(). */
+/**
+ * tfjs' relu gradient dy * step(x): dy where x > 0 (TF: relu'(0) = 0); where x <= 0,
+ * +0 for a finite dy and NaN for a NaN/Inf dy (Inf * 0); NaN where x is NaN
+ * (tfjs' step(NaN) = NaN). Branch-free: the compiler uses vector blends.
+ */
 int nl_relu_grad(const float* dy, const float* x, float* dx, int64_t n) {
   return guard([&] {
 #pragma omp parallel for schedule(static) if (n > kPar)
     for (int64_t i = 0; i < n; ++i) {
-      const float g = dy[i];  // unconditional load: lets the compiler use a vector blend, not a branch
-      dx[i] = x[i] > 0.f ? g : 0.f;
+      const float g = dy[i], v = x[i];
+      const float z = g * 0.f + 0.f;  // +0, or NaN when dy is NaN/Inf
+      dx[i] = v > 0.f ? g : (v <= 0.f ? z : v);
     }
   });
 }
 
-/** Binary op on equal-length arrays, or b broadcast along the last axis (bn = its length; 1 = scalar). op: 0 add, 1 sub, 2 mul. */
+/**
+ * Binary op on equal-length arrays, or b broadcast along the last axis (bn = its
+ * length; 1 = scalar). op: 0 a + b, 1 a - b, 2 a * b, 3 b - a (a subtraction whose
+ * first operand is the broadcast one). IEEE float arithmetic: NaN/Inf as in tfjs.
+ */
 int nl_binary(const float* a, const float* b, float* y, int64_t n, int64_t bn, int32_t op) {
   return guard([&] {
     if (bn == n) {
@@ -636,6 +939,9 @@ int nl_binary(const float* a, const float* b, float* y, int64_t n, int64_t bn, i
       } else if (op == 1) {
 #pragma omp parallel for schedule(static) if (n > kPar)
         for (int64_t i = 0; i < n; ++i) y[i] = a[i] - b[i];
+      } else if (op == 3) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+        for (int64_t i = 0; i < n; ++i) y[i] = b[i] - a[i];
       } else {
 #pragma omp parallel for schedule(static) if (n > kPar)
         for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
@@ -648,6 +954,9 @@ int nl_binary(const float* a, const float* b, float* y, int64_t n, int64_t bn, i
       } else if (op == 1) {
 #pragma omp parallel for schedule(static) if (n > kPar)
         for (int64_t i = 0; i < n; ++i) y[i] = a[i] - bv;
+      } else if (op == 3) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+        for (int64_t i = 0; i < n; ++i) y[i] = bv - a[i];
       } else {
 #pragma omp parallel for schedule(static) if (n > kPar)
         for (int64_t i = 0; i < n; ++i) y[i] = a[i] * bv;
@@ -660,6 +969,7 @@ int nl_binary(const float* a, const float* b, float* y, int64_t n, int64_t bn, i
         float* yr = y + r * bn;
         if (op == 0) for (int64_t c = 0; c < bn; ++c) yr[c] = ar[c] + b[c];
         else if (op == 1) for (int64_t c = 0; c < bn; ++c) yr[c] = ar[c] - b[c];
+        else if (op == 3) for (int64_t c = 0; c < bn; ++c) yr[c] = b[c] - ar[c];
         else for (int64_t c = 0; c < bn; ++c) yr[c] = ar[c] * b[c];
       }
     }

@@ -1,0 +1,58 @@
+/**
+ * Whether the engine's native shim can be expected to work on this machine.
+ *
+ * The shim needs oneDNN's headers (Debian `libdnnl-dev`) and a C++ compiler to
+ * be built (`native/build.sh`, run by `tools/setup.sh`). Where both are present
+ * the engine MUST load: a missing or broken shim is then a failure, never a
+ * reason to skip its tests. {@link engineSkipReason} names the one thing that
+ * is missing otherwise, in a fixed vocabulary that `tools/test.sh` re-checks
+ * on the machine before it accepts a skipped test ("no libdnnl-dev", "no g++").
+ * @module
+ */
+
+/** oneDNN header locations that `native/build.sh` accepts. */
+export const ONEDNN_HEADERS = ["/usr/include/oneapi/dnnl/dnnl.hpp", "/usr/include/dnnl.hpp"] as const;
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when `cmd` (a bare name or a path) names an executable file found like a shell would. */
+function onPath(cmd: string): boolean {
+  if (cmd.includes("/")) return exists(cmd);
+  const dirs = (Deno.env.get("PATH") ?? "").split(":").filter((d) => d !== "");
+  return dirs.some((d) => {
+    try {
+      const st = Deno.statSync(`${d}/${cmd}`);
+      return st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Null when the shim can be built here (oneDNN headers and the C++ compiler
+ * `$CXX`, default g++, are present), so the engine must load and its tests must
+ * run; else the reason its tests may be skipped: "no libdnnl-dev" or "no g++"
+ * (the compiler's name when `CXX` is set).
+ */
+export function engineSkipReason(): string | null {
+  if (!ONEDNN_HEADERS.some(exists)) return "no libdnnl-dev";
+  const cxx = Deno.env.get("CXX") || "g++";
+  if (!onPath(cxx)) return `no ${cxx}`;
+  return null;
+}
+
+/**
+ * A test name carrying its skip reason in the form `tools/test.sh` reads:
+ * `"<name> [skip: <reason>]"` when `reason` is given, else `name` unchanged.
+ */
+export function skipTagged(name: string, reason: string | null): string {
+  return reason == null ? name : `${name} [skip: ${reason}]`;
+}
