@@ -3,16 +3,26 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../lib/backend/mod.ts";
+import { engineSkipReason, engineUnavailableReason } from "../lib/backend/engine/mod.ts";
 import { buildModel, predictLogits } from "../lib/models/mod.ts";
 import { foldBatchNorm, recalibrateBatchNorm } from "../lib/noise/mod.ts";
 import { gaussianFill, makeRng } from "../lib/util/rng.ts";
 
 const fast = await initBackend("auto");
 
+// Never skipped: "auto" must find a fast backend here (the engine where oneDNN and g++
+// are present, else wasm); landing on the pure-JS cpu backend is a failure.
 Deno.test({
   name: `models on the ${fast} backend agree with cpu (ResNet/VGG, BN/no BN, folded, recalibrated)`,
-  ignore: fast === "cpu",
   fn: async () => {
+    if (engineSkipReason() == null) {
+      assert.equal(fast, "noiselab", `the engine should load here: ${engineUnavailableReason()}`);
+    }
+    assert.notEqual(
+      fast,
+      "cpu",
+      "auto fell back to the pure-JS cpu backend: neither the engine nor wasm loaded",
+    );
     const x = gaussianFill(makeRng("be"), new Float32Array(6 * 32 * 32 * 3));
     for (
       const [name, opts] of [["resnet20", {}], ["resnet8", { bn: "none" }], ["vgg11", { width: 16 }]] as const

@@ -2,7 +2,8 @@
  * The wasm backend's training kernels (lib/backend/wasm.ts) against the pure-JS
  * `cpu` backend on random inputs: conv gradients (dW, dX) for the CIFAR
  * ResNet/VGG shapes, and the Tile fast path used by the BatchNorm gradient.
- * Skipped (ignored) when the wasm backend cannot load on this machine.
+ * Never skipped: the wasm backend ships with the npm modules and Deno has
+ * WebAssembly SIMD, so a backend that does not load fails every test here.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
@@ -12,7 +13,18 @@ import { gaussianFill, makeRng } from "../lib/util/rng.ts";
 import { initWasmBackend, wasmBackendInfo, wasmInitError } from "../lib/backend/wasm.ts";
 
 const wasmOk = await initWasmBackend();
-if (!wasmOk) console.warn(`wasm backend unavailable, tests ignored: ${wasmInitError()}`);
+if (!wasmOk) console.error(`[wasm] backend failed to load: ${wasmInitError()}`);
+
+/** Deno.test for this file: never skipped; fails first thing when the wasm backend did not load. */
+function wasmTest(def: { name: string; fn: () => void | Promise<void> }) {
+  Deno.test({
+    name: def.name,
+    fn: async () => {
+      assert.ok(wasmOk, `the wasm backend failed to load: ${wasmInitError()}`);
+      await def.fn();
+    },
+  });
+}
 await tf.setBackend("cpu"); // tfjs has one global engine: leave it on cpu between tests
 
 /** Runs fn on `backend`, then restores the previous backend. */
@@ -83,9 +95,8 @@ function convGrads(backend: string, c: Case, seed: string): Float32Array[] {
     }));
 }
 
-Deno.test({
+wasmTest({
   name: "wasm: backend reports SIMD, 1 thread",
-  ignore: !wasmOk,
   fn() {
     const info = wasmBackendInfo()!;
     assert.equal(info.simd, true);
@@ -94,9 +105,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+wasmTest({
   name: "wasm: the conv gradient kernels are registered (stock wasm lacks Conv2DBackpropFilter)",
-  ignore: !wasmOk,
   fn() {
     assert.ok(tf.getKernel("Conv2DBackpropFilter", "wasm"));
     assert.ok(tf.getKernel("Conv2DBackpropInput", "wasm"));
@@ -104,11 +114,10 @@ Deno.test({
 });
 
 for (const [i, c] of cases.entries()) {
-  Deno.test({
+  wasmTest({
     name: `wasm: conv grads match cpu: x${c.x.join("x")} f${c.f.join("x")} s${c.stride} ${
       JSON.stringify(c.pad)
     }`,
-    ignore: !wasmOk,
     fn() {
       const [dxW, dwW] = convGrads("wasm", c, `case${i}`);
       const [dxC, dwC] = convGrads("cpu", c, `case${i}`);
@@ -119,9 +128,8 @@ for (const [i, c] of cases.entries()) {
   });
 }
 
-Deno.test({
+wasmTest({
   name: "wasm: conv2dTranspose (forward use of Conv2DBackpropInput) matches cpu",
-  ignore: !wasmOk,
   fn() {
     const run = (b: string) =>
       on(b, () =>
@@ -134,9 +142,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+wasmTest({
   name: "wasm: Tile (fast broadcast path and stock fallback) matches cpu",
-  ignore: !wasmOk,
   fn() {
     const specs: [number[], number[]][] = [
       [[1, 1, 1, 5], [2, 3, 4, 1]], // BN-gradient pattern: fast path
@@ -162,9 +169,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+wasmTest({
   name: "wasm: conv gradients do not leak backend memory",
-  ignore: !wasmOk,
   fn() {
     on("wasm", () => {
       const c = cases[3];
@@ -184,9 +190,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+wasmTest({
   name: "wasm: initWasmBackend returns false (no throw) when the binary is missing",
-  ignore: !wasmOk,
   async fn() {
     // A fresh process: in this one the backend is already initialised.
     const code = `import { initWasmBackend, wasmInitError } from "${
@@ -239,9 +244,8 @@ function maxPoolGradOracle(
   return dx;
 }
 
-Deno.test({
+wasmTest({
   name: "wasm: MaxPoolGrad matches a hand oracle and cpu (stock wasm is wrong for 2x2 windows)",
-  ignore: !wasmOk,
   fn() {
     const specs: {
       xs: [number, number, number, number];
@@ -281,9 +285,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+wasmTest({
   name: "wasm: Sum/Mean (leading-axes fast path and stock fallback) match cpu",
-  ignore: !wasmOk,
   fn() {
     const shape = [4, 5, 6, 7];
     const xv = randn("reduce", 4 * 5 * 6 * 7);

@@ -6,7 +6,8 @@
 #     librsvg2-bin (PDF figures); python3-torch (the benchmark's peer) only with
 #     NOISELAB_WITH_TORCH=1 (`tools/noiselab bench` sets it)
 #   - npm modules for the project (deno install, honouring deno.lock)
-#   - the engine's native shim (C++ over oneDNN), built with g++
+#   - the engine's native shim (C++ over oneDNN), built with g++ (exit 1 if it
+#     fails to build where oneDNN's headers and g++ are present)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -41,7 +42,18 @@ if [ ! -f node_modules/.deno/.setup-stamp ] || [ deno.lock -nt node_modules/.den
   mkdir -p node_modules/.deno && touch node_modules/.deno/.setup-stamp
 fi
 
-# The engine's native shim (optional: the project falls back to another backend without it)
+# The engine's native shim. Where it can be built (oneDNN's headers and the C++
+# compiler are here) it must build: a failure is an error (exit 1), never a quiet
+# fall-back to a 12x slower backend. Without oneDNN or g++ (e.g. not root, so the
+# Debian packages could not be installed) the project falls back to the wasm
+# backend and the engine's tests are skipped for that stated reason.
 if [ -f lib/backend/engine/native/build.sh ]; then
-  bash lib/backend/engine/native/build.sh >&2 || log "WARNING: engine shim did not build; the project will fall back to another backend"
+  if ! bash lib/backend/engine/native/build.sh >&2; then
+    cxx="${CXX:-g++}"
+    if { [ -f /usr/include/oneapi/dnnl/dnnl.hpp ] || [ -f /usr/include/dnnl.hpp ]; } && command -v "$cxx" >/dev/null 2>&1; then
+      log "ERROR: the engine's shim did not build although oneDNN's headers and $cxx are present (compiler output above)"
+      exit 1
+    fi
+    log "WARNING: engine shim not built (no oneDNN headers or no $cxx); the project falls back to the wasm backend"
+  fi
 fi
