@@ -58,10 +58,19 @@ export function bandChart(points: BandPoint[], opts: BandChartOptions): ChartFig
   const domain = seriesDomain(points, opts.seriesOrder);
   const data = [...points].sort((a, b) => domain.indexOf(a.series) - domain.indexOf(b.series) || a.x - b.x);
   const finite = data.filter((d) => Number.isFinite(d.y));
+  // bands and lines are clipped to the plot frame, so an interval never draws over the title or axes
   const marks: Plot.Markish[] = [
-    Plot.areaY(finite, { x: "x", y1: "lo", y2: "hi", fill: "series", fillOpacity: 0.18, z: "series" }),
-    Plot.lineY(finite, { x: "x", y: "y", stroke: "series", strokeWidth: 2, z: "series" }),
-    Plot.dot(finite, { x: "x", y: "y", fill: "series", r: 3 }),
+    Plot.areaY(finite.filter((d) => Number.isFinite(d.lo) && Number.isFinite(d.hi)), {
+      x: "x",
+      y1: "lo",
+      y2: "hi",
+      fill: "series",
+      fillOpacity: 0.18,
+      z: "series",
+      clip: true,
+    }),
+    Plot.lineY(finite, { x: "x", y: "y", stroke: "series", strokeWidth: 2, z: "series", clip: true }),
+    Plot.dot(finite, { x: "x", y: "y", fill: "series", r: 3, clip: true }),
   ];
   if (opts.reference) {
     marks.push(Plot.ruleY([opts.reference.y], { stroke: "#888", strokeDasharray: "4,3" }));
@@ -131,7 +140,11 @@ export function normalizedVsEtaChart(summaries: EtaSummary[], opts: ChartOptions
       ...opts,
       xLabel: ETA_LABEL,
       yLabel: "↑ normalized accuracy (% of clean)",
-      yDomain: [0, Math.max(110, ...summaries.map((s) => 100 * s.normalizedHi).filter(Number.isFinite))],
+      // normalized intervals may reach 1 / clean (e.g. 1000% for a 10% model): cap the axis at 150%
+      yDomain: [
+        0,
+        Math.min(150, Math.max(110, ...summaries.map((s) => 100 * s.normalizedHi).filter(Number.isFinite))),
+      ],
       reference: { y: 100, label: "clean" },
     },
   );
@@ -252,3 +265,78 @@ export function attributionChart(summaries: EtaSummary[], opts: ChartOptions = {
 }
 
 export { DEFAULT_HEIGHT, DEFAULT_WIDTH };
+
+/** Share of test images whose logits are not finite (%) vs η, one line per series (the NaN mechanism). */
+export function nonFiniteVsEtaChart(summaries: EtaSummary[], opts: ChartOptions = {}): ChartFigure {
+  return bandChart(
+    summaries.map((s) => ({
+      series: s.series,
+      x: s.eta,
+      y: 100 * s.nonFiniteShare,
+      lo: NaN,
+      hi: NaN,
+    })),
+    {
+      title: "Test images with non-finite logits under weight noise",
+      ...opts,
+      xLabel: ETA_LABEL,
+      yLabel: "↑ images with NaN/Inf logits (%)",
+      yDomain: [0, 100],
+    },
+  );
+}
+
+/** One point of {@link trajectoryChart}: a snapshot (or final model) of one variant. */
+export interface TrajectoryChartPoint {
+  series: string;
+  /** Clean accuracy (0..1). */
+  clean: number;
+  /** Average normalized accuracy over η > 0 (0..1) with its interval (NaN = undefined). */
+  value: number;
+  lo: number;
+  hi: number;
+  /** Fractional epochs of training (labels the points). */
+  epochs: number;
+}
+
+/**
+ * Robustness along training: average normalized accuracy (%) against clean accuracy (%), one line per
+ * variant in training order, 95% interval bars, each point labelled with its epochs. Points at the
+ * same x compare BN and no-BN models at matched clean accuracy.
+ */
+export function trajectoryChart(points: TrajectoryChartPoint[], opts: ChartOptions = {}): ChartFigure {
+  const domain = seriesDomain(points, opts.seriesOrder);
+  const data = points.filter((p) => Number.isFinite(p.value)).map((p) => ({
+    ...p,
+    x: 100 * p.clean,
+    y: 100 * p.value,
+    ylo: 100 * p.lo,
+    yhi: 100 * p.hi,
+    label: `${p.epochs.toFixed(1)} ep`,
+  }));
+  const top = Math.min(150, Math.max(110, ...data.map((d) => d.yhi).filter(Number.isFinite)));
+  return plotFigure({
+    width: opts.width ?? DEFAULT_WIDTH,
+    height: opts.height ?? DEFAULT_HEIGHT,
+    marginLeft: 60,
+    marginBottom: 45,
+    marginRight: 20,
+    x: { label: "clean test accuracy (%) →", labelAnchor: "right", labelOffset: 36, grid: true },
+    y: { label: "↑ average normalized accuracy (% of clean)", domain: [0, top], grid: true, labelOffset: 48 },
+    color: { type: "categorical", domain, range: opts.colors ?? PALETTE as string[] },
+    marks: [
+      Plot.ruleX(data.filter((d) => Number.isFinite(d.ylo) && Number.isFinite(d.yhi)), {
+        x: "x",
+        y1: "ylo",
+        y2: "yhi",
+        stroke: "series",
+        strokeOpacity: 0.6,
+        clip: true,
+      }),
+      Plot.line(data, { x: "x", y: "y", stroke: "series", z: "series", strokeWidth: 2, clip: true }),
+      Plot.dot(data, { x: "x", y: "y", fill: "series", r: 3.5, clip: true }),
+      Plot.text(data, { x: "x", y: "y", text: "label", dy: -9, fontSize: 9, fill: "#555", clip: true }),
+      Plot.ruleY([100], { stroke: "#888", strokeDasharray: "4,3" }),
+    ],
+  }, { title: opts.title, subtitle: opts.subtitle, caption: opts.caption, legendTitle: opts.legendTitle });
+}

@@ -43,7 +43,28 @@ export interface ModelOptions {
    * ignored by VGG (no shortcuts). Default "A". See {@link ResNetShortcut}.
    */
   shortcut?: ResNetShortcut;
+  /**
+   * Initialisation of a BN-free residual branch's last conv (ResNet only; branches with BN
+   * are always He-normal). Default "zero". See {@link ResidualInit}.
+   */
+  residualInit?: ResidualInit;
 }
+
+/**
+ * How the last convolution of a residual branch WITHOUT BN is initialised:
+ * - `"zero"`: zeros, so every block starts as the identity (Fixup's rule 2,
+ *   Zhang et al. 2019, arXiv 1901.09321; also Goyal et al. 2017's zero-γ);
+ *   the branch's first conv then gets no gradient until the last one has grown,
+ *   which makes early training slow;
+ * - `"scaled"`: He-normal multiplied by 1/√L, L = residual blocks of the
+ *   network, so the variance of the residual stream grows by (1 + 1/L) per
+ *   block, about e over the whole net instead of 2^L (the branch-scaling
+ *   argument of Fixup §3 / De & Smith 2020, arXiv 2002.10444, SkipInit).
+ */
+export type ResidualInit = "zero" | "scaled";
+
+/** The values {@link ResidualInit} takes. */
+export const RESIDUAL_INITS: readonly ResidualInit[] = ["zero", "scaled"];
 
 /**
  * ResNet shortcut at a change of shape:
@@ -82,6 +103,7 @@ export interface ResolvedModelOptions {
   bnMomentum: number;
   bnEpsilon: number;
   shortcut: ResNetShortcut;
+  residualInit: ResidualInit;
 }
 
 function positiveInt(v: unknown, name: string): number {
@@ -128,7 +150,23 @@ export function resolveOptions(opts: ModelOptions, defaultWidth: number): Resolv
       "shortcut",
     );
   }
-  return { numClasses, seed, width, inputShape: [...inputShape], bnMomentum, bnEpsilon, shortcut };
+  const residualInit = opts.residualInit ?? "zero";
+  if (!RESIDUAL_INITS.includes(residualInit)) {
+    throw new NoiselabError(
+      `residualInit: expected "zero" or "scaled", got ${JSON.stringify(residualInit)}`,
+      "residualInit",
+    );
+  }
+  return {
+    numClasses,
+    seed,
+    width,
+    inputShape: [...inputShape],
+    bnMomentum,
+    bnEpsilon,
+    shortcut,
+    residualInit,
+  };
 }
 
 /** Per-layer initialiser seed derived from the model seed and the layer name (stable across runs). */
@@ -136,9 +174,18 @@ export function layerSeed(seed: number, layerName: string): number {
   return nextSeed(makeRng(`init:${seed}:${layerName}`));
 }
 
-/** He-normal (fan-in, scale 2; tfjs draws it truncated) initialiser with a layer-specific seed. */
-export function heNormal(seed: number, layerName: string) {
-  return tfl.initializers.heNormal({ seed: layerSeed(seed, layerName) });
+/**
+ * He-normal (fan-in, scale 2; tfjs draws it truncated) initialiser with a layer-specific seed,
+ * optionally multiplied by `gain` (variance scale 2·gain²).
+ */
+export function heNormal(seed: number, layerName: string, gain = 1) {
+  if (gain === 1) return tfl.initializers.heNormal({ seed: layerSeed(seed, layerName) });
+  return tfl.initializers.varianceScaling({
+    scale: 2 * gain * gain,
+    mode: "fanIn",
+    distribution: "truncatedNormal",
+    seed: layerSeed(seed, layerName),
+  });
 }
 
 /** Builds conv{i} [+ bn{i}] units in forward order, numbering them as DESIGN.md requires. */
@@ -149,13 +196,14 @@ export class ConvStack {
 
   /**
    * 3x3 (or k x k) "same" conv, no activation; followed by BN when the mask
-   * says so. Without BN the conv gets a bias. `zeroInit` zero-initialises the
-   * kernel (used for a residual branch's last conv when it has no BN).
+   * says so. Without BN the conv gets a bias. `residualGain` marks a residual
+   * branch's last conv: without BN its kernel is zeros (gain 0) or He-normal times
+   * the gain; with BN it stays He-normal.
    */
   conv(
     x: tfl.SymbolicTensor,
     filters: number,
-    { stride = 1, kernel = 3, zeroInit = false }: { stride?: number; kernel?: number; zeroInit?: boolean } =
+    { stride = 1, kernel = 3, residualGain }: { stride?: number; kernel?: number; residualGain?: number } =
       {},
   ): tfl.SymbolicTensor {
     const i = ++this.count;
@@ -179,7 +227,11 @@ export class ConvStack {
       strides: stride,
       padding: explicitPad ? "valid" : "same",
       useBias: !hasBN,
-      kernelInitializer: zeroInit && !hasBN ? "zeros" : heNormal(this.o.seed, name),
+      kernelInitializer: residualGain === undefined || hasBN
+        ? heNormal(this.o.seed, name)
+        : residualGain === 0
+        ? "zeros"
+        : heNormal(this.o.seed, name, residualGain),
       biasInitializer: "zeros",
     }).apply(x) as tfl.SymbolicTensor;
     if (hasBN) {

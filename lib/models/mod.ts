@@ -12,8 +12,14 @@
  * @module
  */
 export * from "./bn.ts";
-export type { ModelOptions, ResNetShortcut } from "./common.ts";
-export { DEFAULT_BN_EPSILON, DEFAULT_BN_MOMENTUM, DEFAULT_SHORTCUT, RESNET_SHORTCUTS } from "./common.ts";
+export type { ModelOptions, ResidualInit, ResNetShortcut } from "./common.ts";
+export {
+  DEFAULT_BN_EPSILON,
+  DEFAULT_BN_MOMENTUM,
+  DEFAULT_SHORTCUT,
+  RESIDUAL_INITS,
+  RESNET_SHORTCUTS,
+} from "./common.ts";
 export * from "./build.ts";
 export { resnetConvs, resnetShortcutConvs } from "./resnet.ts";
 export { VGG_CFGS, vggConvs } from "./vgg.ts";

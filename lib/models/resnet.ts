@@ -94,7 +94,7 @@ export function buildResNet(depth: number, o: ResolvedModelOptions, bnMask: bool
       block++;
       const stride = stage > 0 && b === 0 ? 2 : 1;
       let y = relu(stack.conv(x, out, { stride }), `act${stack.count}`);
-      y = stack.conv(y, out, { zeroInit: true });
+      y = stack.conv(y, out, { residualGain: o.residualInit === "zero" ? 0 : 1 / Math.sqrt(3 * n) });
       let s = x;
       if ((stride !== 1 || c !== out) && o.shortcut === "projection") {
         // 1x1 kernel: "valid" and "same" pad nothing here, the window sits on the even pixels

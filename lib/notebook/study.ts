@@ -26,7 +26,7 @@ import { type DataFrame, table } from "../analysis/table.ts";
 import { cachedSweep } from "./cache.ts";
 import type { NotebookParams } from "./profiles.ts";
 import { sweepProgress, trainProgress } from "./progress.ts";
-import { trainConfigFor, widthFor } from "./profiles.ts";
+import { minCleanAccuracyFor, trainConfigFor, widthFor } from "./profiles.ts";
 
 /** One model to train: architecture + which BN layers it has. */
 export interface Variant {
@@ -262,6 +262,11 @@ export async function sweepVariant(
   };
 }
 
+/** The trust thresholds of the parameters for the study's data set (lib/notebook/interpret `TrustThresholds`). */
+export function trustOf(p: NotebookParams, dataset: Dataset): { minClean: number; maxGap: number } {
+  return { minClean: minCleanAccuracyFor(p, dataset.name), maxGap: p.maxAccuracyGap };
+}
+
 /** Chance accuracy of the data set (10% / 1%). */
 export function chanceOf(dataset: Dataset): number {
   return 1 / dataset.numClasses;
@@ -338,29 +343,62 @@ export function scaleStatement(p: NotebookParams): string {
       : "Absolute numbers are therefore not comparable; the direction of the effects is what this run can test.");
 }
 
-/** The six noise conditions of notebook 03 (same draws throughout). */
+/**
+ * The noise conditions of notebook 03 (same draws throughout), each named by exactly which stored
+ * arrays get noise. "kernels" = conv and dense weight matrices (projection shortcuts included);
+ * "biases" = conv/dense biases; BN γ/β = the affine parameters; BN μ/σ² = the moving statistics.
+ * Folding (Ioffe & Szegedy's inference form, lib/noise `foldBatchNorm`) turns each conv + BN into one
+ * conv with kernel W·γ/√(σ²+ε) and bias β − γμ/√(σ²+ε) before the noise.
+ */
 export function attributionConditions(p: NotebookParams): SweepCondition[] {
   const form = p.noiseForm;
   const conds: SweepCondition[] = [
     { key: "kernels", label: "(a) kernels only", spec: { form, targets: ["kernels"] } },
-    { key: "affine", label: "(b) kernels + BN γ/β", spec: { form, targets: ["kernels", "bn-affine"] } },
+    { key: "affine", label: "(b) kernels + BN γ, β", spec: { form, targets: ["kernels", "bn-affine"] } },
     {
       key: "stats",
-      label: "(c) + BN moving statistics",
+      label: "(c) kernels + BN γ, β, μ, σ²",
       spec: { form, targets: ["kernels", "bn-affine", "bn-mean", "bn-var"] },
     },
-    { key: "all", label: "(d) all stored arrays", spec: { form, targets: ["all"] } },
-    { key: "folded", label: "(e) BN folded, then all", spec: { form, targets: ["all"], foldBN: true } },
+    {
+      key: "all",
+      label: "(d) every stored array (kernels, biases, BN γ, β, μ, σ²)",
+      spec: { form, targets: ["all"] },
+    },
+    {
+      key: "folded-kernels",
+      label: "(e) BN folded; folded kernels only",
+      spec: { form, targets: ["kernels"], foldBN: true },
+    },
+    {
+      key: "folded-all",
+      label: "(f) BN folded; folded kernels + folded biases",
+      spec: { form, targets: ["all"], foldBN: true },
+    },
   ];
   if (p.recalibrateBatches > 0) {
     conds.push({
       key: "recal",
-      label: `(f) all, BN re-estimated (${p.recalibrateBatches} batches)`,
+      label:
+        `(g) every stored array, then BN μ, σ² re-estimated (${p.recalibrateBatches}×128 training images)`,
       spec: { form, targets: ["all"] },
       recalibrate: true,
     });
   }
   return conds;
+}
+
+/** The conditions the no-BN twins get in notebook 03 (their references): kernels only, and every array. */
+export function referenceConditions(p: NotebookParams): SweepCondition[] {
+  const form = p.noiseForm;
+  return [
+    { key: "kernels", label: "no-BN twin: kernels only", spec: { form, targets: ["kernels"] } },
+    {
+      key: "all",
+      label: "no-BN twin: every stored array (kernels, biases)",
+      spec: { form, targets: ["all"] },
+    },
+  ];
 }
 
 /**

@@ -13,7 +13,8 @@
  */
 import type { Dataset } from "../data/mod.ts";
 import { listSnapshots, type SnapshotInfo } from "../train/mod.ts";
-import { combineSeeds, type SeedInterval } from "../stats/mod.ts";
+import type { SeedInterval } from "../stats/mod.ts";
+import { averageNormalizedInterval } from "../noise/mod.ts";
 import type { NotebookParams } from "./profiles.ts";
 import { type SweepCondition, sweepVariant, type TrainedVariant, type VariantSweep } from "./study.ts";
 
@@ -33,26 +34,6 @@ export interface TrajectoryPoint {
   nonFiniteShare: number;
 }
 
-/**
- * The average normalized accuracy of sweep rows (mean over η > 0 of noisy / clean
- * accuracy, the paper's metric) as an interval: per draw index the average over η > 0,
- * then lib/stats `combineSeeds` over the models (seeds ≥ 2) or the draws (one model).
- */
-export function averageNormalized(
-  rows: { eta: number; draw: number; normalizedAccuracy: number; modelId: string }[],
-): SeedInterval {
-  const per = new Map<string, { seed: string; sum: number; n: number }>();
-  for (const r of rows) {
-    if (!(r.eta > 0)) continue;
-    const k = `${r.modelId}\u0000${r.draw}`;
-    const g = per.get(k) ?? { seed: r.modelId, sum: 0, n: 0 };
-    g.sum += r.normalizedAccuracy;
-    g.n++;
-    per.set(k, g);
-  }
-  return combineSeeds([...per.values()].map((g) => ({ seed: g.seed, value: g.sum / g.n })));
-}
-
 /** Mean non-finite share over the rows at η > 0 (NaN when the rows do not report it). */
 export function nonFiniteShareOf(rows: { eta: number; nonFiniteShare?: number }[]): number {
   const xs = rows.filter((r) => r.eta > 0).map((r) => r.nonFiniteShare ?? NaN);
@@ -67,7 +48,7 @@ function point(tv: TrainedVariant, sweep: VariantSweep): TrajectoryPoint {
     epochs: snap ? snap.epochs : tv.trained.config.epochs,
     clean: sweep.result.cleanAccuracy,
     sweep,
-    avgNormalized: averageNormalized(sweep.rows),
+    avgNormalized: averageNormalizedInterval(sweep.rows),
     nonFiniteShare: nonFiniteShareOf(sweep.rows),
   };
 }
@@ -151,6 +132,23 @@ export function bnPairs(sweeps: VariantSweep[]): { bn: VariantSweep; noBn: Varia
       t.variant.seed === s.variant.seed
     );
     if (twin) out.push({ bn: s, noBn: twin });
+  }
+  return out;
+}
+
+/**
+ * Matched-accuracy comparisons for every architecture of a set of final-model sweeps: the pair of
+ * the first training seed (`p.seeds[0]`) of each BN model and its no-BN twin.
+ */
+export async function matchedComparisons(
+  p: NotebookParams,
+  sweeps: VariantSweep[],
+  condition: SweepCondition,
+  dataset: Dataset,
+): Promise<MatchedComparison[]> {
+  const out: MatchedComparison[] = [];
+  for (const pair of bnPairs(sweeps).filter((x) => x.bn.variant.seed === p.seeds[0])) {
+    out.push(await matchedComparison(p, pair, condition, dataset));
   }
   return out;
 }

@@ -13,10 +13,11 @@ import {
   DEFAULT_SHORTCUT,
   modelInfo,
   modelNames,
+  RESIDUAL_INITS,
   RESNET_SHORTCUTS,
   resolveBN,
 } from "../models/mod.ts";
-import type { BNSpec, ResNetShortcut } from "../models/mod.ts";
+import type { BNSpec, ResidualInit, ResNetShortcut } from "../models/mod.ts";
 import type { OptimizerName, WeightDecayMode } from "./optim.ts";
 import type { ScheduleName } from "./schedule.ts";
 
@@ -49,6 +50,11 @@ export interface TrainConfig {
    * the Keras CIFAR-10 ResNet v1 example). Ignored by VGG. Default `A`.
    */
   shortcut: ResNetShortcut;
+  /**
+   * BN-free ResNet branches: last conv initialised to zero ("zero", Fixup-style) or He-normal
+   * scaled by 1/sqrt(blocks) ("scaled"); see lib/models `ResidualInit`. Ignored with BN and by VGG.
+   */
+  residualInit: ResidualInit;
   /**
    * BN epsilon (added to the variance), > 0. Default 1e-5 (PyTorch); Keras's
    * BatchNormalization default is 1e-3. A noisy moving variance gives NaN once
@@ -120,6 +126,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   bn: "all",
   width: null,
   shortcut: DEFAULT_SHORTCUT,
+  residualInit: "zero",
   bnEpsilon: DEFAULT_BN_EPSILON,
   bnMomentum: DEFAULT_BN_MOMENTUM,
   optimizer: "adam",
@@ -246,6 +253,7 @@ export function resolveTrainConfig(
   const total = checkModelName(c.model, c.width as number | null);
   resolveBN(c.bn as BNSpec, total, c.model as string);
   oneOf(c, "shortcut", RESNET_SHORTCUTS);
+  oneOf(c, "residualInit", RESIDUAL_INITS);
   num(c, "bnEpsilon", { minExclusive: 0 });
   num(c, "bnMomentum", { min: 0, maxExclusive: 1 });
   oneOf(c, "optimizer", ["sgd", "adam"]);

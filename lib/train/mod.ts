@@ -144,6 +144,7 @@ export async function trainOrLoad(
     seed: cfg.seed,
     width,
     shortcut: cfg.shortcut,
+    residualInit: cfg.residualInit,
     bnEpsilon: cfg.bnEpsilon,
     bnMomentum: cfg.bnMomentum,
   });
