@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
+import { cpuName } from "../util/machine.ts";
 import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
 import { backendInfo } from "../backend/mod.ts";
 import {
@@ -132,6 +133,8 @@ export interface SweepResult {
     backend: string;
     backendThreads: number;
     backendDetail: string;
+    /** CPU model (lib/util/machine `cpuName()`). */
+    cpu: string;
     /** `NUMERICS_VERSION` of the code that computed the numbers (part of {@link sweepKey}). */
     numericsVersion: string;
     /** Hash of the lib/ sources (provenance only). */
@@ -395,6 +398,7 @@ export async function noiseSweep(
         backend: backendInfo().name,
         backendThreads: backendInfo().threads,
         backendDetail: backendInfo().detail,
+        cpu: cpuName(),
         numericsVersion: NUMERICS_VERSION,
         libVersion: libVersion(),
         date: new Date().toISOString(),

@@ -17,7 +17,8 @@ import { NoiselabError } from "../util/errors.ts";
 import { backendInfo } from "../backend/mod.ts";
 import { exists, writeJsonAtomic } from "../util/fs.ts";
 import { hashObject } from "../util/hash.ts";
-import { libVersion } from "../util/version.ts";
+import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
+import { cpuName } from "../util/machine.ts";
 import { resolveTrainConfig, type TrainConfig } from "./config.ts";
 import { type FloatSplit, loadConfigDataset, prepareData, testData } from "./data.ts";
 import { evaluate, trainModel } from "./loop.ts";
@@ -180,6 +181,8 @@ export async function trainOrLoad(
     backend,
     libVersion: libVersion(),
     denoVersion: Deno.version.deno,
+    cpu: cpuName(),
+    numericsVersion: NUMERICS_VERSION,
     startedAt: res.startedAt,
     finishedAt: new Date().toISOString(),
     wallSeconds: res.wallSeconds,

@@ -56,6 +56,10 @@ export interface Provenance {
   backend: { name: string; threads?: number; detail?: string };
   libVersion: string;
   denoVersion: string;
+  /** CPU model of the machine that trained it (lib/util/machine `cpuName()`; absent in older stores). */
+  cpu?: string;
+  /** `NUMERICS_VERSION` of the code that trained it (part of the model id; absent in older stores). */
+  numericsVersion?: string;
   startedAt: string;
   finishedAt: string;
   /** Wall seconds of training, summed over resumed runs. */
