@@ -51,7 +51,7 @@ export function crossEntropy(
     const classes = out.shape[out.shape.length - 1] as number;
     let onehot = tf.oneHot(labels as tf.Tensor1D, classes);
     if (!probabilities) {
-      return tf.losses.softmaxCrossEntropy(onehot, out, undefined, labelSmoothing * 0.5) as tf.Scalar;
+      return tf.losses.softmaxCrossEntropy(onehot, out, undefined, labelSmoothing) as tf.Scalar;
     }
     if (labelSmoothing > 0) onehot = tf.add(tf.mul(onehot, 1 - labelSmoothing), labelSmoothing / classes);
     const logp = tf.log(tf.clipByValue(out, 1e-7, 1));
