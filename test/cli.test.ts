@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { sha256File } from "../lib/util/fs.ts";
 import { projectRoot } from "../lib/util/paths.ts";
 
 const MAIN = join(projectRoot, "lib", "cli", "main.ts");
@@ -51,6 +52,40 @@ function errorLines(stderr: string): string[] {
   );
 }
 
+/** A tiny training run (seconds). */
+const TINY_TRAIN = [
+  "train",
+  "--model",
+  "resnet8",
+  "--width",
+  "2",
+  "--train-size",
+  "20",
+  "--test-size",
+  "20",
+  "--epochs",
+  "1",
+];
+
+/** Every file under a folder with its sha256 (to assert that a failed command changed nothing). */
+async function treeState(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const p of listFiles(dir)) {
+    out[p] = p.endsWith("/") ? "dir" : await sha256File(p);
+  }
+  return out;
+}
+
+/** Exit 2, exactly one meaningful stderr line matching `re`, nothing on stdout; returns the line. */
+function assertBadInput(r: Run, re: RegExp): string {
+  assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
+  const lines = errorLines(r.stderr);
+  assert.equal(lines.length, 1, `expected one error line, got:\n${r.stderr}`);
+  assert.match(lines[0], re);
+  assert.equal(r.stdout, "");
+  return lines[0];
+}
+
 const BAD: [string, string[], RegExp][] = [
   ["unknown command", ["frobnicate"], /unknown command 'frobnicate'/],
   ["unknown flag", ["train", "--epoch", "3"], /--epoch: unknown option/],
@@ -83,21 +118,143 @@ const BAD: [string, string[], RegExp][] = [
     /--model: no stored model '0123456789ab'/,
   ],
   ["unknown data set (data)", ["data", "--dataset", "svhn"], /--dataset: .*svhn/],
+  // numbers: not a number, NaN, hex (Number() takes '0x1'), a fraction where an integer is needed
+  ["eta not a number", ["noise", "--model", "x", "--eta", "abc"], /--eta: expected a number, got 'abc'$/],
+  ["eta NaN", ["noise", "--model", "x", "--eta", "0.1,NaN"], /--eta: expected a number, got 'NaN'$/],
+  ["eta in hex", ["noise", "--model", "x", "--eta", "0x1"], /--eta: expected a number, got '0x1'$/],
+  [
+    "draws 1.5",
+    ["noise", "--model", "x", "--eta", "0.1", "--draws", "1.5"],
+    /--draws: .*integer >= 1, got '1\.5'/,
+  ],
+  [
+    "eta given twice",
+    ["noise", "--model", "x", "--eta", "0.1", "--eta=0.2"],
+    /--eta: given more than once \('0\.1' and '0\.2'\)/,
+  ],
+  [
+    "bn index beyond the model's BN layers",
+    // a tiny run, should the check ever be lost (the empty data folder stops it anyway)
+    [...TINY_TRAIN, "--bn", "0,99"],
+    /--bn: invalid index 99 \(resnet8 has 7 BN layers.*indices 0\.\.6\)/,
+  ],
+  [
+    "fold-bn with a value",
+    ["noise", "--model", "x", "--eta", "0.1", "--fold-bn=yes"],
+    /--fold-bn: is a switch and takes no value \(write --fold-bn, or --no-fold-bn for off\)/,
+  ],
+  [
+    "fold-bn followed by a stray word",
+    ["noise", "--model", "x", "--eta", "0.1", "--fold-bn", "yes"],
+    /unexpected argument 'yes'/,
+  ],
 ];
 
 for (const [name, args, re] of BAD) {
   Deno.test(`bad input exits 2 with one clear line, no files: ${name}`, async () => {
     const results = await Deno.makeTempDir({ prefix: "noiselab-cli-" });
-    const r = await cli(args, { NOISELAB_RESULTS_DIR: results });
-    assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
-    const lines = errorLines(r.stderr);
-    assert.equal(lines.length, 1, `expected one error line, got:\n${r.stderr}`);
-    assert.match(lines[0], re);
-    assert.equal(r.stdout, "");
-    assert.deepEqual(listFiles(results), []);
-    await Deno.remove(results, { recursive: true });
+    // an empty data folder: a command that got past its checks and started work fails differently
+    const data = await Deno.makeTempDir({ prefix: "noiselab-nodata-" });
+    try {
+      const r = await cli(args, { NOISELAB_RESULTS_DIR: results, NOISELAB_DATA_DIR: data });
+      assertBadInput(r, re);
+      assert.deepEqual(listFiles(results), []);
+      assert.deepEqual(listFiles(data), []);
+    } finally {
+      await Deno.remove(results, { recursive: true });
+      await Deno.remove(data, { recursive: true });
+    }
   });
 }
+
+Deno.test("stored model: targets emptied by --fold-bn and corrupt model files exit 2 naming the flag/file, nothing written", async () => {
+  const results = await Deno.makeTempDir({ prefix: "noiselab-cli-store-" });
+  const noData = await Deno.makeTempDir({ prefix: "noiselab-nodata-" });
+  const copies: string[] = [];
+  try {
+    const trained = await cli([...TINY_TRAIN, "--json"], { NOISELAB_RESULTS_DIR: results });
+    assert.equal(trained.code, 0, trained.stderr);
+    const id: string = JSON.parse(trained.stdout).id;
+    const state = await treeState(results);
+
+    // BN folding leaves no BN arrays: a target made only of BN parts selects nothing. The check runs
+    // before any work: with an empty data folder a command that went on would fail on the data instead.
+    const emptied: [string[], RegExp][] = [
+      [["--targets", "bn-mean", "--fold-bn"], /--targets: bn-mean selects no tensor .*once BN is folded/],
+      [["--fold-bn", "--targets", "kernels,bn-var", "--json"], /--targets: bn-var selects no tensor/],
+      [["--targets", "bn-affine+bn-mean", "--fold-bn"], /--targets: bn-affine\+bn-mean selects no tensor/],
+    ];
+    for (const [args, re] of emptied) {
+      const r = await cli(["noise", "--model", id, "--eta", "0.1", ...args], {
+        NOISELAB_RESULTS_DIR: results,
+        NOISELAB_DATA_DIR: noData,
+      });
+      assertBadInput(r, re);
+      assert.deepEqual(await treeState(results), state, args.join(" "));
+      assert.deepEqual(listFiles(noData), []);
+    }
+
+    // corrupt copies of the stored model, each in its own results folder
+    const modelDir = join(results, "models", id);
+    const corruptions: [string, string, (dir: string) => Promise<void>, RegExp][] = [
+      [
+        "weights.bin cut short",
+        "weights.bin",
+        async (dir) => {
+          const w = join(dir, "weights.bin");
+          await Deno.truncate(w, Math.floor((await Deno.stat(w)).size / 2));
+        },
+        /weights\.bin: \d+ bytes, but model\.json describes \d+ \(truncated or mismatched\)/,
+      ],
+      [
+        "weights.bin missing",
+        "weights.bin",
+        (dir) => Deno.remove(join(dir, "weights.bin")),
+        /weights\.bin: no such file/,
+      ],
+      [
+        "meta.json not JSON",
+        "meta.json",
+        (dir) => Deno.writeTextFile(join(dir, "meta.json"), '{"id": '),
+        /meta\.json: unreadable model metadata/,
+      ],
+      [
+        "model.json not JSON",
+        "model.json",
+        (dir) => Deno.writeTextFile(join(dir, "model.json"), "{"),
+        /model\.json: not a valid model\.json/,
+      ],
+    ];
+    for (const [what, file, corrupt, re] of corruptions) {
+      const copy = await Deno.makeTempDir({ prefix: "noiselab-cli-corrupt-" });
+      copies.push(copy);
+      const dir = join(copy, "models", id);
+      await Deno.mkdir(dir, { recursive: true });
+      for (const f of ["model.json", "weights.bin", "meta.json"]) {
+        await Deno.copyFile(join(modelDir, f), join(dir, f));
+      }
+      await corrupt(dir);
+      const before = await treeState(copy);
+      const r = await cli(["noise", "--model", id, "--eta", "0.1", "--draws", "1"], {
+        NOISELAB_RESULTS_DIR: copy,
+        NOISELAB_DATA_DIR: noData,
+      });
+      const line = assertBadInput(r, re);
+      assert.ok(line.includes(join(dir, file)), `${what}: the line names ${join(dir, file)}: ${line}`);
+      assert.deepEqual(await treeState(copy), before, what);
+      if (what === "weights.bin cut short") {
+        // train finds the same id in the store and must not train over (or load) the broken copy
+        const t = await cli([...TINY_TRAIN, "--json"], { NOISELAB_RESULTS_DIR: copy });
+        const tline = assertBadInput(t, re);
+        assert.ok(tline.includes(join(dir, "weights.bin")), tline);
+        assert.deepEqual(await treeState(copy), before, `${what} (train)`);
+      }
+    }
+    assert.deepEqual(await treeState(results), state);
+  } finally {
+    for (const d of [results, noData, ...copies]) await Deno.remove(d, { recursive: true }).catch(() => {});
+  }
+});
 
 Deno.test("missing and corrupt data files: exit 2 naming the file, nothing written", async () => {
   const results = await Deno.makeTempDir({ prefix: "noiselab-cli-" });

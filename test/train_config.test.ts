@@ -66,6 +66,16 @@ Deno.test("every bad field is rejected with a message naming it", () => {
 Deno.test("the BN limit follows the model: resnet8 has 7 BN slots", () => {
   assert.equal(resolveTrainConfig({ model: "resnet8", bn: 7 }).bn, 7);
   rejects({ model: "resnet8", bn: 8 }, "bn", /7 BN layers/);
+  // explicit indices: each must name one of the model's BN layers (0..6)
+  assert.deepEqual(resolveTrainConfig({ model: "resnet8", bn: [0, 6] }).bn, [0, 6]);
+  rejects(
+    { model: "resnet8", bn: [0, 99] },
+    "bn",
+    /invalid index 99 \(resnet8 has 7 BN layers.*indices 0\.\.6\)/,
+  );
+  rejects({ model: "resnet8", bn: [7] }, "bn", /invalid index 7/);
+  rejects({ model: "resnet8", bn: [-1] }, "bn", /invalid index -1/);
+  rejects({ model: "resnet8", bn: [1.5] }, "bn", /invalid index 1\.5/);
 });
 
 Deno.test("model id: stable, and changes with any config field or the data", () => {

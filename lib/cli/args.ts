@@ -32,17 +32,18 @@ export function parseFlags(
       i++;
     } else args.push(a);
   }
+  let parsed;
   try {
-    const { values, positionals } = parseArgs(
+    parsed = parseArgs(
       {
         args,
         options,
         strict: true,
         allowPositionals: true,
         allowNegative: true,
+        tokens: true,
       } as Parameters<typeof parseArgs>[0],
     );
-    return { values: values as Record<string, string | boolean | undefined>, positionals };
   } catch (e) {
     const msg = (e as Error).message;
     const flag = /'(-{1,2}[^' ]+)/.exec(msg)?.[1] ?? "argument";
@@ -50,8 +51,29 @@ export function parseFlags(
     if (/Unknown option/.test(msg)) why = `unknown option for '${command}' (see: noiselab help ${command})`;
     else if (/argument missing/.test(msg)) why = "needs a value";
     else if (/ambiguous/.test(msg)) why = `a value starting with '-' must be written as ${flag}=VALUE`;
+    else if (/does not take an argument/.test(msg)) {
+      why = `is a switch and takes no value (write ${flag}, or --no-${flag.slice(2)} for off)`;
+    }
     throw new NoiselabError(`${flag}: ${why}`, flag);
   }
+  // a value flag given twice (`--eta 0.1 ... --eta 0.2`) would silently keep the last one
+  const seen = new Map<string, string>();
+  for (const t of (parsed as { tokens?: { kind: string; name?: string; value?: string }[] }).tokens ?? []) {
+    if (t.kind !== "option" || !t.name || options[t.name]?.type !== "string" || options[t.name].multiple) {
+      continue;
+    }
+    if (seen.has(t.name)) {
+      throw new NoiselabError(
+        `--${t.name}: given more than once ('${seen.get(t.name)}' and '${t.value}'); give it once`,
+        `--${t.name}`,
+      );
+    }
+    seen.set(t.name, t.value ?? "");
+  }
+  return {
+    values: parsed.values as Record<string, string | boolean | undefined>,
+    positionals: parsed.positionals,
+  };
 }
 
 /** A NoiselabError for a flag value. */
@@ -59,11 +81,14 @@ export function flagError(flag: string, why: string): NoiselabError {
   return new NoiselabError(`--${flag}: ${why}`, `--${flag}`);
 }
 
-/** Parse a number flag (the config validation checks ranges later). */
+/** Decimal notation only: `Number()` would also take `0x10`, `0b1`, `0o7` and `Infinity`. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** Parse a number flag written in decimal notation (the config validation checks ranges later). */
 export function numberFlag(flag: string, raw: string): number {
   const t = raw.trim();
   const v = Number(t);
-  if (t === "" || !Number.isFinite(v)) throw flagError(flag, `expected a number, got '${raw}'`);
+  if (!DECIMAL.test(t) || !Number.isFinite(v)) throw flagError(flag, `expected a number, got '${raw}'`);
   return v;
 }
 
