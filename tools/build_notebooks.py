@@ -125,16 +125,19 @@ weight tensor) and report that BN models lose far more accuracy: average normali
 ResNet44 41.32% (BN) vs 91.95% (no BN), VGG16 10.75% vs 93.80%.
 
 **How to read it.** The first table lists the parameters in effect (the `parameters` cell picks a profile:
-`smoke` only checks the pipeline, `quick` is a reduced study, `paper` the full scale). Then: clean accuracies
-of the four models; accuracy and normalized accuracy (noisy / clean) vs the noise level η, each point the mean
-over Monte Carlo noise draws with a shaded 95% confidence band; the paper's metric (average normalized accuracy
-over η > 0) beside the paper's numbers; and an interpretation written from the numbers of *this* run.
-A provenance line under every figure says which data, models (ids), seeds, noise draws and backend produced it.
-Figures are also written to `results/figures/` (SVG, PNG, PDF), tables to `results/tables/` (CSV).
+`smoke` only checks the pipeline, `quick` is a reduced study, `standard` trains to 90%+ with three seeds,
+`paper` the full scale). Then: clean accuracies; accuracy, normalized accuracy (noisy / clean) and the share of
+test images whose logits are not finite (NaN/Inf), each against the noise level η with 95% bands; the paper's
+metric (average normalized accuracy over η > 0) beside the paper's numbers, **at the end of training and at
+matched clean accuracy** (a BN model and its no-BN twin rarely end equally well trained, and normalized accuracy
+depends on how well a model is trained); and an interpretation written from the numbers of *this* run, which
+states a finding only when the intervals support it and the models are trained well enough.
+A provenance line under every figure says which data, models (ids), seeds, noise draws, backend and CPU produced
+it. Figures are also written to `results/figures/` (SVG, PNG, PDF), tables to `results/tables/` (CSV).
 """),
     code(params_cell(""), tags=["parameters"]),
     code(setup_cell("01")),
-    md("## Train (or load) the models\nEach architecture with all BN layers and with none; stored models are reused (`results/models/<id>`)."),
+    md("## Train (or load) the models\nEach architecture with all BN layers and with none, once per training seed; stored models are reused (`results/models/<id>`)."),
     code("""
 const trained = await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset);
 const trainProv = nb.studyProvenance(P, setup.dataset, trained);
@@ -142,46 +145,51 @@ await an.showTable(nb.cleanAccuracyTable(trained), { caption: "Clean test accura
 """),
     md("## Noise sweeps\nSame noise draws for every model (paired); results are cached in `results/sweeps/`."),
     code("""
+const condition = nb.defaultCondition(P);
 const sweeps: nb.VariantSweep[] = [];
-for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, nb.defaultCondition(P), setup.dataset));
-const rows = sweeps.flatMap((s) => s.rows);
-const summary = an.summarizeByEta(rows, (r) => r.series);
+for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, condition, setup.dataset));
+const summary = an.summarizeByEta(sweeps.flatMap((s) => s.rows), (r) => r.series);
 const prov = nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) });
-const summaryCsv = await an.exportTable(summary.map((s) => ({ ...s })), "01-sweep-summary");
+await an.exportTable(summary.map((s) => ({ ...s })), "01-sweep-summary");
 """),
     code("""
 const figAcc = an.accuracyVsEtaChart(summary, {
   chance: nb.chanceOf(setup.dataset),
   legendTitle: "model",
-  subtitle: `CIFAR-10 test accuracy, mean of ${P.draws} noise draws per η; shaded: 95% CI`,
+  subtitle: `CIFAR-10 test accuracy, ${P.draws} noise draws per η × ${P.seeds.length} training seed(s); shaded: 95% CI`,
   caption: prov,
 });
 await an.showFigure(figAcc, { files: await an.exportFigure(figAcc, "01-accuracy-vs-eta") });
-"""),
-    code("""
 const figNorm = an.normalizedVsEtaChart(summary, {
   legendTitle: "model",
-  subtitle: "noisy accuracy / clean accuracy; shaded: 95% CI over noise draws",
+  subtitle: "noisy accuracy / clean accuracy; shaded: 95% CI",
   caption: prov,
 });
 await an.showFigure(figNorm, { files: await an.exportFigure(figNorm, "01-normalized-vs-eta") });
+const figNaN = an.nonFiniteVsEtaChart(summary, {
+  legendTitle: "model",
+  subtitle: "share of test images whose logits contain NaN or Inf (mean over draws)",
+  caption: prov,
+});
+await an.showFigure(figNaN, { files: await an.exportFigure(figNaN, "01-nonfinite-vs-eta") });
 """),
-    md("## The paper's metric beside the paper's numbers"),
+    md("## At the end of training and at matched clean accuracy\nFor each architecture, the twin that ends better trained is also swept at its trajectory snapshot whose clean accuracy is closest to the other's final accuracy (same noise draws)."),
     code("""
-const comparison = an.table(nb.bnComparisonRows(sweeps, true));
+const matched = await nb.matchedComparisons(P, sweeps, condition, setup.dataset);
+const comparison = an.table(nb.bnComparisonRows(sweeps, P.dataset === "cifar10", matched));
 await an.exportTable(comparison, "01-average-normalized-accuracy");
 await an.showTable(comparison, {
-  caption: "Average normalized accuracy over η > 0 (ours) and the paper's (CIFAR-10)",
+  caption: `Average normalized accuracy over η ∈ {${P.etas.filter((e) => e > 0).join(", ")}} (ours) and the paper's`,
   provenance: prov,
 });
-"""),
-    code("""
-await an.showMarkdown(nb.interpretBnComparison(sweeps, {
+await an.showMarkdown(nb.interpretBnComparison(sweeps, matched, {
+  ...nb.trustOf(P, setup.dataset),
   chance: nb.chanceOf(setup.dataset),
   profile: P.profile,
   paper: P.dataset === "cifar10",
   scale: nb.scaleStatement(P),
   targets: P.noiseTargets,
+  etas: P.etas,
 }));
 """),
 ])
@@ -195,8 +203,9 @@ resistance. One architecture is trained several times with 0, a few, …, all of
 convolutions in forward order get BN; the others keep a bias), everything else equal.
 
 **How to read it.** The chart shows normalized accuracy (noisy / clean) against the number of BN layers, one
-line per noise level η, with 95% bands over the noise draws. The table lists every model's clean accuracy and
-average normalized accuracy; the text below it states the trend these numbers show.
+line per noise level η, with 95% bands. The table lists every model's clean accuracy and average normalized
+accuracy; the text states a trend only when every model is trained well enough, their clean accuracies are
+close enough to compare, and the intervals support it.
 """),
     code(params_cell(""), tags=["parameters"]),
     code(setup_cell("02")),
@@ -213,39 +222,27 @@ await an.showTable(nb.cleanAccuracyTable(trained), {
 const sweeps: nb.VariantSweep[] = [];
 for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, nb.defaultCondition(P), setup.dataset));
 const prov = nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) });
-const perModel = sweeps.map((s) => ({ bnLayers: s.variant.bnLayers, summary: an.summarizeByEta(s.rows, (r) => r.series) }));
-const points = perModel.flatMap((m) =>
-  m.summary.filter((s) => P.etasShown.includes(s.eta)).map((s) => ({
-    bnLayers: m.bnLayers, eta: s.eta, normalized: s.normalized, normalizedLo: s.normalizedLo, normalizedHi: s.normalizedHi,
-  }))
-);
-const pointsCsv = await an.exportTable(points.map((p) => ({ ...p })), "02-normalized-vs-bn-layers");
-"""),
-    code("""
+const summary = an.summarizeByEta(sweeps.flatMap((s) => s.rows), (r) => String(r.bnLayers));
+const points = summary.filter((s) => P.etasShown.includes(s.eta)).map((s) => ({
+  bnLayers: Number(s.series), eta: s.eta, normalized: s.normalized, normalizedLo: s.normalizedLo, normalizedHi: s.normalizedHi,
+}));
+await an.exportTable(points.map((p) => ({ ...p })), "02-normalized-vs-bn-layers");
 const figBn = an.bnCountChart(points, {
-  subtitle: `${nb.prettyModel(model)}, ${P.draws} noise draws per η; shaded: 95% CI`,
+  subtitle: `${nb.prettyModel(model)}, ${P.draws} noise draws per η × ${P.seeds.length} training seed(s); shaded: 95% CI`,
   caption: prov,
 });
 await an.showFigure(figBn, { files: await an.exportFigure(figBn, "02-normalized-vs-bn-layers") });
 """),
     code("""
-const countTable = an.table(sweeps.map((s) => {
-  const ci = nb.avgNormalizedCI(s.result.rows);
-  const row: Record<string, number | string> = {
-    "BN layers": s.variant.bnLayers,
-    "clean acc. (%)": 100 * s.variant.trained.cleanAccuracy,
-    "avg. normalized acc. (%)": 100 * ci.mean,
-    "95% CI": `${(100 * ci.lo).toFixed(1)}–${(100 * ci.hi).toFixed(1)}`,
-  };
-  for (const m of perModel.find((p) => p.bnLayers === s.variant.bnLayers)!.summary) {
-    if (P.etasShown.includes(m.eta)) row[`norm. acc. at η=${m.eta} (%)`] = 100 * m.normalized;
-  }
-  return row;
-}));
+const countTable = an.table(nb.bnComparisonRows(sweeps, false));
 await an.exportTable(countTable, "02-bn-layer-table");
-await an.showTable(countTable, { caption: "Noise resistance vs number of BN layers", provenance: prov });
+await an.showTable(countTable, {
+  caption: `Noise resistance vs number of BN layers (average over η ∈ {${P.etas.filter((e) => e > 0).join(", ")}})`,
+  provenance: prov,
+});
 await an.showMarkdown(nb.interpretBnCount(sweeps, {
-  chance: nb.chanceOf(setup.dataset), profile: P.profile, scale: nb.scaleStatement({ ...P, models: [model] }),
+  ...nb.trustOf(P, setup.dataset),
+  chance: nb.chanceOf(setup.dataset), profile: P.profile, scale: nb.scaleStatement({ ...P, models: [model] }), etas: P.etas,
 }));
 """),
 ])
@@ -255,42 +252,50 @@ NB03 = notebook([
 # 03 · Where BatchNorm breaks: which stored arrays cause the damage
 
 **What this adds to the paper.** The paper perturbs the trained models and concludes that BN hurts noise
-resistance. But a BN layer stores four arrays — γ, β, the moving mean and the moving variance — and noise on
-the moving variance can make it negative (NaN outputs, chance accuracy). Hardware would normally fold BN into
-the convolution weights or keep it digital. Here the *same* trained BN models (notebook 01's, loaded from the
-store) are swept under six conditions, with the same noise draws throughout:
+resistance. But a BN layer stores four arrays — γ, β, the moving mean μ and the moving variance σ² — and noise on
+σ² can make it negative (NaN outputs). Hardware would normally fold BN into the convolution weights or keep it
+digital. Here the *same* trained BN models (notebook 01's, loaded from the store) are swept under conditions
+named by exactly which arrays get noise, with the same noise draws throughout:
 
-(a) kernels only · (b) + BN γ/β · (c) + BN moving statistics · (d) every stored array ("all", the paper's
-likely setting) · (e) BN folded into the convolutions first, then noise on everything · (f) noise on everything,
-then BN statistics re-estimated on a few training batches.
+(a) kernels only · (b) kernels + BN γ, β · (c) kernels + BN γ, β, μ, σ² · (d) every stored array (kernels,
+biases, BN γ, β, μ, σ² — the paper's likely setting) · (e) BN folded into the convolutions first, then noise on the
+folded kernels only · (f) BN folded, noise on folded kernels and folded biases · (g) noise on every stored array,
+then BN μ, σ² re-estimated on a few training batches. The no-BN twins get (a) and (d) as references, and the
+kernel-only comparison is repeated at matched clean accuracy.
 
 **How to read it.** One chart per model (normalized accuracy vs η per condition, 95% bands), a bar chart of
-the average normalized accuracy per condition with the no-BN model as reference, and a text stating which part
-of BN causes the damage and where that disagrees with the paper's reading.
+the average normalized accuracy per condition with the no-BN twin as reference, and a text that reports every
+number and states a conclusion only when the intervals and the models' training support it.
 """),
     code(params_cell(""), tags=["parameters"]),
     code(setup_cell("03")),
     code("""
 const all = await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset);
-const bnModels = all.filter((v) => v.bnLayers > 0);
-const noBnModels = all.filter((v) => v.bnLayers === 0);
+const first = all.filter((v) => v.seed === P.seeds[0]); // attribution uses the first training seed
+const bnModels = first.filter((v) => v.bnLayers > 0);
+const noBnModels = first.filter((v) => v.bnLayers === 0);
 const conditions = nb.attributionConditions(P);
 const results: nb.VariantSweep[] = [];
 for (const tv of bnModels) {
   for (const c of conditions) results.push(await nb.sweepVariant(P, tv, c, setup.dataset, { series: c.label }));
 }
 const refs: nb.VariantSweep[] = [];
-for (const tv of noBnModels) refs.push(await nb.sweepVariant(P, tv, nb.defaultCondition(P), setup.dataset));
-const prov = nb.studyProvenance(P, setup.dataset, all, {
+for (const tv of noBnModels) {
+  for (const c of nb.referenceConditions(P)) refs.push(await nb.sweepVariant(P, tv, c, setup.dataset, { series: c.label }));
+}
+const kernelsOnly = [...results, ...refs].filter((r) => r.condition.key === "kernels");
+const matchedKernels = await nb.matchedComparisons(P, kernelsOnly, conditions[0], setup.dataset);
+const prov = nb.studyProvenance(P, setup.dataset, first, {
   noise: `${P.noiseForm}, conditions ${conditions.map((c) => c.key).join("/")}`,
   cached: [...results, ...refs].every((s) => s.fromCache),
 });
 """),
     code("""
 for (const tv of bnModels) {
-  const summary = an.summarizeByEta(results.filter((r) => r.variant === tv).flatMap((r) => r.rows), (r) => r.series);
+  const rows = [...results.filter((r) => r.variant === tv), ...refs.filter((r) => r.variant.model === tv.model)].flatMap((r) => r.rows);
+  const summary = an.summarizeByEta(rows, (r) => r.series);
   const fig = an.attributionChart(summary, {
-    title: `${tv.label}: which part of BatchNorm breaks under noise`,
+    title: `${tv.label}: which stored arrays break it under noise`,
     subtitle: `${P.draws} paired noise draws per η; shaded: 95% CI`,
     caption: prov,
   });
@@ -298,43 +303,42 @@ for (const tv of bnModels) {
 }
 """),
     code("""
-const bars = [
-  ...results.map((r) => {
-    const ci = nb.avgNormalizedCI(r.result.rows);
-    return { label: r.condition.label, value: 100 * ci.mean, lo: 100 * ci.lo, hi: 100 * ci.hi, group: r.variant.label };
-  }),
-  ...refs.map((r) => {
-    const ci = nb.avgNormalizedCI(r.result.rows);
-    const twin = bnModels.find((b) => b.model === r.variant.model);
-    return {
-      label: "(ref) no-BN model, all arrays", value: 100 * ci.mean, lo: 100 * ci.lo, hi: 100 * ci.hi,
-      group: twin ? twin.label : r.variant.label,
-    };
-  }),
-];
+const bars = [...results, ...refs].map((r) => {
+  const ci = nb.avgNormalizedCI(r.result.rows);
+  const twin = bnModels.find((b) => b.model === r.variant.model);
+  return { label: r.condition.label, value: 100 * ci.mean, lo: 100 * ci.lo, hi: 100 * ci.hi, group: twin ? twin.label : r.variant.label };
+});
 const figBars = an.barChart(bars, {
   title: "Average normalized accuracy per noise condition",
-  subtitle: "mean over η > 0; error bars: 95% CI over paired draws",
+  subtitle: `mean over η ∈ {${P.etas.filter((e) => e > 0).join(", ")}}; error bars: 95% CI over paired draws`,
   xLabel: "average normalized accuracy (% of clean) →",
   legendTitle: "model",
   caption: prov,
 });
 await an.showFigure(figBars, { files: await an.exportFigure(figBars, "03-attribution-bars") });
 const attrTable = an.table(bars.map((b) => ({
-  model: b.group, condition: b.label, "avg. normalized acc. (%)": b.value, "95% CI": `${b.lo.toFixed(1)}–${b.hi.toFixed(1)}`,
+  model: b.group, condition: b.label, "avg. normalized acc. (%)": b.value,
+  "95% CI": Number.isFinite(b.lo) ? `${b.lo.toFixed(1)}–${b.hi.toFixed(1)}` : "undefined (1 draw)",
 })));
 await an.exportTable(attrTable, "03-attribution");
 await an.showTable(attrTable, { caption: "Average normalized accuracy per condition", provenance: prov });
 """),
     code("""
 await an.showMarkdown(nb.interpretAttribution(
-  bnModels.map((tv) => ({
-    model: tv.label,
-    conditions: results.filter((r) => r.variant === tv).map((r) => ({ key: r.condition.key, label: r.condition.label, rows: r.result.rows })),
-    reference: refs.find((r) => r.variant.model === tv.model)?.result.rows,
-  })),
+  bnModels.map((tv) => {
+    const twin = noBnModels.find((n) => n.model === tv.model);
+    const ref = (key: string) => refs.find((r) => r.variant === twin && r.condition.key === key)?.result.rows;
+    return {
+      model: tv.label,
+      clean: { bn: tv.trained.cleanAccuracy, noBn: twin ? twin.trained.cleanAccuracy : NaN },
+      conditions: results.filter((r) => r.variant === tv).map((r) => ({ key: r.condition.key, label: r.condition.label, rows: r.result.rows })),
+      reference: { kernels: ref("kernels"), all: ref("all") },
+      matchedKernels: matchedKernels.find((m) => m.bn.variant.model === tv.model),
+    };
+  }),
   {
-    chance: nb.chanceOf(setup.dataset), profile: P.profile, scale: nb.scaleStatement(P),
+    ...nb.trustOf(P, setup.dataset),
+    chance: nb.chanceOf(setup.dataset), profile: P.profile, scale: nb.scaleStatement(P), etas: P.etas,
     nearChance: nb.nearChance([...results, ...refs], nb.chanceOf(setup.dataset)).filter((v, i, a) => a.indexOf(v) === i),
   },
 ));
@@ -346,58 +350,133 @@ NB04 = notebook([
 # 04 · The same study on CIFAR-100
 
 **What this reproduces.** The paper's third finding: the BN vs no-BN gap also appears on CIFAR-100 (100
-classes, chance 1%). This notebook repeats notebook 01 on CIFAR-100.
+classes, chance 1%). This notebook repeats notebook 01 on CIFAR-100 (fine labels).
 
-**Data.** CIFAR-100 is not shipped with the project (no offline copy exists here). When its official binary
-release is missing, the notebook says where to put it and stops early; the remaining cells then skip their work.
+**Data.** The official CIFAR-100 binary files, vendored in `data/cifar100/` (byte-identical `train.bin` /
+`test.bin`, sha256-verified on load); the official release placed in `data/` takes precedence.
 
-**How to read it.** As in notebook 01: clean accuracies, accuracy and normalized accuracy vs η with 95% bands,
-the average normalized accuracy table and an interpretation generated from the numbers.
+**How to read it.** As in notebook 01: clean accuracies, accuracy, normalized accuracy and non-finite share vs η
+with 95% bands, the average normalized accuracy at the end of training and at matched clean accuracy, and an
+interpretation generated from the numbers (with CIFAR-100's own clean-accuracy threshold).
 """),
     code(params_cell(""), tags=["parameters"]),
-    code(setup_cell("04", explain=True)),
+    code(setup_cell("04")),
     code("""
-// Every following cell checks `setup`: without the data set they do nothing (and raise no error).
-const trained = setup ? await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset) : [];
-if (setup) {
-  await an.showTable(nb.cleanAccuracyTable(trained), {
-    caption: "Clean test accuracy (CIFAR-100)", provenance: nb.studyProvenance(P, setup.dataset, trained),
-  });
-}
+const trained = await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset);
+await an.showTable(nb.cleanAccuracyTable(trained), {
+  caption: "Clean test accuracy (CIFAR-100)", provenance: nb.studyProvenance(P, setup.dataset, trained),
+});
 """),
     code("""
+const condition = nb.defaultCondition(P);
 const sweeps: nb.VariantSweep[] = [];
-if (setup) {
-  for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, nb.defaultCondition(P), setup.dataset));
-}
+for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, condition, setup.dataset));
 const summary = an.summarizeByEta(sweeps.flatMap((s) => s.rows), (r) => r.series);
-const prov = setup ? nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) }) : "";
+const prov = nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) });
+await an.exportTable(summary.map((s) => ({ ...s })), "04-sweep-summary");
 """),
     code("""
-if (setup) {
-  const figAcc = an.accuracyVsEtaChart(summary, {
-    title: "CIFAR-100: test accuracy under weight noise",
-    chance: nb.chanceOf(setup.dataset), legendTitle: "model",
-    subtitle: `mean of ${P.draws} noise draws per η; shaded: 95% CI`, caption: prov,
+const figAcc = an.accuracyVsEtaChart(summary, {
+  title: "CIFAR-100: test accuracy under weight noise",
+  chance: nb.chanceOf(setup.dataset), legendTitle: "model",
+  subtitle: `${P.draws} noise draws per η × ${P.seeds.length} training seed(s); shaded: 95% CI`, caption: prov,
+});
+await an.showFigure(figAcc, { files: await an.exportFigure(figAcc, "04-accuracy-vs-eta") });
+const figNorm = an.normalizedVsEtaChart(summary, {
+  title: "CIFAR-100: normalized accuracy under weight noise", legendTitle: "model",
+  subtitle: "noisy / clean accuracy; shaded: 95% CI", caption: prov,
+});
+await an.showFigure(figNorm, { files: await an.exportFigure(figNorm, "04-normalized-vs-eta") });
+const figNaN = an.nonFiniteVsEtaChart(summary, {
+  title: "CIFAR-100: test images with non-finite logits", legendTitle: "model",
+  subtitle: "share of test images whose logits contain NaN or Inf (mean over draws)", caption: prov,
+});
+await an.showFigure(figNaN, { files: await an.exportFigure(figNaN, "04-nonfinite-vs-eta") });
+"""),
+    code("""
+const matched = await nb.matchedComparisons(P, sweeps, condition, setup.dataset);
+const comparison = an.table(nb.bnComparisonRows(sweeps, false, matched));
+await an.exportTable(comparison, "04-average-normalized-accuracy");
+await an.showTable(comparison, {
+  caption: `Average normalized accuracy over η ∈ {${P.etas.filter((e) => e > 0).join(", ")}} (CIFAR-100)`, provenance: prov,
+});
+await an.showMarkdown(nb.interpretBnComparison(sweeps, matched, {
+  ...nb.trustOf(P, setup.dataset),
+  chance: nb.chanceOf(setup.dataset), profile: P.profile, paper: false, scale: nb.scaleStatement(P),
+  targets: P.noiseTargets, etas: P.etas,
+}));
+"""),
+])
+
+NB05 = notebook([
+    md("""
+# 05 · Robustness over training: BN vs no BN at matched clean accuracy
+
+**Why.** A BN model and its BN-free twin trained with the same recipe end at different clean accuracies, and a
+model's normalized accuracy depends on how well it is trained (it is bounded below by chance / clean accuracy).
+Comparing them only at the end of training mixes "BN" with "trained less well". Every training run keeps
+snapshots of its weights along the way (`snapshots` per run, with their clean accuracy); this notebook sweeps
+every snapshot of a BN model and of its no-BN twin with the same noise draws and plots robustness against clean
+accuracy: points at the same clean accuracy compare the two at matched accuracy.
+
+**How to read it.** One chart per architecture: average normalized accuracy (over η > 0) against clean accuracy,
+one line per variant in training order, 95% interval bars, each point labelled with its epochs; a chart of the
+share of test images with non-finite logits along training; the table of every point; and a text that pairs
+points of matched clean accuracy and states a finding only when those comparisons agree and the models are
+trained well enough.
+"""),
+    code(params_cell(""), tags=["parameters"]),
+    code(setup_cell("05")),
+    code("""
+// one training seed: the trajectory of the first seed's models (shared with notebook 01 when the parameters match)
+const trained = await nb.trainVariants({ ...P, seeds: [P.seeds[0]] }, nb.bnVariants(P.models), setup.dataset);
+const condition = nb.defaultCondition(P);
+const trajectories: nb.TrajectoryInput[] = [];
+for (const m of P.models) {
+  const bn = trained.find((t) => t.model === m && t.bnLayers > 0)!, no = trained.find((t) => t.model === m && t.bnLayers === 0)!;
+  trajectories.push({
+    model: nb.prettyModel(m),
+    bn: await nb.trajectorySweeps(P, bn, condition, setup.dataset),
+    noBn: await nb.trajectorySweeps(P, no, condition, setup.dataset),
   });
-  await an.showFigure(figAcc, { files: await an.exportFigure(figAcc, "04-accuracy-vs-eta") });
-  const figNorm = an.normalizedVsEtaChart(summary, {
-    title: "CIFAR-100: normalized accuracy under weight noise", legendTitle: "model",
-    subtitle: "noisy / clean accuracy; shaded: 95% CI", caption: prov,
-  });
-  await an.showFigure(figNorm, { files: await an.exportFigure(figNorm, "04-normalized-vs-eta") });
 }
+const prov = nb.studyProvenance({ ...P, seeds: [P.seeds[0]] }, setup.dataset, trained, { noise: `${P.noiseForm} on ${P.noiseTargets.join("+")}, every trajectory snapshot` });
 """),
     code("""
-if (setup) {
-  const comparison = an.table(nb.bnComparisonRows(sweeps, false));
-  await an.exportTable(comparison, "04-average-normalized-accuracy");
-  await an.showTable(comparison, { caption: "Average normalized accuracy over η > 0 (CIFAR-100)", provenance: prov });
-  await an.showMarkdown(nb.interpretBnComparison(sweeps, {
-    chance: nb.chanceOf(setup.dataset), profile: P.profile, paper: false, scale: nb.scaleStatement(P),
-    targets: P.noiseTargets,
+for (const t of trajectories) {
+  const pts = [...t.bn, ...t.noBn].map((p) => ({
+    series: p.variant.label, clean: p.clean, value: p.avgNormalized.mean, lo: p.avgNormalized.lo, hi: p.avgNormalized.hi, epochs: p.epochs,
   }));
+  const fig = an.trajectoryChart(pts, {
+    title: `${t.model}: noise robustness along training`,
+    subtitle: `average normalized accuracy over η ∈ {${P.etas.filter((e) => e > 0).join(", ")}}, ${P.draws} draws; bars: 95% CI`,
+    legendTitle: "model", caption: prov,
+  });
+  await an.showFigure(fig, { files: await an.exportFigure(fig, `05-trajectory-${t.model.toLowerCase().replace(/[^a-z0-9]+/g, "")}`) });
 }
+const nfPts = trajectories.flatMap((t) => [...t.bn, ...t.noBn]).map((p) => ({
+  series: p.variant.label, x: 100 * p.clean, y: 100 * p.nonFiniteShare, lo: NaN, hi: NaN,
+}));
+const figNaN = an.bandChart(nfPts, {
+  title: "Non-finite logits along training", subtitle: "share of test images with NaN/Inf logits, mean over η > 0 and draws",
+  xLabel: "clean test accuracy (%) →", yLabel: "↑ images with NaN/Inf logits (%)", yDomain: [0, 100], legendTitle: "model", caption: prov,
+});
+await an.showFigure(figNaN, { files: await an.exportFigure(figNaN, "05-nonfinite-along-training") });
+"""),
+    code("""
+const pointTable = an.table(trajectories.flatMap((t) => [...t.bn, ...t.noBn]).map((p) => ({
+  model: p.variant.label,
+  epochs: Number(p.epochs.toFixed(3)),
+  "clean acc. (%)": 100 * p.clean,
+  "avg. normalized acc. (%)": 100 * p.avgNormalized.mean,
+  "95% CI": Number.isFinite(p.avgNormalized.lo) ? `${(100 * p.avgNormalized.lo).toFixed(1)}–${(100 * p.avgNormalized.hi).toFixed(1)}` : "undefined (1 draw)",
+  "non-finite logits (%)": 100 * p.nonFiniteShare,
+})));
+await an.exportTable(pointTable, "05-trajectory-points");
+await an.showTable(pointTable, { caption: "Every trajectory point", provenance: prov });
+await an.showMarkdown(nb.interpretTrajectory(trajectories, {
+  ...nb.trustOf(P, setup.dataset), chance: nb.chanceOf(setup.dataset), profile: P.profile, scale: nb.scaleStatement(P), etas: P.etas,
+}));
 """),
 ])
 
@@ -410,6 +489,7 @@ def main():
         ("02-bn-layer-count.ipynb", NB02),
         ("03-where-bn-breaks.ipynb", NB03),
         ("04-cifar100.ipynb", NB04),
+        ("05-robustness-over-training.ipynb", NB05),
     ]:
         nbformat.validate(nb)
         with open(os.path.join(out, name), "w", encoding="utf-8") as f:
