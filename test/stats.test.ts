@@ -239,18 +239,32 @@ function sampleSd(xs: number[]): number {
 Deno.test("notebook prose: single draws never count as 'intervals separate'", () => {
   const sweep = (label: string, bnLayers: number, norm: number, draws: number) =>
     ({
-      variant: { model: "resnet20", label, bnLayers, trained: { cleanAccuracy: 0.9 } },
+      variant: { model: "resnet20", key: label, label, bnLayers, seed: 0, trained: { cleanAccuracy: 0.9 } },
+      snapshot: null,
       result: {
+        cleanAccuracy: 0.9,
         rows: Array.from({ length: draws }, (_, d) =>
           [0, 0.1].map((eta) =>
             row({ eta, draw: d, accuracy: 0.9 * (eta ? norm + 0.001 * d : 1), cleanAccuracy: 0.9 })
           )).flat(),
       },
     }) as unknown as VariantSweep;
-  const opts = { chance: 0.1, profile: "quick", paper: false, scale: "s", targets: ["all"] };
-  const one = interpretBnComparison([sweep("R + BN", 19, 0.3, 1), sweep("R", 0, 0.9, 1)], opts);
+  const opts = {
+    chance: 0.1,
+    profile: "quick",
+    paper: false,
+    scale: "s",
+    targets: ["all"],
+    etas: [0, 0.1],
+    minClean: 0.7,
+    maxGap: 0.05,
+  };
+  const one = interpretBnComparison([sweep("R + BN", 19, 0.3, 1), sweep("R", 0, 0.9, 1)], [], opts);
   assert.doesNotMatch(one, /intervals separate/, one);
+  assert.match(one, /Inconclusive:\*\* with a single noise draw/);
   // with several draws and a clear gap the intervals do separate
-  const many = interpretBnComparison([sweep("R + BN", 19, 0.3, 3), sweep("R", 0, 0.9, 3)], opts);
-  assert.match(many, /less\*\* noise-resistant with BN.*95% intervals separate/);
+  const many = interpretBnComparison([sweep("R + BN", 19, 0.3, 3), sweep("R", 0, 0.9, 3)], [], opts);
+  assert.match(many, /BN \*\*less\*\* noise-resistant by 60\.0 points \(95% intervals separate\)/);
+  assert.match(many, /\*\*Finding:\*\* BN is less noise-resistant, at the end of training/);
+  assert.match(many, /rests on one trained model/);
 });
