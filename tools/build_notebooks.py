@@ -19,6 +19,7 @@ PARAMS = [
     ("models", "string[] | null", 'architectures, e.g. ["resnet20", "vgg11"]'),
     ("width", "number | Record<string, number> | null", "base width: one number, or per model {vgg11: 32} (default ResNet 16, VGG 64)"),
     ("shortcut", "string | null", '"projection" (Keras ResNet v1, the paper\'s) | "A" (He et al., parameter-free)'),
+    ("residualInit", "string | null", '"scaled" | "zero": init of a BN-free ResNet branch\'s last conv'),
     ("bnEpsilon", "number | null", "BN epsilon (Keras 1e-3, PyTorch 1e-5)"),
     ("bnMomentum", "number | null", "BN moving-average momentum (Keras 0.99, PyTorch 0.9)"),
     ("trainSize", "number | null", "training images (stratified subset of the 50 000)"),
