@@ -28,6 +28,7 @@ PARAMS = [
     ("batchSize", "number | null", None),
     ("optimizer", "string | null", '"sgd" | "adam"'),
     ("lr", "number | null", "peak learning rate"),
+    ("lrNoBN", "number | null", "peak learning rate of models without BN (null: lr)"),
     ("nesterov", "boolean | null", "SGD Nesterov momentum"),
     ("weightDecay", "number | null", "L2 on conv/dense kernels"),
     ("schedule", "string | null", '"constant" | "step" | "cosine" | "onecycle"'),
