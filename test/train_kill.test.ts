@@ -41,6 +41,22 @@ function command(results: string): Deno.Command {
   });
 }
 
+/** Hang guards for the first checkpoint: the child's CPU time, and (for a child stuck idle) wall time. */
+const CHECKPOINT_CPU_S = 300;
+const CHECKPOINT_WALL_MS = 30 * 60_000;
+const CLOCK_TICKS = 100; // USER_HZ, 100 on Linux
+
+/** User + system CPU seconds of a running process (all its threads), 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS; // fields 14 (utime) and 15 (stime)
+  } catch {
+    return 0;
+  }
+}
+
 function findCheckpoint(results: string): string | undefined {
   try {
     for (const e of Deno.readDirSync(join(results, "models"))) {
@@ -66,16 +82,37 @@ Deno.test("train killed with SIGKILL after its first checkpoint resumes and ends
   const clean = await Deno.makeTempDir({ prefix: "noiselab-nokill-" });
   try {
     const child = command(killed).spawn();
+    // Drain both pipes while waiting (a full pipe would stall the child) and keep stderr for messages.
+    const stderr = new Response(child.stderr).text();
+    const stdout = new Response(child.stdout).arrayBuffer();
+    let exited = false;
+    child.status.then(() => (exited = true));
     let dir: string | undefined;
     const t0 = Date.now();
+    // The deadline is on the child's own CPU time, not on the wall clock: with other work sharing the
+    // two cores the first epoch may take many times longer in wall time, but not in CPU time. (The
+    // first checkpoint takes a few CPU-seconds; 300 is a hang guard, not a speed check.) The wall-clock
+    // guard only catches a child that is stuck without using any CPU.
     while (!(dir = findCheckpoint(killed))) {
-      if (Date.now() - t0 > 120_000) throw new Error("no checkpoint appeared within 120 s");
+      if (exited && !(dir = findCheckpoint(killed))) {
+        throw new Error(`train exited before its first checkpoint:\n${await stderr}`);
+      }
+      const cpu = cpuSeconds(child.pid);
+      if (cpu > CHECKPOINT_CPU_S || Date.now() - t0 > CHECKPOINT_WALL_MS) {
+        child.kill("SIGKILL");
+        await child.status;
+        throw new Error(
+          `no checkpoint after ${cpu.toFixed(0)} CPU-s / ${
+            ((Date.now() - t0) / 1000).toFixed(0)
+          } s:\n${await stderr}`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 5));
     }
     child.kill("SIGKILL");
     const status = await child.status;
-    await child.stdout.cancel();
-    await child.stderr.cancel();
+    await stdout;
+    await stderr;
     assert.equal(status.success, false, "the first run was killed, not finished");
     assert.throws(() => Deno.statSync(join(dir, "meta.json")), "a killed run leaves no finished model");
 

@@ -194,6 +194,20 @@ def kill_pid(pid):
             time.sleep(0.05)
 
 
+def kernel_returncode(client):
+    """The dead kernel's exit status (negative: killed by that signal), or None if unknown."""
+    try:
+        proc = client.km.provisioner.process  # type: ignore[union-attr]
+        for _ in range(40):
+            rc = proc.poll()
+            if rc is not None:
+                return rc
+            time.sleep(0.05)
+    except Exception:  # noqa: BLE001 - best effort, for the message only
+        pass
+    return None
+
+
 async def run(args):
     nb = nbformat.read(args.input, as_version=4)
     # cell ids (nbformat 4.5) so inserted cells validate
@@ -281,7 +295,17 @@ async def run(args):
                     code = 1
                     break
                 except DeadKernelError as e:
-                    status.update(status="dead", failedCell=index, error=f"kernel died: {e}")
+                    # e.g. a cell calling Deno.exit(0): the notebook did not finish, so this is a
+                    # failure whatever the exit code; say which cell and how the kernel ended.
+                    rc = kernel_returncode(client)
+                    how = f"exit code {rc}" if rc is not None and rc >= 0 else (
+                        f"signal {-rc}" if rc is not None else f"{e}".strip() or "no exit code")
+                    status.update(status="dead", failedCell=index,
+                                  error=f"kernel died while running cell {index} ({how}); "
+                                  "the notebook did not finish (Deno.exit() or a crash in that cell?)")
+                    nb.cells.insert(index + 1, error_cell_markdown(
+                        f"**noiselab runner: the kernel died while running cell {index} ({how}); "
+                        "execution stopped here.**"))
                     code = 3
                     break
                 finally:
