@@ -547,7 +547,7 @@ export function interpretAttribution(
           ` (${pct((x.mean - d.mean) / gap, 0)}% of the gap${sep ? "" : "; its interval overlaps (d)'s"})` +
           `${x.mean >= refA.mean - 0.02 ? ", as resistant as the no-BN twin" : ""}.`;
       }
-      lines.push(" " + decomposition.trim());
+      lines.push("  " + decomposition.trim());
     }
     out.push(lines.join("\n"));
   }
