@@ -42,7 +42,9 @@ function chanceCaveat(sweeps: VariantSweep[], chance: number, profile: string): 
     `(clean accuracy below ${pct(2 * chance, 0)}%, chance ${pct(chance, 0)}%)` +
     `${profile === "smoke" ? " — expected for the `smoke` profile, which only checks the pipeline" : ""}. ` +
     `Normalized accuracy divides by the clean accuracy, so for such models it is noise around 100% and ` +
-    `the comparisons above say nothing about BatchNorm. Use the \`quick\` or \`paper\` profile for real numbers.`;
+    `the comparisons above say nothing about BatchNorm${
+      profile === "smoke" ? "; use the \`quick\`, \`standard\` or \`paper\` profile for real numbers" : ""
+    }.`;
 }
 
 /** One row of the BN-vs-no-BN table (notebook 01/04). */
@@ -63,6 +65,8 @@ export interface TrustThresholds {
   minClean: number;
   /** BN and no-BN twins are "at matched accuracy" within this clean-accuracy gap (0..1). */
   maxGap: number;
+  /** Name of the parameter `minClean` comes from (default "minCleanAccuracy"; CIFAR-100: "minCleanAccuracy100"). */
+  minCleanParam?: string;
 }
 
 /** A BN vs no-BN difference judged from two intervals. */
@@ -249,8 +253,8 @@ export function interpretBnComparison(
       conclusion =
         `**Inconclusive at this scale:** ${low === cleanBn ? "the BN model" : "the no-BN model"} ` +
         `reaches only ${pct(low)}% clean accuracy, below the ${pct(opts.minClean, 0)}% a finding needs ` +
-        "(parameter `minCleanAccuracy`); its normalized accuracy is bounded below by chance / clean and " +
-        "mixes the effect of BN with under-training.";
+        `(parameter \`${opts.minCleanParam ?? "minCleanAccuracy"}\`); its normalized accuracy is bounded below ` +
+        "by chance / clean and mixes the effect of BN with under-training.";
     } else if (endGap > opts.maxGap && !(matchedGap <= opts.maxGap)) {
       conclusion =
         `**Inconclusive at this scale:** the twins end ${(100 * endGap).toFixed(1)} points apart in ` +
@@ -383,7 +387,7 @@ export function interpretBnCount(
       trend = `Observed: ${observed}. **Inconclusive at this scale:** the least accurate model reaches ` +
         `${pct(minClean)}% clean accuracy, below the ${
           pct(opts.minClean, 0)
-        }% threshold (\`minCleanAccuracy\`).`;
+        }% threshold (\`${opts.minCleanParam ?? "minCleanAccuracy"}\`).`;
     } else if (spread > opts.maxGap) {
       trend =
         `Observed: ${observed}. **Inconclusive at this scale:** the models' clean accuracies differ by ` +
@@ -493,7 +497,7 @@ export function interpretAttribution(
       if (!trained) {
         claim =
           `**Inconclusive at this scale:** a model is below the ${pct(opts.minClean, 0)}% clean-accuracy ` +
-          "threshold (`minCleanAccuracy`).";
+          `threshold (\`${opts.minCleanParam ?? "minCleanAccuracy"}\`).`;
       } else if (!matchedOk) {
         claim = "**Inconclusive at this scale:** the twins could not be compared within " +
           `${pct(opts.maxGap, 0)} points of clean accuracy (\`maxAccuracyGap\`).`;
@@ -617,7 +621,8 @@ export function interpretTrajectory(
     if (!trusted.length) {
       claim =
         `**Inconclusive at this scale:** no matched pair has both models at ≥ ${pct(opts.minClean, 0)}% ` +
-        "clean accuracy (`minCleanAccuracy`), so the matched comparisons above concern under-trained models.";
+        `clean accuracy (\`${opts.minCleanParam ?? "minCleanAccuracy"}\`), so the matched comparisons above ` +
+        "concern under-trained models.";
     } else if (kinds.has("undefined")) {
       claim = "**Inconclusive:** a single noise draw gives no interval.";
     } else if (kinds.size > 1) {

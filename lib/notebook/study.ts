@@ -263,8 +263,15 @@ export async function sweepVariant(
 }
 
 /** The trust thresholds of the parameters for the study's data set (lib/notebook/interpret `TrustThresholds`). */
-export function trustOf(p: NotebookParams, dataset: Dataset): { minClean: number; maxGap: number } {
-  return { minClean: minCleanAccuracyFor(p, dataset.name), maxGap: p.maxAccuracyGap };
+export function trustOf(
+  p: NotebookParams,
+  dataset: Dataset,
+): { minClean: number; maxGap: number; minCleanParam: string } {
+  return {
+    minClean: minCleanAccuracyFor(p, dataset.name),
+    maxGap: p.maxAccuracyGap,
+    minCleanParam: dataset.name === "cifar100" ? "minCleanAccuracy100" : "minCleanAccuracy",
+  };
 }
 
 /** Chance accuracy of the data set (10% / 1%). */
