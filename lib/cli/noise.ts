@@ -199,13 +199,10 @@ export async function noiseCommand(argv: string[]): Promise<number> {
       onProgress: (p) => {
         if (tty) {
           if (!bar) {
-            bar = new cliProgress.SingleBar({
-              stream: process.stderr,
-              format: `noise ${target} {bar} {value}/{total} | eta {eta} draw {draw} acc {acc}`,
-            }, cliProgress.Presets.shades_classic);
-            bar.start(p.total, 0, { eta: p.eta, draw: p.draw, acc: "-" });
+            bar = noiseProgressBar(target);
+            bar.start(p.total, 0, noiseBarPayload(p.eta, p.draw, "-"));
           }
-          bar.update(p.done, { eta: p.eta, draw: p.draw, acc: pct(p.accuracy) });
+          bar.update(p.done, noiseBarPayload(p.eta, p.draw, pct(p.accuracy)));
         } else if (p.draw === draws - 1) {
           process.stderr.write(`noise ${target}: eta ${p.eta} done (${p.done}/${p.total})\n`);
         }
@@ -268,4 +265,25 @@ export async function noiseCommand(argv: string[]): Promise<number> {
     console.log(`average normalized accuracy: ${pct(r.averageNormalizedAccuracy)}`);
   }
   return 0;
+}
+
+/**
+ * The `noise` command's terminal progress bar. The noise level goes into the payload as
+ * `noiseLevel`: cli-progress reserves `{eta}` for its own time-to-finish estimate, which
+ * overrode a payload field of that name (the bar showed seconds left where η belonged).
+ */
+export function noiseProgressBar(
+  target: string,
+  opts: { stream?: NodeJS.WritableStream; noTTYOutput?: boolean } = {},
+): cliProgress.SingleBar {
+  return new cliProgress.SingleBar({
+    stream: opts.stream ?? process.stderr,
+    noTTYOutput: opts.noTTYOutput ?? false,
+    format: `noise ${target} {bar} {value}/{total} | η {noiseLevel} draw {draw} acc {acc}`,
+  }, cliProgress.Presets.shades_classic);
+}
+
+/** The payload of {@link noiseProgressBar}: noise level η, draw index, accuracy text. */
+export function noiseBarPayload(eta: number, draw: number, acc: string): Record<string, unknown> {
+  return { noiseLevel: eta, draw, acc };
 }
