@@ -152,7 +152,8 @@ const sweeps: nb.VariantSweep[] = [];
 for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, condition, setup.dataset));
 const summary = an.summarizeByEta(sweeps.flatMap((s) => s.rows), (r) => r.series);
 const prov = nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) });
-await an.exportTable(summary.map((s) => ({ ...s })), "01-sweep-summary");
+const summaryCsv = await an.exportTable(summary.map((s) => ({ ...s })), "01-sweep-summary", { provenance: prov });
+await an.showMarkdown(nb.sweepsNote(sweeps, [summaryCsv]));
 """),
     code("""
 const figAcc = an.accuracyVsEtaChart(summary, {
@@ -179,7 +180,7 @@ await an.showFigure(figNaN, { files: await an.exportFigure(figNaN, "01-nonfinite
     code("""
 const matched = await nb.matchedComparisons(P, sweeps, condition, setup.dataset);
 const comparison = an.table(nb.bnComparisonRows(sweeps, P.dataset === "cifar10", matched));
-await an.exportTable(comparison, "01-average-normalized-accuracy");
+await an.exportTable(comparison, "01-average-normalized-accuracy", { provenance: prov });
 await an.showTable(comparison, {
   caption: `Average normalized accuracy over η ∈ {${P.etas.filter((e) => e > 0).join(", ")}} (ours) and the paper's`,
   provenance: prov,
@@ -228,7 +229,7 @@ const summary = an.summarizeByEta(sweeps.flatMap((s) => s.rows), (r) => String(r
 const points = summary.filter((s) => P.etasShown.includes(s.eta)).map((s) => ({
   bnLayers: Number(s.series), eta: s.eta, normalized: s.normalized, normalizedLo: s.normalizedLo, normalizedHi: s.normalizedHi,
 }));
-await an.exportTable(points.map((p) => ({ ...p })), "02-normalized-vs-bn-layers");
+await an.exportTable(points.map((p) => ({ ...p })), "02-normalized-vs-bn-layers", { provenance: prov });
 const figBn = an.bnCountChart(points, {
   subtitle: `${nb.prettyModel(model)}, ${P.draws} noise draws per η × ${P.seeds.length} training seed(s); shaded: 95% CI`,
   caption: prov,
@@ -237,7 +238,7 @@ await an.showFigure(figBn, { files: await an.exportFigure(figBn, "02-normalized-
 """),
     code("""
 const countTable = an.table(nb.bnComparisonRows(sweeps, false));
-await an.exportTable(countTable, "02-bn-layer-table");
+await an.exportTable(countTable, "02-bn-layer-table", { provenance: prov });
 await an.showTable(countTable, {
   caption: `Noise resistance vs number of BN layers (average over η ∈ {${P.etas.filter((e) => e > 0).join(", ")}})`,
   provenance: prov,
@@ -291,6 +292,8 @@ const prov = nb.studyProvenance(P, setup.dataset, first, {
   noise: `${P.noiseForm}, conditions ${conditions.map((c) => c.key).join("/")}`,
   cached: [...results, ...refs].every((s) => s.fromCache),
 });
+await an.showMarkdown(nb.sweepsNote([...results, ...refs, ...matchedKernels.filter((m) => m.matched.leader !== "none")
+  .map((m) => (m.matched.leader === "bn" ? m.matched.bn : m.matched.noBn).sweep)]));
 """),
     code("""
 for (const tv of bnModels) {
@@ -308,7 +311,7 @@ for (const tv of bnModels) {
 const bars = [...results, ...refs].map((r) => {
   const ci = nb.avgNormalizedCI(r.result.rows);
   const twin = bnModels.find((b) => b.model === r.variant.model);
-  return { label: r.condition.label, value: 100 * ci.mean, lo: 100 * ci.lo, hi: 100 * ci.hi, group: twin ? twin.label : r.variant.label };
+  return { label: r.condition.label, value: 100 * ci.mean, lo: 100 * ci.lo, hi: 100 * ci.hi, group: twin ? twin.label : r.variant.label, model: r.variant.label };
 });
 const figBars = an.barChart(bars, {
   title: "Average normalized accuracy per noise condition",
@@ -319,10 +322,10 @@ const figBars = an.barChart(bars, {
 });
 await an.showFigure(figBars, { files: await an.exportFigure(figBars, "03-attribution-bars") });
 const attrTable = an.table(bars.map((b) => ({
-  model: b.group, condition: b.label, "avg. normalized acc. (%)": b.value,
+  model: b.model, condition: b.label, "avg. normalized acc. (%)": b.value,
   "95% CI": Number.isFinite(b.lo) ? `${b.lo.toFixed(1)}–${b.hi.toFixed(1)}` : "undefined (1 draw)",
 })));
-await an.exportTable(attrTable, "03-attribution");
+await an.exportTable(attrTable, "03-attribution", { provenance: prov });
 await an.showTable(attrTable, { caption: "Average normalized accuracy per condition", provenance: prov });
 """),
     code("""
@@ -375,7 +378,8 @@ const sweeps: nb.VariantSweep[] = [];
 for (const tv of trained) sweeps.push(await nb.sweepVariant(P, tv, condition, setup.dataset));
 const summary = an.summarizeByEta(sweeps.flatMap((s) => s.rows), (r) => r.series);
 const prov = nb.studyProvenance(P, setup.dataset, trained, { cached: sweeps.every((s) => s.fromCache) });
-await an.exportTable(summary.map((s) => ({ ...s })), "04-sweep-summary");
+const summaryCsv = await an.exportTable(summary.map((s) => ({ ...s })), "04-sweep-summary", { provenance: prov });
+await an.showMarkdown(nb.sweepsNote(sweeps, [summaryCsv]));
 """),
     code("""
 const figAcc = an.accuracyVsEtaChart(summary, {
@@ -398,7 +402,7 @@ await an.showFigure(figNaN, { files: await an.exportFigure(figNaN, "04-nonfinite
     code("""
 const matched = await nb.matchedComparisons(P, sweeps, condition, setup.dataset);
 const comparison = an.table(nb.bnComparisonRows(sweeps, false, matched));
-await an.exportTable(comparison, "04-average-normalized-accuracy");
+await an.exportTable(comparison, "04-average-normalized-accuracy", { provenance: prov });
 await an.showTable(comparison, {
   caption: `Average normalized accuracy over η ∈ {${P.etas.filter((e) => e > 0).join(", ")}} (CIFAR-100)`, provenance: prov,
 });
@@ -443,6 +447,7 @@ for (const m of P.models) {
   });
 }
 const prov = nb.studyProvenance({ ...P, seeds: [P.seeds[0]] }, setup.dataset, trained, { noise: `${P.noiseForm} on ${P.noiseTargets.join("+")}, every trajectory snapshot` });
+await an.showMarkdown(nb.sweepsNote(trajectories.flatMap((t) => [...t.bn, ...t.noBn]).map((p) => p.sweep)));
 """),
     code("""
 for (const t of trajectories) {
@@ -474,7 +479,7 @@ const pointTable = an.table(trajectories.flatMap((t) => [...t.bn, ...t.noBn]).ma
   "95% CI": Number.isFinite(p.avgNormalized.lo) ? `${(100 * p.avgNormalized.lo).toFixed(1)}–${(100 * p.avgNormalized.hi).toFixed(1)}` : "undefined (1 draw)",
   "non-finite logits (%)": 100 * p.nonFiniteShare,
 })));
-await an.exportTable(pointTable, "05-trajectory-points");
+await an.exportTable(pointTable, "05-trajectory-points", { provenance: prov });
 await an.showTable(pointTable, { caption: "Every trajectory point", provenance: prov });
 await an.showMarkdown(nb.interpretTrajectory(trajectories, {
   ...nb.trustOf(P, setup.dataset), chance: nb.chanceOf(setup.dataset), profile: P.profile, scale: nb.scaleStatement(P), etas: P.etas,

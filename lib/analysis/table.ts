@@ -64,6 +64,12 @@ export function table(rows: Row[], opts: TableOptions = {}): DataFrame {
 export interface ExportTableOptions {
   /** Output folder (default `results/tables`). */
   dir?: string;
+  /**
+   * Provenance of the numbers (data copy, model ids, seeds, noise grid and draws, backend, CPU, numerics
+   * version): written beside the CSV as `<name>.provenance.json` ({ table, provenance, written }), since a
+   * CSV has no place for it.
+   */
+  provenance?: string;
 }
 
 /** Write a DataFrame (or rows) as `<dir>/<name>.csv` (default `results/tables`) atomically; returns the path. */
@@ -79,7 +85,19 @@ export async function exportTable(
     );
   }
   const frame = Array.isArray(df) ? table(df, { digits: null }) : df;
-  const path = join(opts.dir ?? join(resultsDir(), "tables"), `${name}.csv`);
+  const dir = opts.dir ?? join(resultsDir(), "tables");
+  const path = join(dir, `${name}.csv`);
   await writeFileAtomic(path, frame.writeCSV().toString());
+  if (opts.provenance !== undefined) {
+    await writeFileAtomic(
+      join(dir, `${name}.provenance.json`),
+      JSON.stringify(
+        { table: `${name}.csv`, provenance: opts.provenance, written: new Date().toISOString() },
+        null,
+        2,
+      ) +
+        "\n",
+    );
+  }
   return path;
 }

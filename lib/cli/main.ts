@@ -24,7 +24,7 @@ commands:
   train       train a model, or load it when already stored (every config knob is a flag)
   noise       Monte Carlo weight-noise sweep of a stored model
   data        describe a data set (counts, channel statistics, checksums)
-  reproduce   run the notebooks of a profile (smoke|quick|paper) into results/notebooks/
+  reproduce   run the notebooks of a profile (smoke|quick|standard|paper) into results/notebooks/
   help [cmd]  this text, or a command's flags
 
 --json on models/train/noise/data prints JSON only on stdout (progress on stderr).

@@ -93,24 +93,25 @@ function verdictText(v: Verdict, bn: SeedInterval, noBn: SeedInterval): string {
   const nums = `${pct(bn.mean)}% [${ci(bn)}] with BN vs ${pct(noBn.mean)}% [${ci(noBn)}] without`;
   switch (v.kind) {
     case "less":
-      return `${nums}: BN **less** noise-resistant by ${
+      return `${nums}: observed, BN less noise-resistant by ${
         v.gapPoints.toFixed(1)
       } points (95% intervals separate)`;
     case "more":
-      return `${nums}: BN **more** noise-resistant by ${
+      return `${nums}: observed, BN more noise-resistant by ${
         (-v.gapPoints).toFixed(1)
       } points (95% intervals separate)`;
     case "same":
-      return `${nums}: no clear difference (intervals overlap or the gap is under ${MIN_GAP_POINTS} points)`;
+      return `${nums}: no difference shown (the intervals overlap or the gap is under ${MIN_GAP_POINTS} points; ` +
+        "overlap is not evidence of equality)";
     default:
-      return `${nums}: no interval (a single noise draw), so no difference can be claimed`;
+      return `${nums}: no interval (a single noise draw, or non-finite values), so no difference can be claimed`;
   }
 }
 
 const verdictWords: Record<Verdict["kind"], string> = {
   less: "BN is less noise-resistant",
   more: "BN is more noise-resistant",
-  same: "no clear difference between BN and no BN",
+  same: "no difference between BN and no BN is shown",
   undefined: "no interval",
 };
 
@@ -237,12 +238,22 @@ export function interpretBnComparison(
       const lead = mc.matched.leader === "bn" ? mc.matched.bn : mc.matched.noBn;
       const other = mc.matched.leader === "bn" ? mc.matched.noBn : mc.matched.bn;
       mv = verdict(mc.matched.bn.avgNormalized, mc.matched.noBn.avgNormalized);
-      parts.push(
-        `**at matched clean accuracy** (${lead.variant.label} at ${lead.epochs.toFixed(2)} epochs, ${
-          pct(lead.clean)
-        }% clean, against ${other.variant.label}'s final ${pct(other.clean)}%; seed ${lead.variant.seed}): ` +
-          verdictText(mv, mc.matched.bn.avgNormalized, mc.matched.noBn.avgNormalized),
-      );
+      if (Math.min(lead.clean, other.clean) < 2 * opts.chance) {
+        parts.push(
+          `**at matched clean accuracy**: not interpretable (${lead.variant.label}'s closest snapshot is at ` +
+            `${pct(lead.clean)}% clean, within twice chance)`,
+        );
+        mv = { kind: "undefined", gapPoints: NaN };
+      } else {
+        parts.push(
+          `**at matched clean accuracy** (${lead.variant.label} at ${lead.epochs.toFixed(2)} epochs, ${
+            pct(lead.clean)
+          }% clean, against ${other.variant.label}'s final ${
+            pct(other.clean)
+          }%; seed ${lead.variant.seed}): ` +
+            verdictText(mv, mc.matched.bn.avgNormalized, mc.matched.noBn.avgNormalized),
+        );
+      }
     }
     // the statement
     const low = Math.min(cleanBn, cleanNo);
@@ -253,7 +264,9 @@ export function interpretBnComparison(
       conclusion =
         `**Inconclusive at this scale:** ${low === cleanBn ? "the BN model" : "the no-BN model"} ` +
         `reaches only ${pct(low)}% clean accuracy, below the ${pct(opts.minClean, 0)}% a finding needs ` +
-        `(parameter \`${opts.minCleanParam ?? "minCleanAccuracy"}\`); its normalized accuracy is bounded below ` +
+        `(parameter \`${
+          opts.minCleanParam ?? "minCleanAccuracy"
+        }\`); its normalized accuracy is bounded below ` +
         "by chance / clean and mixes the effect of BN with under-training.";
     } else if (endGap > opts.maxGap && !(matchedGap <= opts.maxGap)) {
       conclusion =
@@ -263,7 +276,12 @@ export function interpretBnComparison(
           Number.isFinite(matchedGap) ? (100 * matchedGap).toFixed(1) : "none"
         }).`;
     } else if (end.kind === "undefined" || mv?.kind === "undefined") {
-      conclusion = "**Inconclusive:** with a single noise draw there is no interval to support a difference.";
+      conclusion = "**Inconclusive:** there is no interval (a single noise draw, or non-finite values) to " +
+        "support a difference.";
+    } else if (end.kind === "same" && (!mv || mv.kind === "same")) {
+      conclusion = "**No difference shown:** the intervals overlap at the end of training" +
+        (mv ? " and at matched clean accuracy" : "") +
+        "; this is not evidence that BN has no effect (more draws or seeds narrow the intervals).";
     } else if (mv && mv.kind !== end.kind) {
       conclusion =
         `**Inconclusive at this scale:** at the end of training ${verdictWords[end.kind]}, at matched ` +
@@ -385,9 +403,9 @@ export function interpretBnCount(
       : `there is no consistent trend with the number of BN layers (Spearman ρ = ${rhoText})`;
     if (!(minClean >= opts.minClean)) {
       trend = `Observed: ${observed}. **Inconclusive at this scale:** the least accurate model reaches ` +
-        `${pct(minClean)}% clean accuracy, below the ${
-          pct(opts.minClean, 0)
-        }% threshold (\`${opts.minCleanParam ?? "minCleanAccuracy"}\`).`;
+        `${pct(minClean)}% clean accuracy, below the ${pct(opts.minClean, 0)}% threshold (\`${
+          opts.minCleanParam ?? "minCleanAccuracy"
+        }\`).`;
     } else if (spread > opts.maxGap) {
       trend =
         `Observed: ${observed}. **Inconclusive at this scale:** the models' clean accuracies differ by ` +
@@ -408,7 +426,8 @@ export function interpretBnCount(
     } else if (rho >= 0.7) {
       trend = `**Finding:** ${observed} — the opposite of the paper's claim.`;
     } else {
-      trend = `**Finding:** ${observed}; the paper's monotone claim is not reproduced here.`;
+      trend = `Observed: ${observed}. **No trend can be claimed** from ${pts.length} BN counts with these ` +
+        "intervals; the paper's monotone claim is neither reproduced nor refuted here.";
     }
   }
   const grid = opts.etas.filter((e) => e > 0);
@@ -516,8 +535,8 @@ export function interpretAttribution(
           "its no-BN twin — against the paper's reading.";
       } else {
         claim =
-          "**Finding:** with noise on the kernels only, BN and no-BN twins do not differ clearly; the " +
-          "paper's gap must then come from noise on other arrays.";
+          "**No difference shown** with noise on the kernels only (the intervals overlap; this is not " +
+          "evidence of equality, and the claim that BN itself makes the kernels more sensitive is not supported).";
       }
       lines.push(
         `  Kernel noise alone (same arrays on both twins): ${
@@ -525,16 +544,21 @@ export function interpretAttribution(
         }.${matchedText} ${claim}`,
       );
     }
-    // (2) decomposition of the every-array gap (descriptive, conditions named by what they perturb)
+    // (2) decomposition of the every-array gap (descriptive, conditions named by what they perturb);
+    // it is labelled "observed" unless the models are trained well enough and compared at matched accuracy
     if (a && b && c && d && refA) {
+      const trusted = trained && matchedOk;
       const gap = refA.mean - d.mean;
       const fromStats = b.mean - c.mean;
-      let decomposition =
-        ` Under noise on every stored array the no-BN twin keeps ${pct(refA.mean)}% and the ` +
-        `BN model ${pct(d.mean)}% (${(100 * gap).toFixed(1)} points apart); adding noise to BN's moving ` +
-        `statistics (b → c) costs the BN model ${(100 * fromStats).toFixed(1)} points.`;
       const statsSep = intervalsSeparate(b, c) === true;
-      if (trained && matchedOk && gap > 0.02 && statsSep && fromStats > gap / 2) {
+      let decomposition =
+        `${trusted ? "U" : "Observed (not a finding at this scale): u"}nder noise on every ` +
+        `stored array the no-BN twin keeps ${pct(refA.mean)}% and the BN model ${pct(d.mean)}% (${
+          (100 * gap).toFixed(1)
+        } points apart); adding noise to BN's moving statistics (b → c) changes the BN model by ${
+          (-100 * fromStats).toFixed(1)
+        } points (intervals ${statsSep ? "separate" : "overlap"}).`;
+      if (trusted && gap > 0.02 && statsSep && fromStats > gap / 2) {
         decomposition +=
           " **Most of the gap comes from noise on BN's stored statistics** (intervals (b) and " +
           "(c) separate) — arrays hardware would fold into the kernels or keep digital.";
@@ -548,8 +572,10 @@ export function interpretAttribution(
         if (!x || !(gap > 0.02)) continue;
         const sep = intervalsSeparate(x, d) === true;
         decomposition += ` ${f.what[0].toUpperCase()}${f.what.slice(1)} gives ${pct(x.mean)}%` +
-          ` (${pct((x.mean - d.mean) / gap, 0)}% of the gap${sep ? "" : "; its interval overlaps (d)'s"})` +
-          `${x.mean >= refA.mean - 0.02 ? ", as resistant as the no-BN twin" : ""}.`;
+          ` (${pct((x.mean - d.mean) / gap, 0)}% of the gap; its interval ${
+            sep ? "separates from" : "overlaps"
+          } (d)'s)` +
+          `${trusted && sep && x.mean >= refA.mean - 0.02 ? ", as resistant as the no-BN twin" : ""}.`;
       }
       lines.push("  " + decomposition.trim());
     }
@@ -621,7 +647,9 @@ export function interpretTrajectory(
     if (!trusted.length) {
       claim =
         `**Inconclusive at this scale:** no matched pair has both models at ≥ ${pct(opts.minClean, 0)}% ` +
-        `clean accuracy (\`${opts.minCleanParam ?? "minCleanAccuracy"}\`), so the matched comparisons above ` +
+        `clean accuracy (\`${
+          opts.minCleanParam ?? "minCleanAccuracy"
+        }\`), so the matched comparisons above ` +
         "concern under-trained models.";
     } else if (kinds.has("undefined")) {
       claim = "**Inconclusive:** a single noise draw gives no interval.";

@@ -1,5 +1,5 @@
 /**
- * `deno task noiselab reproduce [--profile smoke|quick|paper] [--only 01,02]
+ * `deno task noiselab reproduce [--profile smoke|quick|standard|paper] [--only 01,02]
  *  [-p name=value ...] [--timeout SECONDS]`: execute the notebooks headless on
  * the real Deno Jupyter kernel (through `tools/run_notebook.py`, nbclient),
  * save executed copies + HTML exports under `results/notebooks/` with an index
@@ -43,7 +43,7 @@ export const REPRODUCE_USAGE =
   --profile   parameter profile of every notebook (lib/notebook/profiles.ts; default quick)
   --only      comma-separated notebook ids (file name prefixes under notebooks/)
   -p          override one notebook parameter, e.g. -p draws=5 -p models=resnet20,vgg11 (JSON values allowed)
-  --timeout   per-cell timeout in seconds (0: none; default smoke 900, quick 21600, paper none)
+  --timeout   per-cell timeout in seconds (0: none; default smoke 900, quick 21600, standard and paper none)
   --out       output folder (default results/notebooks)`;
 
 /** Parse one `-p` value: JSON when it parses, a comma list (elements parsed the same way), else a string. */

@@ -21,6 +21,7 @@ import {
 import { NoiselabError } from "../util/errors.ts";
 import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
 import { cpuName } from "../util/machine.ts";
+import { projectRoot } from "../util/paths.ts";
 import { provenanceLine } from "../analysis/provenance.ts";
 import { type DataFrame, table } from "../analysis/table.ts";
 import { cachedSweep } from "./cache.ts";
@@ -440,4 +441,17 @@ export async function setupStudyOrExplain(
     );
     return undefined;
   }
+}
+
+/**
+ * One line saying what a sweep cell did: how many sweeps, how many came from the cache, and where a
+ * table was written (relative to the project root). Notebooks display it as the cell's last output.
+ */
+export function sweepsNote(sweeps: { fromCache: boolean }[], written: string[] = []): string {
+  const cached = sweeps.filter((s) => s.fromCache).length;
+  const files = written.map((w) => w.startsWith(projectRoot) ? w.slice(projectRoot.length + 1) : w);
+  return `${sweeps.length} noise sweep${sweeps.length === 1 ? "" : "s"} (${cached} from the cache, ` +
+    `${sweeps.length - cached} computed)${
+      files.length ? `; written: ${files.map((f) => `\`${f}\``).join(", ")}` : ""
+    }.`;
 }
