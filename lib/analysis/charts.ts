@@ -125,6 +125,14 @@ export function accuracyVsEtaChart(
   );
 }
 
+/**
+ * Top of a normalized-accuracy axis (%): at least 110, at most 150 — interval bounds may reach
+ * 1 / clean (e.g. 1000% for a 10% model); marks are clipped to the frame.
+ */
+function normalizedAxisTop(upperBounds: number[]): number {
+  return Math.min(150, Math.max(110, ...upperBounds.filter(Number.isFinite)));
+}
+
 /** Normalized accuracy (noisy / clean, %) vs η with 95% bands. */
 export function normalizedVsEtaChart(summaries: EtaSummary[], opts: ChartOptions = {}): ChartFigure {
   return bandChart(
@@ -140,11 +148,7 @@ export function normalizedVsEtaChart(summaries: EtaSummary[], opts: ChartOptions
       ...opts,
       xLabel: ETA_LABEL,
       yLabel: "↑ normalized accuracy (% of clean)",
-      // normalized intervals may reach 1 / clean (e.g. 1000% for a 10% model): cap the axis at 150%
-      yDomain: [
-        0,
-        Math.min(150, Math.max(110, ...summaries.map((s) => 100 * s.normalizedHi).filter(Number.isFinite))),
-      ],
+      yDomain: [0, normalizedAxisTop(summaries.map((s) => 100 * s.normalizedHi))],
       reference: { y: 100, label: "clean" },
     },
   );
@@ -314,7 +318,7 @@ export function trajectoryChart(points: TrajectoryChartPoint[], opts: ChartOptio
     yhi: 100 * p.hi,
     label: `${p.epochs.toFixed(1)} ep`,
   }));
-  const top = Math.min(150, Math.max(110, ...data.map((d) => d.yhi).filter(Number.isFinite)));
+  const top = normalizedAxisTop(data.map((d) => d.yhi));
   return plotFigure({
     width: opts.width ?? DEFAULT_WIDTH,
     height: opts.height ?? DEFAULT_HEIGHT,
