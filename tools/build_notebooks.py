@@ -52,13 +52,14 @@ PARAMS = [
 ]
 
 
-def params_cell(defaults_note):
+def params_cell(nb_id):
     lines = []
     for name, typ, comment in PARAMS:
         line = f"const {name}: {typ} = null;"
         if comment:
             line += f" // {comment}"
         lines.append(line)
+    names = "\n".join(textwrap.wrap(", ".join(n for n, _, _ in PARAMS) + ",", 100, initial_indent="  ", subsequent_indent="  "))
     return (
         """// Parameters (this cell is tagged `parameters`; `tools/noiselab reproduce -p name=value` overrides it).
 // `profile` picks every default from lib/notebook/profiles.ts:
@@ -66,25 +67,28 @@ def params_cell(defaults_note):
 //   "quick": a reduced study sized for 2 CPU cores (the main job, about 20 minutes)
 //   "standard": full training split, models trained to 90%+, three training seeds (many hours; resumable)
 //   "paper": the paper's scale (ResNet-44/VGG-16, 200 epochs: days on a CPU)
-// Every other knob left at null takes the profile's value; set it to override.
+// Every other knob left at null takes the profile's value; set it to override. The values are
+// validated and resolved at the end of THIS cell: a bad value stops here, and a later cell that would
+// use results of an earlier run of this cell refuses and says what to re-run.
+import * as nb from "../lib/notebook/mod.ts";
+import * as an from "../lib/analysis/mod.ts";
+
 """
-        + defaults_note
         + 'const profile: string = "quick";\n'
         + "\n".join(lines)
-        + "\n"
+        + f"""
+
+const P = nb.parameters("{nb_id}", {{
+  profile,
+{names}
+}});
+"""
     )
 
 
 def setup_cell(nb_id, explain=False):
     setup = "nb.setupStudyOrExplain(P)" if explain else "nb.setupStudy(P)"
-    names = "\n".join(textwrap.wrap(", ".join(n for n, _, _ in PARAMS) + ",", 100, initial_indent="  ", subsequent_indent="  "))
-    return f"""import * as nb from "../lib/notebook/mod.ts";
-import * as an from "../lib/analysis/mod.ts";
-
-const P = nb.resolveParams("{nb_id}", profile, {{
-{names}
-}});
-await an.showTable(nb.paramsTable(P), {{ caption: `Parameters in effect (profile ${{P.profile}})` }});
+    return f"""await an.showTable(nb.paramsTable(P), {{ caption: `Parameters in effect (profile ${{P.profile}})` }});
 const setup = await {setup};
 """
 
@@ -137,7 +141,7 @@ states a finding only when the intervals support it and the models are trained w
 A provenance line under every figure says which data, models (ids), seeds, noise draws, backend and CPU produced
 it. Figures are also written to `results/figures/` (SVG, PNG, PDF), tables to `results/tables/` (CSV).
 """),
-    code(params_cell(""), tags=["parameters"]),
+    code(params_cell("01"), tags=["parameters"]),
     code(setup_cell("01")),
     md("## Train (or load) the models\nEach architecture with all BN layers and with none, once per training seed; stored models are reused (`results/models/<id>`)."),
     code("""
@@ -210,7 +214,7 @@ line per noise level η, with 95% bands. The table lists every model's clean acc
 accuracy; the text states a trend only when every model is trained well enough, their clean accuracies are
 close enough to compare, and the intervals support it.
 """),
-    code(params_cell(""), tags=["parameters"]),
+    code(params_cell("02"), tags=["parameters"]),
     code(setup_cell("02")),
     code("""
 const model = P.models[0];
@@ -270,7 +274,7 @@ kernel-only comparison is repeated at matched clean accuracy.
 the average normalized accuracy per condition with the no-BN twin as reference, and a text that reports every
 number and states a conclusion only when the intervals and the models' training support it.
 """),
-    code(params_cell(""), tags=["parameters"]),
+    code(params_cell("03"), tags=["parameters"]),
     code(setup_cell("03")),
     code("""
 const all = await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset);
@@ -364,7 +368,7 @@ classes, chance 1%). This notebook repeats notebook 01 on CIFAR-100 (fine labels
 with 95% bands, the average normalized accuracy at the end of training and at matched clean accuracy, and an
 interpretation generated from the numbers (with CIFAR-100's own clean-accuracy threshold).
 """),
-    code(params_cell(""), tags=["parameters"]),
+    code(params_cell("04"), tags=["parameters"]),
     code(setup_cell("04")),
     code("""
 const trained = await nb.trainVariants(P, nb.bnVariants(P.models), setup.dataset);
@@ -431,11 +435,11 @@ share of test images with non-finite logits along training; the table of every p
 points of matched clean accuracy and states a finding only when those comparisons agree and the models are
 trained well enough.
 """),
-    code(params_cell(""), tags=["parameters"]),
+    code(params_cell("05"), tags=["parameters"]),
     code(setup_cell("05")),
     code("""
 // one training seed: the trajectory of the first seed's models (shared with notebook 01 when the parameters match)
-const trained = await nb.trainVariants({ ...P, seeds: [P.seeds[0]] }, nb.bnVariants(P.models), setup.dataset);
+const trained = await nb.trainVariants(nb.withParameters(P, { seeds: [P.seeds[0]] }), nb.bnVariants(P.models), setup.dataset);
 const condition = nb.defaultCondition(P);
 const trajectories: nb.TrajectoryInput[] = [];
 for (const m of P.models) {

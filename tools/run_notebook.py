@@ -7,8 +7,10 @@ Why a custom runner and not papermill/nbconvert --execute:
     idle; stock nbclient then drops it. We keep reading IOPub briefly after idle.
   * SIGINT kills the Deno kernel, so a timeout must never interrupt: we save the
     partial notebook, mark the cell, fail, and kill the kernel.
-  * Parameter injection must re-use the keyword (const/let/var) of the cell
-    tagged `parameters`: a Deno cell may re-declare a name only with the same keyword.
+  * Parameters are injected into the cell tagged `parameters` itself (its declaration lines are
+    rewritten and marked), not as an extra cell after it: that cell resolves and validates them
+    (`nb.parameters(...)`), so an override must be in place before it runs.
+  * Every run starts from a clean copy: outputs and execution counts of the input are dropped.
 
 Usage:
   run_notebook.py INPUT.ipynb OUTPUT.ipynb [--html OUT.html] [--params JSON]
@@ -105,26 +107,46 @@ def declared_names(source):
 
 
 def inject_parameters(nb, params):
-    """Insert an `injected-parameters` cell after the `parameters` cell. Returns the
-    list of names injected. Raises ValueError for names the parameters cell lacks."""
+    """Set overridden values IN the `parameters` cell (its declaration lines are rewritten and
+    marked), so that the cell that resolves the parameters is the cell that shows them, and the
+    executed notebook shows the values it ran with. Returns the names injected. Raises ValueError
+    for names the parameters cell lacks or declares other than on one line."""
     if not params:
         return []
     idx = find_parameters_cell(nb)
     if idx is None:
         raise ValueError("the notebook has no cell tagged 'parameters'; cannot inject " + ", ".join(params))
-    names = declared_names(nb.cells[idx].source)
+    cell = nb.cells[idx]
+    names = declared_names(cell.source)
     unknown = [k for k in params if k not in names]
     if unknown:
         raise ValueError(
             f"parameter(s) {', '.join(unknown)} not declared in the parameters cell (known: {', '.join(names)})"
         )
-    lines = ["// Injected by tools/run_notebook.py (overrides of the parameters cell above)"]
+    lines = cell.source.split("\n")
     for k, v in params.items():
-        lines.append(f"{names[k]} {k} = {json.dumps(v)};")
-    cell = nbformat.v4.new_code_cell("\n".join(lines))
-    cell.metadata["tags"] = ["injected-parameters"]
-    nb.cells.insert(idx + 1, cell)
+        pat = re.compile(r"^(\s*(?:export\s+)?(?:const|let|var)\s+" + re.escape(k) + r"\b[^=]*=\s*)(.*?);(\s*//.*)?$")
+        hits = [i for i, line in enumerate(lines) if pat.match(line)]
+        if len(hits) != 1:
+            raise ValueError(f"parameter {k}: its declaration in the parameters cell must be one line "
+                             "`const name = value; // comment` to be overridden")
+        i = hits[0]
+        m = pat.match(lines[i])
+        lines[i] = f"{m.group(1)}{json.dumps(v)}; // injected by reproduce (-p {k}=...); the notebook says: {m.group(2)}"
+    cell.source = "\n".join(lines)
+    tags = cell.metadata.setdefault("tags", [])
+    if "injected-parameters" not in tags:
+        tags.append("injected-parameters")
     return list(params)
+
+
+def clear_outputs(nb):
+    """A clean copy: no outputs or execution counts from an earlier (possibly interactive) run."""
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.outputs = []
+            c.execution_count = None
+    nb.metadata.pop("noiselab", None)
 
 
 def error_cell_markdown(text):
@@ -230,6 +252,7 @@ async def run(args):
         "error": None,
         "kernelPid": None,
     }
+    clear_outputs(nb)
     try:
         inject_parameters(nb, params)
         status["cellsTotal"] = sum(1 for c in nb.cells if c.cell_type == "code")
@@ -288,8 +311,11 @@ async def run(args):
                     code = 2
                     break
                 except CellExecutionError as e:
-                    first = str(e).strip().splitlines()
-                    status.update(status="error", failedCell=index, error="\n".join(first[-20:]))
+                    # the message first (ename: evalue), then the traceback nbclient gives
+                    err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+                    lines = str(e).strip().splitlines()
+                    head = f"{err.get('ename')}: {err.get('evalue')}" if err else (lines[-1] if lines else "error")
+                    status.update(status="error", failedCell=index, error=head + "\n\n" + "\n".join(lines[-20:]))
                     nb.cells.insert(index + 1, error_cell_markdown(
                         f"**noiselab runner: cell {index} raised an error; execution stopped here.**"))
                     code = 1

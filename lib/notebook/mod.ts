@@ -23,3 +23,4 @@ export type { NotebookFile, ReproduceOptions, RunRecord, RunStatus } from "./rep
 export * from "./study.ts";
 export * from "./interpret.ts";
 export * from "./trajectory.ts";
+export { parameters, withParameters } from "./params.ts";

@@ -225,7 +225,11 @@ function check(cond: boolean, key: string, want: string, v: unknown): void {
   if (!cond) throw new NoiselabError(`parameter ${key}: expected ${want}, got ${JSON.stringify(v)}`, key);
 }
 
-function validate(p: NotebookParams): NotebookParams {
+/**
+ * Validate resolved notebook parameters.
+ * @throws NoiselabError naming the first bad parameter
+ */
+export function validateParams(p: NotebookParams): NotebookParams {
   const posInt = (k: keyof Base) =>
     check(Number.isInteger(p[k]) && (p[k] as number) > 0, k, "a positive integer", p[k]);
   check(["cifar10", "cifar100"].includes(p.dataset), "dataset", `"cifar10" or "cifar100"`, p.dataset);
@@ -372,7 +376,7 @@ export function resolveParams(
     p.etasShown = nz.length <= 3 ? nz : [nz[0], nz[Math.floor(nz.length / 2)], nz[nz.length - 1]];
     if (!(p.etasShown as number[]).length) p.etasShown = [...etas];
   }
-  return validate(p as unknown as NotebookParams);
+  return validateParams(p as unknown as NotebookParams);
 }
 
 /** The base width of one model under the parameters (null = the architecture's default). */

@@ -230,6 +230,7 @@ export async function runNotebook(
   const html = join(opts.outDir, `${nb.stem}.html`);
   const statusPath = join(opts.outDir, `${nb.stem}.status.json`);
   await Deno.remove(statusPath).catch(() => {});
+  await Deno.remove(join(opts.outDir, `${nb.stem}.manifest.json`)).catch(() => {});
   const t0 = performance.now();
   const cmd = new Deno.Command(pythonBin(), {
     args: [
@@ -247,7 +248,9 @@ export async function runNotebook(
       "--kernel-dir",
       join(projectRoot, "tools", "kernel"),
     ],
-    env: { NO_COLOR: "1" },
+    // NOISELAB_PUBLISH: only reproduce writes the committed figures and tables (lib/util/paths.ts);
+    // NOISELAB_RUN_MANIFEST: the notebook's exports and finding, for the index page.
+    env: { NO_COLOR: "1", NOISELAB_PUBLISH: "1", NOISELAB_RUN_MANIFEST: join(opts.outDir, `${nb.stem}.manifest.json`) },
     stdout: "inherit",
     stderr: "inherit",
   });
@@ -337,6 +340,59 @@ ${rows}
 }
 
 /**
+ * Warnings for notebooks whose source differs from the last commit (edits made in the Jupyter UI
+ * are autosaved into notebooks/ and would otherwise flow silently into the committed results), or
+ * that are not committed at all. Outputs in the source do not matter (every run starts from a clean
+ * copy); code and parameters do. Empty outside a git checkout.
+ */
+export async function uncommittedNotebooks(nbs: NotebookFile[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const nb of nbs) {
+    let head: string | undefined;
+    try {
+      const r = await new Deno.Command("git", {
+        args: ["show", `HEAD:./${basename(nb.path)}`],
+        cwd: join(nb.path, ".."),
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      if (!r.success) {
+        const inRepo = await new Deno.Command("git", {
+          args: ["rev-parse", "--is-inside-work-tree"],
+          cwd: join(nb.path, ".."),
+          stdout: "null",
+          stderr: "null",
+        }).output().then((x) => x.success).catch(() => false);
+        if (inRepo) out.push(`${nb.path} is not committed; its results cannot be reproduced from the repository`);
+        continue;
+      }
+      head = new TextDecoder().decode(r.stdout);
+    } catch {
+      continue; // no git here
+    }
+    const code = (text: string) => {
+      try {
+        const j = JSON.parse(text);
+        return JSON.stringify((j.cells ?? []).map((c: { cell_type: string; source: string | string[] }) => [
+          c.cell_type,
+          Array.isArray(c.source) ? c.source.join("") : c.source,
+        ]));
+      } catch {
+        return text;
+      }
+    };
+    if (code(head) !== code(await Deno.readTextFile(nb.path))) {
+      out.push(
+        `${nb.path} has edits that are not committed (for example parameters changed and autosaved in the ` +
+          "Jupyter UI); this run uses them. Commit them, or `git checkout " + nb.path +
+          "` to reproduce the committed notebook.",
+      );
+    }
+  }
+  return out;
+}
+
+/**
  * The `reproduce` command. Bad arguments or parameter values raise a
  * NoiselabError before any notebook runs. Returns the exit code: 0 when every
  * selected notebook ran without error, 1 otherwise.
@@ -392,6 +448,7 @@ export async function reproduce(argv: string[]): Promise<number> {
       "-p",
     );
   }
+  for (const w of await uncommittedNotebooks(selected)) console.error(`[reproduce] warning: ${w}`);
   const runs: RunRecord[] = [];
   for (const { nb, params } of plans) {
     console.error(`[reproduce] ${nb.stem} (profile ${opts.profile}) ...`);

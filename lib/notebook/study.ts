@@ -19,6 +19,8 @@ import {
   trainOrLoad,
 } from "../train/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
+import { tracked } from "../util/pending.ts";
+import { assertCurrent, generationOf, stamp } from "../util/session.ts";
 import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
 import { cpuName } from "../util/machine.ts";
 import { projectRoot } from "../util/paths.ts";
@@ -96,11 +98,14 @@ export function bnCountVariants(model: string, counts: number[]): Variant[] {
 }
 
 /** Select the backend of the parameters and load the data set (once per notebook). */
-export async function setupStudy(p: NotebookParams): Promise<{ backend: string; dataset: Dataset }> {
-  const backend = await initBackend(p.backend);
-  const cfg = resolveTrainConfig(trainConfigFor(p, p.models[0], "all"));
-  const dataset = await loadConfigDataset(cfg);
-  return { backend, dataset };
+export function setupStudy(p: NotebookParams): Promise<{ backend: string; dataset: Dataset }> {
+  assertCurrent("setupStudy", p);
+  return tracked("setupStudy", (async () => {
+    const backend = await initBackend(p.backend);
+    const cfg = resolveTrainConfig(trainConfigFor(p, p.models[0], "all"));
+    const dataset = stamp(await loadConfigDataset(cfg), generationOf(p));
+    return stamp({ backend, dataset }, generationOf(p));
+  })());
 }
 
 /**
@@ -108,7 +113,16 @@ export async function setupStudy(p: NotebookParams): Promise<{ backend: string; 
  * stored models load in seconds). Every config is validated before any training. Returns the
  * models variant by variant, seeds in the parameters' order.
  */
-export async function trainVariants(
+export function trainVariants(
+  p: NotebookParams,
+  variants: Variant[],
+  dataset: Dataset,
+): Promise<TrainedVariant[]> {
+  assertCurrent("trainVariants", p, { dataset });
+  return tracked("trainVariants", trainVariantsImpl(p, variants, dataset));
+}
+
+async function trainVariantsImpl(
   p: NotebookParams,
   variants: Variant[],
   dataset: Dataset,
@@ -130,7 +144,7 @@ export async function trainVariants(
     const slots = bnCount(v.model);
     out.push({ ...v, seed, trained, bnLayers: trained.provenance.bnLayers, bnSlots: slots });
   }
-  return out;
+  return stamp(out, generationOf(p));
 }
 
 /** A noise condition of a sweep (notebook 03 compares several). */
@@ -182,7 +196,21 @@ const RECAL_BATCH = 128;
  * can change a number (model id, snapshot step, test images, every sweep parameter,
  * scoring rule, backend, numerics version: lib/notebook/cache.ts).
  */
-export async function sweepVariant(
+export function sweepVariant(
+  p: NotebookParams,
+  tv: TrainedVariant,
+  condition: SweepCondition,
+  dataset: Dataset,
+  opts: { series?: string; snapshot?: SnapshotInfo } = {},
+): Promise<VariantSweep> {
+  assertCurrent("sweepVariant", p, { trained: tv, dataset });
+  return tracked(
+    `sweepVariant(${tv.label})`,
+    sweepVariantImpl(p, tv, condition, dataset, opts).then((sw) => stamp(sw, generationOf(p))),
+  );
+}
+
+async function sweepVariantImpl(
   p: NotebookParams,
   tv: TrainedVariant,
   condition: SweepCondition,

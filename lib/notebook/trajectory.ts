@@ -11,6 +11,7 @@
  * accuracy is swept with the same noise draws.
  * @module
  */
+import { assertCurrent } from "../util/session.ts";
 import type { Dataset } from "../data/mod.ts";
 import { listSnapshots, type SnapshotInfo } from "../train/mod.ts";
 import type { SeedInterval } from "../stats/mod.ts";
@@ -60,6 +61,7 @@ export async function trajectorySweeps(
   condition: SweepCondition,
   dataset: Dataset,
 ): Promise<TrajectoryPoint[]> {
+  assertCurrent("trajectorySweeps", p, { trained: tv, dataset });
   const out: TrajectoryPoint[] = [];
   for (const snap of await listSnapshots(tv.trained.path)) {
     out.push(point(tv, await sweepVariant(p, tv, condition, dataset, { snapshot: snap })));
@@ -146,6 +148,7 @@ export async function matchedComparisons(
   condition: SweepCondition,
   dataset: Dataset,
 ): Promise<MatchedComparison[]> {
+  assertCurrent("matchedComparisons", p, { sweeps, dataset });
   const out: MatchedComparison[] = [];
   for (const pair of bnPairs(sweeps).filter((x) => x.bn.variant.seed === p.seeds[0])) {
     out.push(await matchedComparison(p, pair, condition, dataset));
