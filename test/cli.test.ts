@@ -167,7 +167,7 @@ for (const [name, args, re] of BAD) {
   });
 }
 
-Deno.test("stored model: targets emptied by --fold-bn and corrupt model files exit 2 naming the flag/file, nothing written", async () => {
+Deno.test("stored model: targets that select nothing (--fold-bn, BN targets on a BN-free model) and corrupt model files exit 2 naming the flag/model/file, nothing written", async () => {
   const results = await Deno.makeTempDir({ prefix: "noiselab-cli-store-" });
   const noData = await Deno.makeTempDir({ prefix: "noiselab-nodata-" });
   const copies: string[] = [];
@@ -180,9 +180,15 @@ Deno.test("stored model: targets emptied by --fold-bn and corrupt model files ex
     // BN folding leaves no BN arrays: a target made only of BN parts selects nothing. The check runs
     // before any work: with an empty data folder a command that went on would fail on the data instead.
     const emptied: [string[], RegExp][] = [
-      [["--targets", "bn-mean", "--fold-bn"], /--targets: bn-mean selects no tensor .*once BN is folded/],
-      [["--fold-bn", "--targets", "kernels,bn-var", "--json"], /--targets: bn-var selects no tensor/],
-      [["--targets", "bn-affine+bn-mean", "--fold-bn"], /--targets: bn-affine\+bn-mean selects no tensor/],
+      [
+        ["--targets", "bn-mean", "--fold-bn"],
+        /--targets: bn-mean selects no weight tensor of model \w+ once BN is folded/,
+      ],
+      [["--fold-bn", "--targets", "kernels,bn-var", "--json"], /--targets: bn-var selects no weight tensor/],
+      [
+        ["--targets", "bn-affine+bn-mean", "--fold-bn"],
+        /--targets: bn-affine\+bn-mean selects no weight tensor/,
+      ],
     ];
     for (const [args, re] of emptied) {
       const r = await cli(["noise", "--model", id, "--eta", "0.1", ...args], {
@@ -193,6 +199,26 @@ Deno.test("stored model: targets emptied by --fold-bn and corrupt model files ex
       assert.deepEqual(await treeState(results), state, args.join(" "));
       assert.deepEqual(listFiles(noData), []);
     }
+
+    // BN targets on a model without BatchNorm perturb nothing: exit 2 naming --targets, the model and why,
+    // never a normal table of 100% normalized accuracy (issue #9 item 8)
+    const twin = await cli([...TINY_TRAIN, "--bn", "none", "--json"], { NOISELAB_RESULTS_DIR: results });
+    assert.equal(twin.code, 0, twin.stderr);
+    const twinId: string = JSON.parse(twin.stdout).id;
+    const twinState = await treeState(results);
+    for (const t of ["bn-var", "bn-affine", "bn-mean+bn-var"]) {
+      const r = await cli(["noise", "--model", twinId, "--eta", "0.1", "--targets", t], {
+        NOISELAB_RESULTS_DIR: results,
+        NOISELAB_DATA_DIR: noData,
+      });
+      const line = assertBadInput(
+        r,
+        /--targets: \S+ selects no weight tensor of model \w+ \(it has no BatchNorm layer\)/,
+      );
+      assert.ok(line.includes(`${t} selects no weight tensor of model ${twinId} (`), line);
+      assert.deepEqual(await treeState(results), twinState, t);
+    }
+    await Deno.remove(join(results, "models", twinId), { recursive: true });
 
     // corrupt copies of the stored model, each in its own results folder
     const modelDir = join(results, "models", id);
@@ -416,7 +442,7 @@ Deno.test("end to end on real CIFAR-10: train learns, stored model is reused, la
     env,
   );
   assert.equal(none.code, 2, none.stderr);
-  assert.match(errorLines(none.stderr).join("\n"), /--targets: bn-mean selects no tensor/);
+  assert.match(errorLines(none.stderr).join("\n"), /--targets: bn-mean selects no weight tensor/);
   assert.equal(none.stdout, "");
   // the table shows the non-finite share beside the accuracy; --scoring is passed through
   const table = await cli(

@@ -5,6 +5,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { bnLayerNames, buildModel, predictLogits } from "../lib/models/mod.ts";
 import {
   averageNormalizedAccuracy,
+  averageNormalizedInterval,
   foldBatchNorm,
   listWeights,
   meanInterval,
@@ -521,11 +522,15 @@ Deno.test("noiseSweep: no selected tensor, no eta > 0 or a bad scoring rule is a
   const nerr = (re: RegExp) => (e: unknown) => e instanceof NoiselabError && re.test(e.message);
   await assert.rejects(
     () => noiseSweep(noBn, data, { ...base, spec: { targets: ["bn-var"] } }),
-    nerr(/^targets: bn-var selects no tensor/),
+    nerr(/^targets: bn-var selects no weight tensor of m \(it has no BatchNorm layer\)/),
+  );
+  await assert.rejects(
+    () => noiseSweep(noBn, data, { ...base, modelId: "twin", spec: { targets: ["bn-affine"] } }),
+    nerr(/^targets: bn-affine selects no weight tensor of twin \(it has no BatchNorm layer\)/),
   );
   await assert.rejects(
     () => noiseSweep(withBn, data, { ...base, spec: { targets: ["bn-mean"], foldBN: true } }),
-    nerr(/^targets: bn-mean selects no tensor.*folded/),
+    nerr(/^targets: bn-mean selects no weight tensor of m once BN is folded/),
   );
   await assert.rejects(
     () => noiseSweep(withBn, data, { ...base, spec: { targets: ["bn-mean", "bn-var"], foldBN: true } }),
@@ -541,7 +546,10 @@ Deno.test("noiseSweep: no selected tensor, no eta > 0 or a bad scoring rule is a
     nerr(/^scoring: unknown scoring rule "max"/),
   );
   assert.equal(calls, 0, "nothing was evaluated");
-  assert.throws(() => sweepSelection(noBn, { targets: ["bn-affine"] }), nerr(/^targets:/));
+  assert.throws(
+    () => sweepSelection(noBn, { targets: ["bn-affine"] }, "model x"),
+    nerr(/^targets: bn-affine selects no weight tensor of model x \(it has no BatchNorm layer\)/),
+  );
   const nBn = listWeights(withBn).filter((w) => w.kind === "moving_variance").length;
   assert.ok(nBn > 0);
   assert.equal(sweepSelection(withBn, { targets: ["bn-var"] }).tensors, nBn);
@@ -554,8 +562,33 @@ Deno.test("noiseSweep: no selected tensor, no eta > 0 or a bad scoring rule is a
   assert.equal(sweepSelection(noBn, { targets: ["kernels", "bn-var"] }).tensors, nKernels);
   const ok = await noiseSweep(withBn, data, { ...base, spec: { targets: ["bn-var"] } });
   assert.equal(ok.rows.length, 2);
+  assert.equal(ok.nothingPerturbed, false);
+  assert.ok(ok.rows.every((r) => !("nothingPerturbed" in r)));
   noBn.dispose();
   withBn.dispose();
+});
+
+Deno.test("noiseSweep allowEmpty: an empty selection asked for on purpose gives rows marked nothingPerturbed", async () => {
+  const noBn = buildModel("resnet8", { width: 4, inputShape: S8, bn: "none" });
+  randomize(noBn, "ae");
+  const x = images(8, S8, "aex");
+  const labels = await selfLabels(noBn, x);
+  const r = await noiseSweep(noBn, { x, labels }, {
+    etas: [0.1, 0.5],
+    draws: 2,
+    seed: 1,
+    modelId: "twin",
+    spec: { targets: ["bn-var"] },
+    allowEmpty: true,
+  });
+  assert.equal(r.nothingPerturbed, true);
+  assert.equal(r.provenance.perturbed.tensors, 0);
+  assert.equal(r.rows.length, 4);
+  for (const row of r.rows) {
+    assert.equal(row.nothingPerturbed, true);
+    assert.equal(row.accuracy, r.cleanAccuracy);
+  }
+  noBn.dispose();
 });
 
 function denseChain(sizes: number[], names: string[], opts: { bias?: boolean; bnAfter?: number } = {}) {
@@ -751,7 +784,11 @@ Deno.test("stats: Student t quantiles, intervals, average normalized accuracy ag
   assert.equal(summarizeRows(rows).length, 3);
   // mean over the noisy levels only (η = 0 excluded): (mean(0.5, 0.75) + 0.25) / 2
   assert.ok(Math.abs(averageNormalizedAccuracy(rows) - (0.625 + 0.25) / 2) < 1e-12);
-  assert.ok(Number.isNaN(averageNormalizedAccuracy([row(0, 0, 0.8)])), "no noisy level: NaN");
+  // no noisy level: nothing to average, an error naming etas (was NaN)
+  const noNoisy = (e: unknown) =>
+    e instanceof NoiselabError && e.subject === "etas" && /^etas: no noise level > 0/.test(e.message);
+  assert.throws(() => averageNormalizedAccuracy([row(0, 0, 0.8), row(0, 1, 0.8)]), noNoisy);
+  assert.throws(() => averageNormalizedInterval([row(0, 0, 0.8), row(0, 1, 0.8)]), noNoisy);
   assert.throws(
     () => averageNormalizedAccuracy([...rows, { ...row(0, 0, 0.5), modelId: "b" }]),
     NoiselabError,

@@ -145,10 +145,11 @@ export async function noiseCommand(argv: string[]): Promise<number> {
   const cfg = stored.meta.config;
   for (const spec of specs) {
     try {
-      sweepSelection(stored.model, spec); // a target that selects nothing fails before any data is loaded
+      // a target that selects nothing fails before any data is loaded (the message names the model)
+      sweepSelection(stored.model, spec, `model ${stored.id}`);
     } catch (e) {
       if (e instanceof NoiselabError && e.subject === "targets") {
-        throw flagError("targets", e.message.replace(/^targets: /, "") + ` (model ${stored.id})`);
+        throw flagError("targets", e.message.replace(/^targets: /, ""));
       }
       throw e;
     }

@@ -11,6 +11,10 @@
  * res.rows[0].nonFiniteShare;      // share of images with NaN/Inf logits in that draw
  * ```
  *
+ * A sweep is resumable (finished draws saved to a partial file, skipped on
+ * re-run: `partial` option, lib/noise/partial.ts) and stops between draws on
+ * Kernel > Interrupt (lib/util/interrupt.ts).
+ *
  * Intervals (Student t, n = 1 → undefined, accuracies clipped to [0, 1],
  * training seeds combined) come from lib/stats/mod.ts, re-exported here.
  * @module
@@ -20,3 +24,4 @@ export * from "./fold.ts";
 export * from "./recalibrate.ts";
 export * from "./stats.ts";
 export * from "./sweep.ts";
+export * from "./partial.ts";

@@ -38,6 +38,11 @@ export interface SweepRow {
   nonFiniteShare: number;
   /** How non-finite rows were scored (lib/models `ScoringRule`). */
   scoring: ScoringRule;
+  /**
+   * Present (true) only in sweeps run with `allowEmpty` whose targets selected
+   * no tensor: the row is the unperturbed model's, not a noise measurement.
+   */
+  nothingPerturbed?: true;
 }
 
 /** Per (model, target, form, eta) summary over draws. */
@@ -103,10 +108,21 @@ export function summarizeRows(rows: SweepRow[], level = DEFAULT_LEVEL): SweepSum
   });
 }
 
+/** The NoiselabError for an average over eta > 0 of rows that have no eta > 0. */
+function noNoisyLevelError(etas: number[]): NoiselabError {
+  return new NoiselabError(
+    `etas: no noise level > 0 in the rows (etas ${[...new Set(etas)].join(", ")}); ` +
+      "the average normalized accuracy is over eta > 0: add a noise level > 0",
+    "etas",
+  );
+}
+
 /**
- * The paper's metric: the mean over noise levels of the mean normalised
- * accuracy (noisy / clean) at that level. All rows must belong to one model,
- * target and form (else a NoiselabError naming `rows`).
+ * The paper's metric: the mean over noise levels eta > 0 of the mean
+ * normalised accuracy (noisy / clean) at that level (a number, 1 = no loss).
+ * Throws a NoiselabError naming `rows` for no rows or rows of several
+ * models/targets/forms/scoring rules, and one naming `etas` when no row has
+ * eta > 0 (there is nothing to average: never NaN).
  */
 export function averageNormalizedAccuracy(rows: SweepRow[]): number {
   if (rows.length === 0) throw new NoiselabError("rows: no sweep rows", "rows");
@@ -119,7 +135,8 @@ export function averageNormalizedAccuracy(rows: SweepRow[]): number {
   }
   // the noisy levels only: η = 0 adds no noise and would contribute a 100% term
   const noisy = summarizeRows(rows).filter((s) => s.eta > 0);
-  return noisy.length ? mean(noisy.map((s) => s.normalizedMean)) : NaN;
+  if (noisy.length === 0) throw noNoisyLevelError(rows.map((r) => r.eta));
+  return mean(noisy.map((s) => s.normalizedMean));
 }
 
 /** Minimal row shape for {@link averageNormalizedInterval} (a lib/noise `SweepRow` fits). */
@@ -138,13 +155,16 @@ export interface NormalizedRowLike {
  * models (training seeds; `seedOf`, default the model id) are combined with
  * {@link combineSeeds}: interval over the per-model means on (models − 1) df;
  * with one model, the interval over its draws and `singleModel: true`. Bounds
- * are clipped to [0, 1 / min clean accuracy]. η = 0 rows are ignored.
+ * are clipped to [0, 1 / min clean accuracy]. η = 0 rows are ignored; rows
+ * that have no η > 0 at all throw a NoiselabError naming `etas` (nothing to
+ * average, never NaN). No rows at all give the empty (NaN) interval.
  */
 export function averageNormalizedInterval<R extends NormalizedRowLike>(
   rows: readonly R[],
   opts: { level?: number; seedOf?: (r: R) => string | number } = {},
 ): SeedInterval {
   const seedOf = opts.seedOf ?? ((r: R) => r.modelId);
+  if (rows.length > 0 && !rows.some((r) => r.eta > 0)) throw noNoisyLevelError(rows.map((r) => r.eta));
   const byDraw = new Map<string, { seed: string | number; byEta: Map<number, number> }>();
   const cleans: number[] = [];
   for (const r of rows) {

@@ -2,12 +2,17 @@
  * Monte Carlo noise sweeps: for each noise level eta and draw k, perturb the
  * model, evaluate, restore. Draw k of eta e uses the random streams seeded
  * `${seed}:${e}:${k}:<layer>/<weight>` for every model, so models that share
- * layer names see the same noise (paired comparisons).
+ * layer names see the same noise (paired comparisons), and a sweep can skip
+ * draws it finished before (resume, lib/noise/partial.ts) without changing
+ * any number. Noise that perturbs nothing and a sweep without eta > 0 are
+ * errors, never a normal-looking result. Long sweeps stop cleanly between
+ * draws on Kernel > Interrupt (lib/util/interrupt.ts).
  * @module
  */
 import { createHash } from "node:crypto";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
+import { interruptChecker } from "../util/interrupt.ts";
 import { cpuName } from "../util/machine.ts";
 import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
 import { backendInfo } from "../backend/mod.ts";
@@ -31,6 +36,13 @@ import {
 import { foldBatchNorm } from "./fold.ts";
 import { recalibrateBatchNorm } from "./recalibrate.ts";
 import { averageNormalizedAccuracy, summarizeRows, type SweepRow, type SweepSummary } from "./stats.ts";
+import {
+  ambientSweepPartial,
+  type PartialSweep,
+  readPartialSweep,
+  removePartialSweep,
+  writePartialSweep,
+} from "./partial.ts";
 
 /** Evaluation data: NHWC Float32Array images and their labels. */
 export interface SweepData {
@@ -60,16 +72,21 @@ export type Evaluator = (
   scoring: ScoringRule,
 ) => Promise<number | Evaluation>;
 
-/** Progress report after each draw. */
+/** Progress report after each draw (also for draws read back from the partial file). */
 export interface SweepProgress {
+  /** Draws finished so far (of `total` = etas × draws). */
   done: number;
   total: number;
+  /** Noise level of this draw. */
   eta: number;
   draw: number;
+  /** Accuracy of this draw and of the clean model, 0..1. */
   accuracy: number;
   cleanAccuracy: number;
   /** Share of the test images whose logits row is not all finite in this draw. */
   nonFiniteShare: number;
+  /** True when the draw was read from the partial file of an earlier, interrupted run (not computed now). */
+  resumed: boolean;
 }
 
 /** Options of {@link noiseSweep}. */
@@ -102,6 +119,23 @@ export interface SweepOptions {
    * batches) is an alternative way to give `batches`.
    */
   recalibrateBN?: { x: Float32Array; batches?: number; batchSize?: number; label?: string };
+  /**
+   * Accept targets that select no tensor of the model. Default false: such a
+   * sweep is a NoiselabError naming `targets` and the model, raised before any
+   * evaluation. With true (for a caller that wants a "nothing perturbed"
+   * reference on purpose) the sweep runs, and every row and the result carry
+   * `nothingPerturbed: true`.
+   */
+  allowEmpty?: boolean;
+  /**
+   * Partial file that makes the sweep resumable (lib/noise/partial.ts): each
+   * finished draw is saved to it atomically, a re-run of the same sweep skips
+   * the draws (and the clean evaluation) found there, and the file is deleted
+   * when the sweep completes. The rows equal an uninterrupted run's bitwise.
+   * Default: the path an enclosing `withSweepPartial` provides (lib/notebook
+   * `cachedSweep` does: `<cache entry>.partial.json`), else none; `false`: none.
+   */
+  partial?: string | false;
 }
 
 /** Result of a sweep. */
@@ -113,6 +147,13 @@ export interface SweepResult {
   cleanAccuracy: number;
   /** Share of non-finite logits rows of the clean (noise-free, possibly folded) model. */
   cleanNonFiniteShare: number;
+  /**
+   * True only for a sweep run with `allowEmpty` whose targets selected no
+   * tensor: its rows are the clean model's (every row is marked too).
+   */
+  nothingPerturbed: boolean;
+  /** Draws read back from a partial file of an interrupted run (0 when computed from scratch). */
+  resumedDraws: number;
   provenance: {
     modelId: string;
     seed: string;
@@ -126,7 +167,7 @@ export interface SweepResult {
     /** {@link dataFingerprint} of the evaluation images and labels. */
     dataHash: string;
     images: number;
-    /** What the targets selected in the (possibly folded) model (never empty: an empty selection is an error). */
+    /** What the targets selected in the (possibly folded) model (empty only with `allowEmpty`). */
     perturbed: { tensors: number; elements: number; names: string[] };
     recalibrateBN: { batches: number; batchSize: number; data: string } | null;
     /** Backend name (cpu, wasm, noiselab, tensorflow). */
@@ -173,14 +214,25 @@ function describeSelection(refs: WeightRef[]): SweepSelection {
   };
 }
 
-function emptySelectionError(spec: NoiseSpec): NoiselabError {
+const BN_TARGETS: readonly string[] = ["bn-affine", "bn-mean", "bn-var"];
+
+/**
+ * The error for targets that select nothing, naming `targets`, the model and
+ * why: the model has no BatchNorm layer, BN is folded away, or the model
+ * simply has no such array.
+ */
+function emptySelectionError(spec: NoiseSpec, original: tfl.LayersModel, modelId: string): NoiselabError {
   const t = spec.targets.join("+");
+  const hasBN = listWeights(original).some((w) => BN_TARGETS.includes(w.category));
+  const onlyBN = spec.targets.every((x) => BN_TARGETS.includes(x));
+  const why = !hasBN && onlyBN
+    ? " (it has no BatchNorm layer)"
+    : spec.foldBN
+    ? " once BN is folded (the folded model has no BN arrays: use kernels, biases or all)"
+    : ` (it has no ${t} array)`;
   return new NoiselabError(
-    `targets: ${t} selects no tensor in this model` +
-      (spec.foldBN
-        ? " once BN is folded (the folded model has no BN arrays: use kernels, biases or all)"
-        : " (e.g. BN targets on a model without BN)") +
-      "; the sweep would report the clean accuracy at every noise level",
+    `targets: ${t} selects no weight tensor of ${modelId}${why}; ` +
+      "the sweep would report the clean accuracy at every noise level",
     "targets",
   );
 }
@@ -188,14 +240,19 @@ function emptySelectionError(spec: NoiseSpec): NoiselabError {
 /**
  * The tensors a sweep with `spec` perturbs in `model` (after folding BN when
  * `spec.foldBN`; the folded copy is disposed). Throws a NoiselabError naming
- * `targets` when nothing is selected. Lets callers fail before loading data.
+ * `targets` and the model (`modelId`, default the model's name) when nothing
+ * is selected. Lets callers fail before loading data.
  */
-export function sweepSelection(model: tfl.LayersModel, spec: Partial<NoiseSpec>): SweepSelection {
+export function sweepSelection(
+  model: tfl.LayersModel,
+  spec: Partial<NoiseSpec>,
+  modelId: string = model.name,
+): SweepSelection {
   const s = resolveNoiseSpec(spec);
   const m = s.foldBN ? foldBatchNorm(model) : model;
   try {
     const refs = selectWeights(m, s.targets);
-    if (refs.length === 0) throw emptySelectionError(s);
+    if (refs.length === 0) throw emptySelectionError(s, model, modelId);
     return describeSelection(refs);
   } finally {
     if (m !== model) m.dispose();
@@ -272,9 +329,17 @@ function asEvaluation(r: number | Evaluation): Evaluation {
 /**
  * Run a Monte Carlo sweep over `etas` × `draws`. The model's weights are
  * restored bitwise after every draw (also on errors). All parameters are
- * validated before any work: bad values, no eta > 0 (`etas`) and targets
- * that select no tensor (`targets`) throw a NoiselabError naming the
- * parameter. Every row reports the share of non-finite logits rows.
+ * validated before any evaluation: bad values, no eta > 0 (`etas`: the
+ * result's average is over eta > 0) and targets that select no weight tensor
+ * of the model (`targets`, unless `allowEmpty`) throw a NoiselabError naming
+ * the parameter. Every row reports the share of non-finite logits rows.
+ *
+ * Resumable: with a partial file (`opts.partial`, or an enclosing
+ * `withSweepPartial`) every finished draw is saved as it finishes and a
+ * re-run skips it. Interruptible: between draws an interrupt of the notebook
+ * kernel (lib/util/interrupt.ts) throws `InterruptedError`; the finished
+ * draws stay in the partial file and the weights are restored.
+ * @throws NoiselabError for bad input, InterruptedError on Kernel > Interrupt.
  */
 export async function noiseSweep(
   model: tfl.LayersModel,
@@ -318,64 +383,128 @@ export async function noiseSweep(
     countImages(model, opts.recalibrateBN.x);
   }
   const evaluate = opts.evaluate ?? defaultEvaluate;
+  // read before any await: an enclosing withSweepPartial's context
+  const partialPath = opts.partial === false ? undefined : (opts.partial ?? ambientSweepPartial());
 
   const target = spec.targets.join("+");
   const seed = String(opts.seed);
+  const checkInterrupt = interruptChecker(`noise sweep of ${opts.modelId} (${target})`);
   const m = spec.foldBN ? foldBatchNorm(model) : model;
   try {
     const selected = selectWeights(m, spec.targets);
-    if (selected.length === 0) throw emptySelectionError(spec);
-    const clean = asEvaluation(await evaluate(m, data.x, data.labels, batchSize, scoring));
+    if (selected.length === 0 && !opts.allowEmpty) throw emptySelectionError(spec, model, opts.modelId);
+    const nothingPerturbed = selected.length === 0;
+    const dataHash = dataFingerprint(data.x, data.labels);
+    const identity = partialPath
+      ? {
+        ...sweepKey({
+          modelId: opts.modelId,
+          data: { dataHash },
+          etas: opts.etas,
+          draws: opts.draws,
+          seed,
+          spec,
+          scoring,
+          batchSize,
+          recalibrateBN: opts.recalibrateBN ?? null,
+        }),
+        allowEmpty: Boolean(opts.allowEmpty),
+      }
+      : {};
+    const previous = partialPath ? await readPartialSweep(partialPath, identity) : undefined;
+    const finished = new Map<string, SweepRow>();
+    for (const d of previous?.done ?? []) {
+      const fits = opts.etas[d.i] === d.row?.eta && d.k === d.row.draw && d.k < opts.draws;
+      if (fits) finished.set(`${d.i}:${d.k}`, d.row);
+    }
+
+    checkInterrupt();
+    const clean = previous?.clean ??
+      asEvaluation(await evaluate(m, data.x, data.labels, batchSize, scoring));
     const cleanAccuracy = clean.accuracy;
+    const state: PartialSweep = {
+      kind: "noiseSweepPartial",
+      version: 1,
+      identity,
+      clean: { accuracy: clean.accuracy, nonFiniteShare: clean.nonFiniteShare },
+      done: (previous?.done ?? []).filter((d) => finished.get(`${d.i}:${d.k}`) === d.row),
+      updatedAt: new Date().toISOString(),
+    };
+    const save = async () => {
+      state.updatedAt = new Date().toISOString();
+      await writePartialSweep(partialPath!, state);
+    };
+    if (partialPath && !previous) await save();
+
     const bnStats = listWeights(m).filter((w) => w.category === "bn-mean" || w.category === "bn-var");
     const rows: SweepRow[] = [];
     const total = opts.etas.length * opts.draws;
-    for (const eta of opts.etas) {
+    let resumedDraws = 0;
+    for (let i = 0; i < opts.etas.length; i++) {
+      const eta = opts.etas[i];
       for (let k = 0; k < opts.draws; k++) {
-        const ev = await withNoise(m, spec, eta, `${seed}:${eta}:${k}`, async (noisy) => {
-          if (recalBatches < 1) {
-            return asEvaluation(await evaluate(noisy, data.x, data.labels, batchSize, scoring));
+        const before = finished.get(`${i}:${k}`);
+        let row: SweepRow;
+        if (before) {
+          row = before;
+          resumedDraws++;
+        } else {
+          checkInterrupt();
+          const ev = await withNoise(m, spec, eta, `${seed}:${eta}:${k}`, async (noisy) => {
+            if (recalBatches < 1) {
+              return asEvaluation(await evaluate(noisy, data.x, data.labels, batchSize, scoring));
+            }
+            const restoreStats = snapshotWeights(bnStats);
+            try {
+              await recalibrateBatchNorm(noisy, opts.recalibrateBN!.x, {
+                batches: recalBatches,
+                batchSize: opts.recalibrateBN!.batchSize ?? 128,
+              });
+              return asEvaluation(await evaluate(noisy, data.x, data.labels, batchSize, scoring));
+            } finally {
+              restoreStats();
+            }
+          });
+          row = {
+            modelId: opts.modelId,
+            eta,
+            target,
+            form: spec.form,
+            draw: k,
+            accuracy: ev.accuracy,
+            cleanAccuracy,
+            normalizedAccuracy: ev.accuracy / cleanAccuracy,
+            nonFiniteShare: ev.nonFiniteShare,
+            scoring,
+            ...(nothingPerturbed ? { nothingPerturbed: true as const } : {}),
+          };
+          if (partialPath) {
+            state.done.push({ i, k, row });
+            await save();
           }
-          const restoreStats = snapshotWeights(bnStats);
-          try {
-            await recalibrateBatchNorm(noisy, opts.recalibrateBN!.x, {
-              batches: recalBatches,
-              batchSize: opts.recalibrateBN!.batchSize ?? 128,
-            });
-            return asEvaluation(await evaluate(noisy, data.x, data.labels, batchSize, scoring));
-          } finally {
-            restoreStats();
-          }
-        });
-        rows.push({
-          modelId: opts.modelId,
-          eta,
-          target,
-          form: spec.form,
-          draw: k,
-          accuracy: ev.accuracy,
-          cleanAccuracy,
-          normalizedAccuracy: ev.accuracy / cleanAccuracy,
-          nonFiniteShare: ev.nonFiniteShare,
-          scoring,
-        });
+        }
+        rows.push(row);
         opts.onProgress?.({
           done: rows.length,
           total,
           eta,
           draw: k,
-          accuracy: ev.accuracy,
+          accuracy: row.accuracy,
           cleanAccuracy,
-          nonFiniteShare: ev.nonFiniteShare,
+          nonFiniteShare: row.nonFiniteShare,
+          resumed: Boolean(before),
         });
       }
     }
+    if (partialPath) await removePartialSweep(partialPath);
     return {
       rows,
       summary: summarizeRows(rows),
       averageNormalizedAccuracy: averageNormalizedAccuracy(rows),
       cleanAccuracy,
       cleanNonFiniteShare: clean.nonFiniteShare,
+      nothingPerturbed,
+      resumedDraws,
       provenance: {
         modelId: opts.modelId,
         seed,
@@ -385,7 +514,7 @@ export async function noiseSweep(
         scoring,
         streams: `seedrandom alea, per tensor: "${seed}:<eta>:<draw>:<layer>/<weight>"`,
         data: data.label ?? "unlabelled data",
-        dataHash: dataFingerprint(data.x, data.labels),
+        dataHash,
         images: n,
         perturbed: describeSelection(selected),
         recalibrateBN: recalBatches > 0

@@ -5,11 +5,13 @@
  * `NUMERICS_VERSION`), so re-running an unchanged notebook takes seconds, any
  * change recomputes, and edits that do not change numbers (comments, prose,
  * charts) keep every stored sweep. The source hash `libVersion()` is recorded
- * in each file for provenance only.
+ * in each file for provenance only. An unfinished sweep keeps its finished
+ * noise draws in `<hash>.partial.json` beside the entry and resumes from it.
  * @module
  */
 import { join } from "node:path";
-import { readJsonIfExists, writeJsonAtomic } from "../util/fs.ts";
+import { parseExact, removePartialSweep, stringifyExact, withSweepPartial } from "../noise/partial.ts";
+import { writeFileAtomic } from "../util/fs.ts";
 import { hashObject } from "../util/hash.ts";
 import { resultsDir } from "../util/paths.ts";
 import { libVersion } from "../util/version.ts";
@@ -28,8 +30,14 @@ export interface CachedSweep<T> {
 export interface SweepCacheOptions {
   /** Results folder (default `resultsDir()`). */
   resultsDir?: string;
-  /** Ignore a stored result and recompute (the new one replaces it). */
+  /** Ignore a stored result and recompute (the new one replaces it); a partial file is discarded too. */
   refresh?: boolean;
+}
+
+/** What `compute` of {@link cachedSweep} is given. */
+export interface SweepComputeContext {
+  /** The partial file of this entry ({@link sweepPartialPath}), for lib/noise `noiseSweep`'s `partial`. */
+  partialPath: string;
 }
 
 /** Path of the cache file for a key (a hash of the key alone: the key names the numerics version). */
@@ -38,24 +46,53 @@ export function sweepCachePath(key: Record<string, unknown>, opts: SweepCacheOpt
 }
 
 /**
+ * Path of the partial file of a key: `<hash>.partial.json` beside the cache
+ * entry, holding the finished noise draws of an unfinished sweep
+ * (lib/noise/partial.ts).
+ */
+export function sweepPartialPath(key: Record<string, unknown>, opts: SweepCacheOptions = {}): string {
+  return sweepCachePath(key, opts).replace(/\.json$/, ".partial.json");
+}
+
+async function readEntry<T>(path: string): Promise<CachedSweep<T> | undefined> {
+  try {
+    return parseExact<CachedSweep<T>>(await Deno.readTextFile(path));
+  } catch {
+    return undefined; // missing or unreadable: recompute (the entry is rewritten atomically)
+  }
+}
+
+/**
  * Return the stored result for `key` (must include the model id and every sweep
  * parameter), or run `compute`, store its result atomically and return it.
  * `fromCache` tells which happened (shown in the notebooks' provenance).
+ *
+ * Resumable: `compute` runs with {@link sweepPartialPath} as the partial file
+ * of the noise sweep inside it (lib/noise `withSweepPartial`: `noiseSweep`
+ * picks it up without being told; it is also passed as
+ * `ctx.partialPath`), so the draws an interrupted or killed computation
+ * finished are kept and a re-run computes only the rest. The partial file is
+ * removed once the entry is written. Non-finite numbers (NaN bounds, NaN
+ * shares) are stored as such, not as null (lib/noise `stringifyExact`).
+ * @throws whatever `compute` throws (e.g. InterruptedError); nothing is stored then.
  */
 export async function cachedSweep<T>(
   key: Record<string, unknown>,
-  compute: () => Promise<T>,
+  compute: (ctx: SweepComputeContext) => Promise<T>,
   opts: SweepCacheOptions = {},
 ): Promise<{ result: T; fromCache: boolean; path: string; seconds: number }> {
   const path = sweepCachePath(key, opts);
+  const partialPath = sweepPartialPath(key, opts);
   if (!opts.refresh) {
-    const hit = await readJsonIfExists<CachedSweep<T>>(path).catch(() => undefined);
+    const hit = await readEntry<T>(path);
     if (hit && hit.result !== undefined) {
       return { result: hit.result, fromCache: true, path, seconds: hit.seconds };
     }
+  } else {
+    await removePartialSweep(partialPath);
   }
   const t0 = performance.now();
-  const result = await compute();
+  const result = await withSweepPartial(partialPath, () => compute({ partialPath }));
   const seconds = (performance.now() - t0) / 1000;
   const entry: CachedSweep<T> = {
     key,
@@ -65,6 +102,7 @@ export async function cachedSweep<T>(
     seconds,
     result,
   };
-  await writeJsonAtomic(path, entry);
+  await writeFileAtomic(path, stringifyExact(entry, 2) + "\n");
+  await removePartialSweep(partialPath);
   return { result, fromCache: false, path, seconds };
 }
