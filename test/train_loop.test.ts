@@ -11,6 +11,7 @@ import {
   checkpointPath,
   evaluate,
   listSnapshots,
+  loadCheckpoint,
   loadSnapshotInto,
   snapshotSteps,
   type TrainConfig,
@@ -18,6 +19,7 @@ import {
   trainOrLoad,
 } from "../lib/train/mod.ts";
 import { NoiselabError } from "../lib/util/errors.ts";
+import { InterruptedError } from "../lib/util/interrupt.ts";
 
 await initBackend();
 const dataset = await loadDataset({ dataset: "cifar10" });
@@ -220,4 +222,50 @@ Deno.test("a diverging run stops with an error naming lr and stores no model", a
     assert.throws(() => Deno.statSync(join(d, "models", m.name, "meta.json")), "no finished model stored");
   }
   await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("Kernel > Interrupt mid-epoch stops between steps, keeps the last epoch's checkpoint; the re-run ends bitwise equal", async () => {
+  const g = globalThis as unknown as { __noiselab?: { interruptAt?: number } };
+  const [d1, d2] = [await tmp(), await tmp()];
+  const cfg = { ...tiny, epochs: 2, batchSize: 8 }; // 6 steps per epoch
+  try {
+    const full = (await trainOrLoad(cfg, { resultsDir: d1, dataset }))!;
+    const steps: string[] = [];
+    await assert.rejects(
+      trainOrLoad(cfg, {
+        resultsDir: d2,
+        dataset,
+        onProgress: (p) => {
+          if (p.phase !== "train") return;
+          steps.push(`${p.epoch}.${p.step}`);
+          // what the kernel wrapper does on Kernel > Interrupt: record the time
+          if (p.epoch === 2 && p.step === 1) g.__noiselab = { interruptAt: performance.now() };
+        },
+      }),
+      (e: unknown) => e instanceof InterruptedError && /^training [0-9a-f]{12} interrupted/.test(e.message),
+    );
+    assert.equal(steps.at(-1), "2.1", "stopped in epoch 2 after its first step");
+    const dir = join(d2, "models", full.id);
+    const ck = await loadCheckpoint(dir);
+    assert.equal(ck?.epoch, 1, "the checkpoint is the one of epoch 1, not a half epoch");
+    assert.equal(ck?.globalStep, 6);
+    await assert.rejects(Deno.stat(join(dir, "meta.json")), "an interrupted run stores no finished model");
+    // the interrupt above is older than the re-run: it does not stop it
+    const epochs: number[] = [];
+    const resumed = (await trainOrLoad(cfg, {
+      resultsDir: d2,
+      dataset,
+      onProgress: (p) => p.phase === "epoch-end" && epochs.push(p.epoch),
+    }))!;
+    assert.deepEqual(epochs, [2]);
+    assert.equal(resumed.provenance.resumedFromEpoch, 1);
+    assertSameWeights(weightsOf(resumed), weightsOf(full));
+    assert.equal(resumed.cleanAccuracy, full.cleanAccuracy);
+    assert.deepEqual(resumed.history.map((h) => h.loss), full.history.map((h) => h.loss));
+    full.model.dispose();
+    resumed.model.dispose();
+  } finally {
+    delete g.__noiselab;
+    for (const d of [d1, d2]) await Deno.remove(d, { recursive: true });
+  }
 });

@@ -9,13 +9,22 @@
  * number, a run resumed from the checkpoint after epoch k replays epoch k+1
  * exactly as an uninterrupted run would. Same config + seed + backend ⇒
  * bitwise same weights.
+ *
+ * Stopping: an abort signal or Kernel > Interrupt in the notebook UI
+ * (lib/util/interrupt.ts, checked once per batch) stops the run between two
+ * optimizer steps with {@link TrainingAborted} / `InterruptedError`. The
+ * checkpoint on disk is always the one of the last finished epoch (written
+ * atomically, never during a step), so a re-run resumes from it and ends with
+ * the weights of an uninterrupted run.
  * @module
  */
+import { basename } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { augmentBatch, gatherBatch } from "../data/mod.ts";
 import { accuracy } from "../models/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
+import { interruptChecker } from "../util/interrupt.ts";
 import { makeRng, shuffleInPlace } from "../util/rng.ts";
 import type { TrainConfig } from "./config.ts";
 import type { PreparedData } from "./data.ts";
@@ -138,6 +147,9 @@ export class TrainingAborted extends Error {
 /**
  * Train `model` (already built with the config's seed) on `data` per `cfg`,
  * checkpointing after every epoch. Resumes from `opts.checkpoint` when given.
+ * @throws TrainingAborted when `opts.signal` aborts, InterruptedError (lib/util/interrupt.ts)
+ *   on Kernel > Interrupt, NoiselabError naming `lr` when the loss diverges; in each case
+ *   between optimizer steps, with the last epoch's checkpoint untouched.
  */
 export async function trainModel(
   model: LayersModel,
@@ -188,6 +200,7 @@ export async function trainModel(
   const interval = opts.progressIntervalMs ?? 500;
   let cleanAccuracy = history.length ? history[history.length - 1].testAccuracy : 0;
   const snapAt = new Set(snapshotSteps(totalSteps, opts.snapshots ?? DEFAULT_SNAPSHOTS));
+  const checkInterrupt = interruptChecker(`training ${basename(opts.dir)}`);
 
   try {
     for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
@@ -202,6 +215,7 @@ export async function trainModel(
       let lastReport = 0;
       for (let step = 0; step < stepsPerEpoch; step++) {
         if (opts.signal?.aborted) throw new TrainingAborted(epoch + 1);
+        checkInterrupt(); // once per batch; only between steps, so no file is ever left half written
         const idx = perm.subarray(step * bs, Math.min(n, (step + 1) * bs));
         const m = idx.length;
         gatherBatch(data.train.x, data.train.labels, idx, batchX, batchY);

@@ -76,7 +76,10 @@ export interface TrainOrLoadOptions {
   /** Data folder (default `data/` or `$NOISELAB_DATA_DIR`). */
   dataDir?: string;
   onProgress?: (p: TrainProgress) => void;
-  /** Abort between steps; the last epoch's checkpoint stays and a rerun resumes from it. */
+  /**
+   * Abort between steps; the last epoch's checkpoint stays and a rerun resumes from it.
+   * Kernel > Interrupt in the notebook UI does the same (lib/util/interrupt.ts: `InterruptedError`).
+   */
   signal?: AbortSignal;
   /** Stop after this many epochs (checkpoint kept, returns `undefined`): simulates a killed run. */
   stopAfterEpoch?: number;
@@ -149,14 +152,22 @@ export async function trainOrLoad(
     bnEpsilon: cfg.bnEpsilon,
     bnMomentum: cfg.bnMomentum,
   });
-  const res = await trainModel(model, cfg, data, {
-    dir,
-    checkpoint,
-    onProgress: opts.onProgress,
-    signal: opts.signal,
-    stopAfterEpoch: opts.stopAfterEpoch,
-    snapshots: opts.snapshots,
-  });
+  let res;
+  try {
+    res = await trainModel(model, cfg, data, {
+      dir,
+      checkpoint,
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+      stopAfterEpoch: opts.stopAfterEpoch,
+      snapshots: opts.snapshots,
+    });
+  } catch (e) {
+    // aborted, interrupted (Kernel > Interrupt) or diverged: the checkpoint of the last finished
+    // epoch stays for a re-run; free the half-trained model (a notebook kernel lives on)
+    model.dispose();
+    throw e;
+  }
   if (!res.completed) {
     model.dispose();
     return undefined;
