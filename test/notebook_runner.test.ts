@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   NotebookProgress,
   parseReproduceArgs,
@@ -62,11 +63,15 @@ Deno.test("reproduce: a failing cell gives a non-zero exit, a partial notebook, 
     assert.equal(processAlive(st.kernelPid), false, "kernel process still running");
     const nb = JSON.parse(await Deno.readTextFile(join(out, "91-fail.ipynb")));
     const code_cells = nb.cells.filter((c: { cell_type: string }) => c.cell_type === "code");
-    // injected cell re-uses the parameters cell's keyword (let)
+    // the override is written into the parameters cell itself (which resolves the parameters), marked
     const injected = code_cells.find((c: { metadata: { tags?: string[] } }) =>
       c.metadata.tags?.includes("injected-parameters")
     );
-    assert.match(Array.isArray(injected.source) ? injected.source.join("") : injected.source, /let n = 5;/);
+    assert.ok(injected.metadata.tags.includes("parameters"), "injected into the parameters cell, not a new cell");
+    assert.match(
+      Array.isArray(injected.source) ? injected.source.join("") : injected.source,
+      /let n = 5; \/\/ injected by reproduce .*the notebook says: 1/,
+    );
     const all = JSON.stringify(nb);
     assert.match(all, /before smoke 5/);
     assert.match(all, /"output_type": ?"error"/);
@@ -106,8 +111,8 @@ Deno.test("reproduce: a cell timeout saves the partial notebook, fails, and kill
     );
     const st: RunStatus = JSON.parse(await Deno.readTextFile(join(out, "92-slow.status.json")));
     assert.equal(st.status, "timeout");
-    // cells: 0 parameters, 1 injected parameters, 2 "1 + 41", 3 the slow one
-    assert.equal(st.failedCell, 3, "the slow cell (not an earlier one) timed out");
+    // cells: 0 parameters (overrides are injected into it), 1 "1 + 41", 2 the slow one
+    assert.equal(st.failedCell, 2, "the slow cell (not an earlier one) timed out");
     assert.match(st.error ?? "", /timeout/);
     assert.equal(processAlive(st.kernelPid), false);
     const nb = JSON.parse(await Deno.readTextFile(join(out, "92-slow.ipynb")));
@@ -170,9 +175,9 @@ Deno.test("reproduce: a cell calling Deno.exit(0) or Deno.exit(3) fails its note
       const stem = `8${n}-exit${n}`;
       const st: RunStatus = JSON.parse(await Deno.readTextFile(join(out, `${stem}.status.json`)));
       assert.equal(st.status, "dead", `${stem}: ${JSON.stringify(st)}`);
-      // cells: 0 parameters, 1 injected parameters, 2 console.log, 3 Deno.exit
-      assert.equal(st.failedCell, 3);
-      assert.match(st.error ?? "", /kernel died while running cell 3/);
+      // cells: 0 parameters (profile injected into it), 1 console.log, 2 Deno.exit
+      assert.equal(st.failedCell, 2);
+      assert.match(st.error ?? "", /kernel died while running cell 2/);
       assert.match(st.error ?? "", new RegExp(`exit code ${n}\\b`));
       assert.ok(st.cellsRun < st.cellsTotal);
       assert.ok(st.kernelPid && st.kernelPid > 0);
@@ -180,7 +185,7 @@ Deno.test("reproduce: a cell calling Deno.exit(0) or Deno.exit(3) fails its note
       const nb = JSON.parse(await Deno.readTextFile(join(out, `${stem}.ipynb`)));
       assert.equal(nb.metadata.noiselab.status, "dead");
       const cells = codeCells(nb);
-      assert.match(src(cells[3]), /Deno\.exit/);
+      assert.match(src(cells[2]), /Deno\.exit/);
       const outs = JSON.stringify(cells.map((c) => c.outputs));
       assert.match(outs, new RegExp(`before exit ${n}`), "the partial notebook keeps earlier outputs");
       assert.doesNotMatch(outs, /after exit/);
@@ -321,4 +326,109 @@ Deno.test("progress: stderr fallback is throttled and always shows the final sta
     etaSeconds: 1,
   });
   assert.match(cb.bar.text(), /7\/8/);
+});
+
+Deno.test({
+  name: "reproduce: errors that escape a cell (unawaited rejection, timer throw, export without await) fail that cell, message first, and stop the notebook",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // inside the project, so that the kernel finds deno.json (the import map of lib/)
+    const tmpRoot = fileURLToPath(new URL("../results/tmp/", import.meta.url));
+    await Deno.mkdir(tmpRoot, { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: tmpRoot });
+    const out = join(dir, "out");
+    const analysis = new URL("../lib/analysis/mod.ts", import.meta.url).href;
+    const cases: Record<string, { code: string; message: RegExp }> = {
+      "71-rejection": { code: 'Promise.reject(new Error("lost promise")); "done";', message: /lost promise/ },
+      "72-timer": { code: 'setTimeout(() => { throw new Error("timer boom"); }, 5); "done";', message: /timer boom/ },
+      "73-export": {
+        code: `import * as an from "${analysis}";\nan.exportFigure("<svg xmlns='http://www.w3.org/2000/svg'/>", "bad name!");`,
+        message: /bad figure name/,
+      },
+    };
+    try {
+      for (const [stem, c] of Object.entries(cases)) {
+        await writeNb(dir, `${stem}.ipynb`, [
+          cell('const profile = "quick";', ["parameters"]),
+          cell(c.code),
+          cell('console.log("after the escaped error");'),
+        ]);
+      }
+      const code = await reproduce(["--notebooks", dir, "--out", out, "--profile", "smoke", "--timeout", "120"]);
+      assert.equal(code, 1);
+      for (const [stem, c] of Object.entries(cases)) {
+        const st: RunStatus = JSON.parse(await Deno.readTextFile(join(out, `${stem}.status.json`)));
+        assert.equal(st.status, "error", `${stem}: an escaped error passed as success: ${JSON.stringify(st)}`);
+        assert.equal(st.failedCell, 1, `${stem}: the cell that let the error escape fails`);
+        const first = (st.error ?? "").split("\n")[0];
+        assert.match(first, /^EscapedError: the cell finished, but an error escaped it/, `${stem}: ${first}`);
+        assert.match(first + (st.error ?? ""), c.message);
+        const nb = JSON.parse(await Deno.readTextFile(join(out, `${stem}.ipynb`)));
+        assert.doesNotMatch(JSON.stringify(nb), /after the escaped error"/, `${stem}: the next cell ran`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("reproduce: runs from a clean copy (no stale outputs of an interactive session survive in cells that did not run)", async () => {
+  const dir = await Deno.makeTempDir();
+  const out = join(dir, "out");
+  try {
+    const stale = (source: string) => ({
+      ...cell(source),
+      execution_count: 7,
+      outputs: [{ output_type: "stream", name: "stdout", text: "STALE OUTPUT FROM THE UI\n" }],
+    });
+    await writeNb(dir, "74-stale.ipynb", [
+      cell('const profile = "quick";', ["parameters"]),
+      stale('throw new Error("stops here");'),
+      stale('console.log("never runs");'),
+    ]);
+    assert.equal(await reproduce(["--notebooks", dir, "--out", out, "--profile", "smoke", "--timeout", "120"]), 1);
+    const text = await Deno.readTextFile(join(out, "74-stale.ipynb"));
+    assert.doesNotMatch(text, /STALE OUTPUT/);
+    assert.doesNotMatch(text, /"execution_count": 7/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reproduce: warns about notebooks whose code differs from the last commit, not about outputs", async () => {
+  const { uncommittedNotebooks } = await import("../lib/notebook/reproduce.ts");
+  const dir = await Deno.makeTempDir();
+  const git = (...args: string[]) =>
+    new Deno.Command("git", {
+      args: ["-c", "user.name=t", "-c", "user.email=t@t", ...args],
+      cwd: dir,
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  try {
+    await git("init", "-q");
+    await writeNb(dir, "75-a.ipynb", [cell('const profile = "quick";\nconst draws = null;', ["parameters"])]);
+    await git("add", ".");
+    await git("commit", "-qm", "nb");
+    const nb = { id: "75", stem: "75-a", path: join(dir, "75-a.ipynb") };
+    assert.deepEqual(await uncommittedNotebooks([nb]), []);
+    // outputs only (an executed copy saved over it): no warning
+    const j = JSON.parse(await Deno.readTextFile(nb.path));
+    j.cells[0].outputs = [{ output_type: "stream", name: "stdout", text: "x" }];
+    await Deno.writeTextFile(nb.path, JSON.stringify(j));
+    assert.deepEqual(await uncommittedNotebooks([nb]), []);
+    // a parameter edited and autosaved in the UI: warned, naming the file
+    j.cells[0].source = 'const profile = "quick";\nconst draws = 9;';
+    await Deno.writeTextFile(nb.path, JSON.stringify(j));
+    const w = await uncommittedNotebooks([nb]);
+    assert.equal(w.length, 1);
+    assert.match(w[0], /75-a\.ipynb has edits that are not committed/);
+    // a notebook never committed
+    await writeNb(dir, "76-new.ipynb", [cell('const profile = "quick";', ["parameters"])]);
+    const w2 = await uncommittedNotebooks([{ id: "76", stem: "76-new", path: join(dir, "76-new.ipynb") }]);
+    assert.match(w2[0] ?? "", /76-new\.ipynb is not committed/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
