@@ -34,5 +34,11 @@ Deno.test({
     assert.equal(r.interrupt.alive, true, "Interrupt killed the kernel");
     assert.equal(r.interrupt.state_kept, true, "variables were lost");
     assert.match(r.interrupt.recorded, /1/, "the interrupt was not recorded for noiselab's loops");
+    // a noiselab loop (training, sweeps) stops at its next batch with InterruptedError; 400 batches of
+    // 25 ms would take 10 s, the interrupt comes after 2.5 s
+    assert.equal(r.interrupt_loop.status, "error", JSON.stringify(r.interrupt_loop));
+    assert.equal(r.interrupt_loop.ename, "InterruptedError");
+    assert.match(r.interrupt_loop.evalue, /demo loop interrupted \(Kernel > Interrupt\)/);
+    assert.equal(r.interrupt_loop.alive, true);
   },
 });

@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
-import { interruptChecker } from "../util/interrupt.ts";
+import { interruptChecker, yieldToEventLoop } from "../util/interrupt.ts";
 import { cpuName } from "../util/machine.ts";
 import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
 import { backendInfo } from "../backend/mod.ts";
@@ -418,6 +418,7 @@ export async function noiseSweep(
       if (fits) finished.set(`${d.i}:${d.k}`, d.row);
     }
 
+    await yieldToEventLoop(0);
     checkInterrupt();
     const clean = previous?.clean ??
       asEvaluation(await evaluate(m, data.x, data.labels, batchSize, scoring));
@@ -449,6 +450,7 @@ export async function noiseSweep(
           row = before;
           resumedDraws++;
         } else {
+          await yieldToEventLoop(0);
           checkInterrupt();
           const ev = await withNoise(m, spec, eta, `${seed}:${eta}:${k}`, async (noisy) => {
             if (recalBatches < 1) {

@@ -24,7 +24,7 @@ import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { augmentBatch, gatherBatch } from "../data/mod.ts";
 import { accuracy } from "../models/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
-import { interruptChecker } from "../util/interrupt.ts";
+import { interruptChecker, yieldToEventLoop } from "../util/interrupt.ts";
 import { makeRng, shuffleInPlace } from "../util/rng.ts";
 import type { TrainConfig } from "./config.ts";
 import type { PreparedData } from "./data.ts";
@@ -215,6 +215,7 @@ export async function trainModel(
       let lastReport = 0;
       for (let step = 0; step < stepsPerEpoch; step++) {
         if (opts.signal?.aborted) throw new TrainingAborted(epoch + 1);
+        await yieldToEventLoop(); // lets the kernel's SIGINT listener and progress displays run
         checkInterrupt(); // once per batch; only between steps, so no file is ever left half written
         const idx = perm.subarray(step * bs, Math.min(n, (step + 1) * bs));
         const m = idx.length;

@@ -47,3 +47,18 @@ export function interruptChecker(what: string): () => void {
     if (lastInterrupt() > t0) throw new InterruptedError(what);
   };
 }
+
+let lastYield = 0;
+
+/**
+ * Let the event loop run (a macrotask turn) at most every `everyMs` ms: long
+ * synchronous loops call this once per batch so that the kernel's SIGINT
+ * listener (and progress displays in Jupyter) get a turn. Cheap when called
+ * more often (it returns at once between turns).
+ */
+export async function yieldToEventLoop(everyMs = 200): Promise<void> {
+  const now = performance.now();
+  if (now - lastYield < everyMs) return;
+  lastYield = now;
+  await new Promise((r) => setTimeout(r, 0));
+}

@@ -125,6 +125,18 @@ if alive:
     k2 = ex("String(globalThis.__noiselab?.interrupts)")
     pump(done(k2), 10)
     result["interrupt"]["recorded"] = "".join(o["text"] for o in outputs.get(k2, []))
+    # noiselab's long loops stop at their next batch (lib/util/interrupt.ts)
+    url = "file://" + os.path.join(ROOT, "lib", "util", "interrupt.ts")
+    loop = ex(f'const {{ interruptChecker, yieldToEventLoop }} = await import("{url}");\n'
+              'const check = interruptChecker("demo loop"); let batches = 0;\n'
+              'for (let i = 0; i < 400; i++) { await yieldToEventLoop(); check(); const t = Date.now(); '
+              'while (Date.now() - t < 25) {} batches++; }')
+    time.sleep(2.5)
+    km.interrupt_kernel()
+    pump(done(loop), 30)
+    rep = replies.get(loop, {})
+    result["interrupt_loop"] = {"status": rep.get("status"), "ename": rep.get("ename"), "evalue": rep.get("evalue"),
+                                "alive": km.is_alive()}
 km.shutdown_kernel(now=True)
 shutil.rmtree(jp, ignore_errors=True)
 shutil.rmtree(work, ignore_errors=True)
