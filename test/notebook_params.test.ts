@@ -66,3 +66,22 @@ Deno.test("notebooks: every parameters cell declares exactly the profile knobs, 
     }
   }
 });
+
+Deno.test("notebooks: each parameters cell is exactly the one derived from PARAMETER_KNOBS (tools/sync_parameters_cell.ts)", async () => {
+  const { PARAMETER_KNOBS, parametersCellSource } = await import("../lib/notebook/params_cell.ts");
+  assert.deepEqual(
+    PARAMETER_KNOBS.map((k) => k.name).sort(),
+    Object.keys(nb.profileParams("01", "smoke")).filter((k) => k !== "profile").sort(),
+    "PARAMETER_KNOBS and the profile table list different knobs",
+  );
+  for (const f of await nb.listNotebooks(join(projectRoot, "notebooks"))) {
+    const j = JSON.parse(await Deno.readTextFile(f.path));
+    const cell = j.cells.find((c: { metadata?: { tags?: string[] } }) => c.metadata?.tags?.includes("parameters"));
+    const src: string = Array.isArray(cell.source) ? cell.source.join("") : cell.source;
+    assert.equal(
+      src,
+      parametersCellSource(f.id),
+      `${f.stem}: its parameters cell differs from the derived one; run: deno run -A tools/sync_parameters_cell.ts`,
+    );
+  }
+});
