@@ -3,7 +3,8 @@
 # registry + Debian archive only). Quick (about a second) when everything is there.
 #   - Deno 2.9.x from npm
 #   - Debian packages: oneDNN (the fast engine), Jupyter/nbclient (notebooks),
-#     librsvg2-bin (PDF figures); python3-torch (the benchmark's peer) only with
+#     librsvg2-bin (PDF figures), libimage-exiftool-perl (title and provenance
+#     in the PNG/PDF figures' metadata); python3-torch (the benchmark's peer) only with
 #     NOISELAB_WITH_TORCH=1 (`tools/noiselab bench` sets it)
 #   - npm modules for the project (deno install, honouring deno.lock)
 #   - the engine's native shim (C++ over oneDNN), built with g++ (exit 1 if it
@@ -18,7 +19,7 @@ if ! command -v deno >/dev/null 2>&1 || ! deno --version 2>/dev/null | grep -q "
   npm install -g "deno@$DENO_VERSION" >&2
 fi
 
-APT_PKGS=(libdnnl-dev g++ python3-nbclient python3-nbformat jupyter-client jupyter-nbconvert jupyter-notebook python3-ipykernel librsvg2-bin)
+APT_PKGS=(libdnnl-dev g++ python3-nbclient python3-nbformat jupyter-client jupyter-nbconvert jupyter-notebook python3-ipykernel librsvg2-bin libimage-exiftool-perl)
 if [ "${NOISELAB_WITH_TORCH:-0}" = 1 ]; then APT_PKGS+=(python3-torch); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do

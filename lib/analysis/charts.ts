@@ -4,9 +4,16 @@
  * @module
  */
 import * as Plot from "@observablehq/plot";
-import { type ChartFigure, plotFigure } from "./figure.ts";
+import { type ChartFigure, type LegendItem, plotFigure } from "./figure.ts";
 import type { EtaSummary } from "./stats.ts";
-import { DEFAULT_HEIGHT, DEFAULT_WIDTH, PALETTE } from "./style.ts";
+import {
+  DEFAULT_HEIGHT,
+  DEFAULT_WIDTH,
+  PALETTE,
+  type SeriesStyle,
+  seriesStyles,
+  SYMBOL_SHAPES,
+} from "./style.ts";
 
 /** Label of the noise-level axis (the paper's η: σ of the noise relative to std(W)). */
 export const ETA_LABEL = "noise level η = σ_noise / std(W) →";
@@ -45,6 +52,11 @@ export interface BandChartOptions extends ChartOptions {
   reference?: { y: number; label: string };
   /** Use a log-free categorical x (e.g. BN layer counts) — default linear. */
   xTicks?: number[];
+  /**
+   * Clamp band bounds to this range before drawing (e.g. `[0, 100]` for accuracies in %: an interval
+   * never claims an accuracy below 0% or above 100%). Bands are also clipped to the plot frame.
+   */
+  bandRange?: [number, number];
 }
 
 function seriesDomain(points: { series: string }[], order?: string[]): string[] {
@@ -53,25 +65,77 @@ function seriesDomain(points: { series: string }[], order?: string[]): string[] 
   return seen;
 }
 
-/** Lines with shaded 95% bands and dots, one colour per series, plus an optional reference line. */
+/** Legend entries matching per-series marks drawn with {@link seriesStyles}. */
+function styleLegend(styles: SeriesStyle[]): LegendItem[] {
+  return styles.map((s) => ({ label: s.series, color: s.color, symbol: s.symbol, dash: s.dash }));
+}
+
+/**
+ * One line and one set of hollow markers per series, each with the series' own colour, dash pattern and
+ * marker symbol (constant per mark, tagged `aria-description` = series name). Series that lie exactly on
+ * top of each other stay visible: the later line is dashed over the earlier one, and hollow markers of
+ * different shapes do not hide each other.
+ */
+function styledSeriesMarks<T extends { series: string }>(
+  data: T[],
+  styles: SeriesStyle[],
+  channels: { x: string; y: string },
+  r = 4,
+): Plot.Markish[] {
+  const lines: Plot.Markish[] = [], dots: Plot.Markish[] = [];
+  for (const st of styles) {
+    const pts = data.filter((d) => d.series === st.series);
+    lines.push(Plot.line(pts, {
+      ...channels,
+      stroke: st.color,
+      strokeWidth: 1.8,
+      strokeDasharray: st.dash || undefined,
+      clip: true,
+      ariaDescription: st.series,
+    }));
+    dots.push(Plot.dot(pts, {
+      ...channels,
+      symbol: SYMBOL_SHAPES[st.symbol] as unknown as Plot.SymbolType,
+      r,
+      stroke: st.color,
+      strokeWidth: 1.5,
+      fill: "none",
+      clip: true,
+      ariaDescription: st.series,
+    }));
+  }
+  return [...lines, ...dots];
+}
+
+/**
+ * Lines with shaded 95% bands, one colour, dash pattern and marker symbol per series (so series are told
+ * apart without colour and coincident series stay visible), plus an optional reference line. Bands are
+ * clamped to `bandRange` and clipped to the plot frame.
+ */
 export function bandChart(points: BandPoint[], opts: BandChartOptions): ChartFigure {
   const domain = seriesDomain(points, opts.seriesOrder);
+  const styles = seriesStyles(domain, opts.colors ?? PALETTE);
   const data = [...points].sort((a, b) => domain.indexOf(a.series) - domain.indexOf(b.series) || a.x - b.x);
   const finite = data.filter((d) => Number.isFinite(d.y));
-  // bands and lines are clipped to the plot frame, so an interval never draws over the title or axes
-  const marks: Plot.Markish[] = [
-    Plot.areaY(finite.filter((d) => Number.isFinite(d.lo) && Number.isFinite(d.hi)), {
+  const [bLo, bHi] = opts.bandRange ?? [-Infinity, Infinity];
+  const bands = finite.filter((d) => Number.isFinite(d.lo) && Number.isFinite(d.hi)).map((d) => ({
+    ...d,
+    lo: Math.min(bHi, Math.max(bLo, d.lo)),
+    hi: Math.min(bHi, Math.max(bLo, d.hi)),
+  }));
+  // bands, lines and markers are clipped to the plot frame, so an interval never draws over the title or axes
+  const marks: Plot.Markish[] = styles.map((st) =>
+    Plot.areaY(bands.filter((d) => d.series === st.series), {
       x: "x",
       y1: "lo",
       y2: "hi",
-      fill: "series",
-      fillOpacity: 0.18,
-      z: "series",
+      fill: st.color,
+      fillOpacity: 0.15,
       clip: true,
-    }),
-    Plot.lineY(finite, { x: "x", y: "y", stroke: "series", strokeWidth: 2, z: "series", clip: true }),
-    Plot.dot(finite, { x: "x", y: "y", fill: "series", r: 3, clip: true }),
-  ];
+      ariaDescription: st.series,
+    })
+  );
+  marks.push(...styledSeriesMarks(finite, styles, { x: "x", y: "y" }));
   if (opts.reference) {
     marks.push(Plot.ruleY([opts.reference.y], { stroke: "#888", strokeDasharray: "4,3" }));
     marks.push(Plot.text([opts.reference], {
@@ -94,11 +158,17 @@ export function bandChart(points: BandPoint[], opts: BandChartOptions): ChartFig
       labelAnchor: "right",
       labelOffset: 36,
       ticks: opts.xTicks as number[] | undefined,
+      inset: 8, // markers at the first and last x are drawn whole
     },
-    y: { label: opts.yLabel, domain: opts.yDomain, grid: true, labelOffset: 48 },
-    color: { type: "categorical", domain, range: opts.colors ?? PALETTE as string[] },
+    y: { label: opts.yLabel, domain: opts.yDomain, grid: true, labelOffset: 48, inset: 6 },
     marks,
-  }, { title: opts.title, subtitle: opts.subtitle, caption: opts.caption, legendTitle: opts.legendTitle });
+  }, {
+    title: opts.title,
+    subtitle: opts.subtitle,
+    caption: opts.caption,
+    legendTitle: opts.legendTitle,
+    legendItems: styleLegend(styles),
+  });
 }
 
 /** Accuracy (%) vs η with 95% bands, one line per series (model × BN). */
@@ -120,6 +190,7 @@ export function accuracyVsEtaChart(
       xLabel: ETA_LABEL,
       yLabel: "↑ test accuracy (%)",
       yDomain: [0, 100],
+      bandRange: [0, 100],
       reference: opts.chance !== undefined ? { y: 100 * opts.chance, label: "chance" } : undefined,
     },
   );
@@ -149,6 +220,7 @@ export function normalizedVsEtaChart(summaries: EtaSummary[], opts: ChartOptions
       xLabel: ETA_LABEL,
       yLabel: "↑ normalized accuracy (% of clean)",
       yDomain: [0, normalizedAxisTop(summaries.map((s) => 100 * s.normalizedHi))],
+      bandRange: [0, Infinity],
       reference: { y: 100, label: "clean" },
     },
   );
@@ -184,6 +256,7 @@ export function bnCountChart(points: BnCountPoint[], opts: ChartOptions = {}): C
       yLabel: "↑ normalized accuracy (% of clean)",
       yDomain: [0, Math.max(110, ...points.map((p) => 100 * p.normalizedHi).filter(Number.isFinite))],
       xTicks: [...new Set(points.map((p) => p.bnLayers))].sort((a, b) => a - b),
+      bandRange: [0, Infinity],
       reference: { y: 100, label: "clean" },
     },
   );
@@ -286,6 +359,7 @@ export function nonFiniteVsEtaChart(summaries: EtaSummary[], opts: ChartOptions 
       xLabel: ETA_LABEL,
       yLabel: "↑ images with NaN/Inf logits (%)",
       yDomain: [0, 100],
+      bandRange: [0, 100],
     },
   );
 }
@@ -310,11 +384,12 @@ export interface TrajectoryChartPoint {
  */
 export function trajectoryChart(points: TrajectoryChartPoint[], opts: ChartOptions = {}): ChartFigure {
   const domain = seriesDomain(points, opts.seriesOrder);
+  const styles = seriesStyles(domain, opts.colors ?? PALETTE);
   const data = points.filter((p) => Number.isFinite(p.value)).map((p) => ({
     ...p,
     x: 100 * p.clean,
     y: 100 * p.value,
-    ylo: 100 * p.lo,
+    ylo: Math.max(0, 100 * p.lo),
     yhi: 100 * p.hi,
     label: `${p.epochs.toFixed(1)} ep`,
   }));
@@ -325,22 +400,38 @@ export function trajectoryChart(points: TrajectoryChartPoint[], opts: ChartOptio
     marginLeft: 60,
     marginBottom: 45,
     marginRight: 20,
-    x: { label: "clean test accuracy (%) →", labelAnchor: "right", labelOffset: 36, grid: true },
-    y: { label: "↑ average normalized accuracy (% of clean)", domain: [0, top], grid: true, labelOffset: 48 },
-    color: { type: "categorical", domain, range: opts.colors ?? PALETTE as string[] },
+    x: { label: "clean test accuracy (%) →", labelAnchor: "right", labelOffset: 36, grid: true, inset: 8 },
+    y: {
+      label: "↑ average normalized accuracy (% of clean)",
+      domain: [0, top],
+      grid: true,
+      labelOffset: 48,
+      inset: 6,
+    },
     marks: [
-      Plot.ruleX(data.filter((d) => Number.isFinite(d.ylo) && Number.isFinite(d.yhi)), {
-        x: "x",
-        y1: "ylo",
-        y2: "yhi",
-        stroke: "series",
-        strokeOpacity: 0.6,
-        clip: true,
-      }),
-      Plot.line(data, { x: "x", y: "y", stroke: "series", z: "series", strokeWidth: 2, clip: true }),
-      Plot.dot(data, { x: "x", y: "y", fill: "series", r: 3.5, clip: true }),
-      Plot.text(data, { x: "x", y: "y", text: "label", dy: -9, fontSize: 9, fill: "#555", clip: true }),
+      ...styles.map((st) =>
+        Plot.ruleX(
+          data.filter((d) => d.series === st.series && Number.isFinite(d.ylo) && Number.isFinite(d.yhi)),
+          {
+            x: "x",
+            y1: "ylo",
+            y2: "yhi",
+            stroke: st.color,
+            strokeOpacity: 0.6,
+            clip: true,
+            ariaDescription: st.series,
+          },
+        )
+      ),
+      ...styledSeriesMarks(data, styles, { x: "x", y: "y" }, 4.5),
+      Plot.text(data, { x: "x", y: "y", text: "label", dy: -10, fontSize: 9, fill: "#555", clip: true }),
       Plot.ruleY([100], { stroke: "#888", strokeDasharray: "4,3" }),
     ],
-  }, { title: opts.title, subtitle: opts.subtitle, caption: opts.caption, legendTitle: opts.legendTitle });
+  }, {
+    title: opts.title,
+    subtitle: opts.subtitle,
+    caption: opts.caption,
+    legendTitle: opts.legendTitle,
+    legendItems: styleLegend(styles),
+  });
 }

@@ -1,14 +1,25 @@
 /**
  * Inline display in the Deno Jupyter kernel (`Deno.jupyter.display`), with a
  * plain-text fallback on stdout when not running inside Jupyter (CLI, tests).
+ *
+ * Charts ({@link showFigure}) go out as one MIME bundle that every viewer can show:
+ * `text/html` = `<img src="data:image/svg+xml;base64,…">` (first in the display order of the classic
+ * notebook, JupyterLab and nbconvert: a trusted notebook shows the SVG; an untrusted one too, since the
+ * classic UI's sanitizer keeps `<img>` with a data: URL; `jupyter nbconvert --to html`, i.e. File >
+ * Download as > HTML, copies text/html unsanitized, whereas it passes inline `image/svg+xml` through
+ * its HTML cleaner, which strips `<text>`, `<path>`, … and leaves a blank box), `image/svg+xml` (the
+ * vector original), `image/png` (for viewers that show neither, e.g. untrusted outputs that drop HTML)
+ * and `text/plain`.
  * Explicit `await display(...)` is used rather than a cell's last expression:
  * Deno 2.9's kernel can publish an execute_result after "idle" and stock
  * runners then drop it, whereas display_data is never lost.
  * @module
  */
+import { Buffer } from "node:buffer";
 import { escapeXml } from "./dom.ts";
 import type { ExportedFigure } from "./export.ts";
 import { type ChartFigure, renderSvg } from "./figure.ts";
+import { svgToPng } from "./raster.ts";
 import type { DataFrame } from "./table.ts";
 
 /** A Jupyter MIME bundle. */
@@ -53,9 +64,14 @@ export function showMarkdown(markdown: string): Promise<void> {
 }
 
 function provenanceHtml(text: string, files?: ExportedFigure): string {
-  const f = files
-    ? Object.values(files).filter(Boolean).map((p) => String(p).replace(/^.*\/results\//, "results/"))
-    : [];
+  const paths: string[] = [];
+  for (const v of Object.values(files ?? {})) {
+    if (typeof v === "string") paths.push(v);
+    else if (v && typeof v === "object") {
+      for (const p of Object.values(v)) if (typeof p === "string") paths.push(p);
+    }
+  }
+  const f = paths.map((p) => p.replace(/^.*\/results\//, "results/"));
   return `<div style="font-family: 'DejaVu Sans', sans-serif; font-size: 11px; color: #555; margin: 2px 0 12px 0;">` +
     `<b>Provenance:</b> ${escapeXml(text)}` +
     (f.length ? `<br><b>Files:</b> ${escapeXml(f.join(", "))}` : "") + `</div>`;
@@ -67,12 +83,35 @@ export interface ShowFigureOptions {
   provenance?: string;
   /** Paths of the exported files, listed under the provenance. */
   files?: ExportedFigure;
+  /** Scale of the inline PNG fallback relative to the SVG's CSS size (default 1.5). */
+  pngScale?: number;
 }
 
-/** Display a chart inline (`image/svg+xml`) with its provenance line under it. */
-export async function showFigure(figure: ChartFigure, opts: ShowFigureOptions = {}): Promise<void> {
+/**
+ * The MIME bundle of a chart (see the module doc): `text/html` (an `<img>` of the SVG as a data URL),
+ * `image/svg+xml`, `image/png` (base64, rendered at `pngScale`, default 1.5) and `text/plain`
+ * (`[figure] <title>`). Title, subtitle and legend are drawn; the provenance goes under it as HTML.
+ */
+export function figureBundle(figure: ChartFigure, opts: { pngScale?: number } = {}): MimeBundle {
   const svg = renderSvg(figure, { caption: false });
-  await displayBundle({ "image/svg+xml": svg, "text/plain": `[figure] ${figure.title ?? ""}` });
+  const png = svgToPng(svg, opts.pngScale ?? 1.5);
+  const alt = `[figure] ${figure.title ?? ""}`.trim();
+  return {
+    "text/html": `<img alt="${escapeXml(alt)}" src="data:image/svg+xml;base64,${
+      Buffer.from(svg, "utf8").toString("base64")
+    }"/>`,
+    "image/svg+xml": svg,
+    "image/png": Buffer.from(png).toString("base64"),
+    "text/plain": alt,
+  };
+}
+
+/**
+ * Display a chart inline ({@link figureBundle}: an SVG image with PNG and text fallbacks, so trusted and
+ * untrusted notebooks, HTML exports and other viewers all show it) with its provenance line under it.
+ */
+export async function showFigure(figure: ChartFigure, opts: ShowFigureOptions = {}): Promise<void> {
+  await displayBundle(figureBundle(figure, { pngScale: opts.pngScale }));
   const prov = opts.provenance ?? figure.caption;
   if (prov) {
     await displayBundle({

@@ -11,12 +11,28 @@
  */
 import * as Plot from "@observablehq/plot";
 import { type DomElement, escapeXml, plotDocument } from "./dom.ts";
-import { DEFAULT_HEIGHT, DEFAULT_WIDTH, FONT_FAMILY, FONT_SIZE, MUTED, PALETTE } from "./style.ts";
+import {
+  DEFAULT_HEIGHT,
+  DEFAULT_WIDTH,
+  FONT_FAMILY,
+  FONT_SIZE,
+  MUTED,
+  PALETTE,
+  type SeriesSymbol,
+  symbolPath,
+} from "./style.ts";
 
-/** One legend entry. */
+/**
+ * One legend entry. With `symbol` and/or `dash` it is drawn as a short line sample with the series' dash
+ * pattern and marker (as in the plot); without, as a colour swatch.
+ */
 export interface LegendItem {
   label: string;
   color: string;
+  /** Marker symbol of the series (multi-series line charts). */
+  symbol?: SeriesSymbol;
+  /** SVG dash pattern of the series' line (`""` = solid line; undefined = no line sample). */
+  dash?: string;
 }
 
 /** A chart ready to display or export: the bare plot SVG plus its furniture. */
@@ -46,6 +62,11 @@ export interface PlotFigureOptions {
   legend?: boolean;
   /** Text in front of the legend entries, e.g. "model". */
   legendTitle?: string;
+  /**
+   * The legend entries, when the chart styles its series itself (per-series marks with constant
+   * colour, symbol and dash: {@link seriesStyles}); replaces the legend read from Plot's colour scale.
+   */
+  legendItems?: LegendItem[];
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -101,9 +122,12 @@ export function plotFigure(options: Plot.PlotOptions, fig: PlotFigureOptions = {
     return { ...toFigure(el), title: fig.title, subtitle: fig.subtitle, caption: fig.caption };
   }
   const { markup, width, height } = normalisePlotSvg(el);
-  const legend: LegendItem[] = [];
+  const legend: LegendItem[] = fig.legend !== false && fig.legendItems ? [...fig.legendItems] : [];
   const scale = el.scale("color");
-  if (fig.legend !== false && scale && (scale.type === "ordinal" || scale.type === "categorical")) {
+  if (
+    fig.legend !== false && !fig.legendItems && scale &&
+    (scale.type === "ordinal" || scale.type === "categorical")
+  ) {
     const domain = (scale.domain ?? []) as unknown[];
     const range = (scale.range ?? PALETTE) as string[];
     domain.forEach((d, i) => legend.push({ label: String(d), color: range[i % range.length] }));
@@ -163,13 +187,60 @@ export function toFigure(x: ChartFigure | DomElement | string): ChartFigure {
 
 /** Options of {@link renderSvg}. */
 export interface RenderOptions {
+  /** Draw the title above the plot (default true when there is one). */
+  title?: boolean;
+  /** Draw the subtitle (default true when there is one). */
+  subtitle?: boolean;
   /** Draw the caption (provenance) under the plot (default true when there is one). */
   caption?: boolean;
+  /**
+   * Embed the figure's text as SVG metadata, not drawn: `<title>` (title), `<desc>` (subtitle, then the
+   * caption/provenance) and `<metadata>` (Dublin Core RDF: title, description, source = provenance,
+   * subject = series names, identifier = `name`). Default false.
+   */
+  metadata?: boolean | { name?: string };
+}
+
+/** Series names of a figure: its legend labels, in legend order. */
+export function figureSeries(x: ChartFigure): string[] {
+  return x.legend.map((l) => l.label);
+}
+
+function metadataBlock(f: ChartFigure, name?: string): string {
+  const desc = [f.subtitle, f.caption ? `Provenance: ${f.caption}` : undefined].filter(Boolean).join("\n");
+  const dc = (tag: string, v: string | undefined) => v ? `<dc:${tag}>${escapeXml(v)}</dc:${tag}>` : "";
+  return (f.title ? `<title>${escapeXml(f.title)}</title>` : "") +
+    (desc ? `<desc>${escapeXml(desc)}</desc>` : "") +
+    `<metadata><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" ` +
+    `xmlns:dc="http://purl.org/dc/elements/1.1/"><rdf:Description rdf:about="">` +
+    dc("identifier", name) + dc("title", f.title) + dc("description", f.subtitle) + dc("source", f.caption) +
+    dc("subject", figureSeries(f).join("; ")) + dc("creator", "noiselab") + dc("format", "image/svg+xml") +
+    `</rdf:Description></rdf:RDF></metadata>`;
+}
+
+/** A legend sample: a colour swatch, or a short line with the series' dash pattern and marker. */
+function legendSample(item: LegendItem, x: number, y: number): { markup: string; width: number } {
+  const color = escapeXml(item.color);
+  if (item.symbol === undefined && item.dash === undefined) {
+    return { markup: `<rect x="${x}" y="${y}" width="14" height="14" fill="${color}"/>`, width: 14 };
+  }
+  const w = 30, cy = y + 7;
+  let m = "";
+  if (item.dash !== undefined) {
+    m += `<line x1="${x}" y1="${cy}" x2="${x + w}" y2="${cy}" stroke="${color}" stroke-width="1.8"` +
+      (item.dash ? ` stroke-dasharray="${escapeXml(item.dash)}"` : "") + `/>`;
+  }
+  if (item.symbol !== undefined) {
+    m += `<path d="${symbolPath(item.symbol, 16 * Math.PI)}" transform="translate(${x + w / 2},${cy})" ` +
+      `fill="none" stroke="${color}" stroke-width="1.5"/>`;
+  }
+  return { markup: m, width: w };
 }
 
 /**
- * Compose the figure into ONE standalone SVG document (with `xmlns`, white
- * background, DejaVu Sans): title, subtitle, legend, the plot, caption.
+ * Compose the figure into ONE standalone SVG document (with `xmlns`, white background, DejaVu Sans):
+ * title, subtitle, legend, the plot, caption — each text part optional ({@link RenderOptions}; the paper
+ * variant of {@link exportFigure} draws the legend and plot only and keeps the text as metadata).
  */
 export function renderSvg(x: ChartFigure | DomElement | string, opts: RenderOptions = {}): string {
   const f = toFigure(x);
@@ -177,7 +248,7 @@ export function renderSvg(x: ChartFigure | DomElement | string, opts: RenderOpti
   const pad = 12;
   const parts: string[] = [];
   let y = 0;
-  if (f.title) {
+  if (f.title && opts.title !== false) {
     y += 24;
     for (const line of wrap(f.title, Math.floor((W - 2 * pad) / (16 * 0.62)))) {
       parts.push(`<text x="${pad}" y="${y}" font-size="16" font-weight="bold">${escapeXml(line)}</text>`);
@@ -185,7 +256,7 @@ export function renderSvg(x: ChartFigure | DomElement | string, opts: RenderOpti
     }
     y -= 20;
   }
-  if (f.subtitle) {
+  if (f.subtitle && opts.subtitle !== false) {
     y += 18;
     for (const line of wrap(f.subtitle, Math.floor((W - 2 * pad) / (12 * 0.6)))) {
       parts.push(`<text x="${pad}" y="${y}" font-size="12" fill="${MUTED}">${escapeXml(line)}</text>`);
@@ -206,14 +277,18 @@ export function renderSvg(x: ChartFigure | DomElement | string, opts: RenderOpti
       lx += textWidth(f.legendTitle, 12) + 10;
     }
     for (const item of f.legend) {
-      const w = 14 + 6 + textWidth(item.label, 12) + 16;
+      const sampleW = item.symbol === undefined && item.dash === undefined ? 14 : 30;
+      const w = sampleW + 6 + textWidth(item.label, 12) + 16;
       if (lx + w > W - pad && lx > pad + 1) {
         lx = pad;
         rowY += 20;
       }
+      const sample = legendSample(item, lx, rowY);
       parts.push(
-        `<rect x="${lx}" y="${rowY}" width="14" height="14" fill="${escapeXml(item.color)}"/>` +
-          `<text x="${lx + 20}" y="${rowY + 11.5}" font-size="12">${escapeXml(item.label)}</text>`,
+        `<g class="legend-item" data-series="${escapeXml(item.label)}">${sample.markup}` +
+          `<text x="${lx + sample.width + 6}" y="${rowY + 11.5}" font-size="12">${
+            escapeXml(item.label)
+          }</text></g>`,
       );
       lx += w;
     }
@@ -232,7 +307,10 @@ export function renderSvg(x: ChartFigure | DomElement | string, opts: RenderOpti
     }
   }
   const H = Math.ceil(y + 8);
+  const meta = opts.metadata
+    ? metadataBlock(f, typeof opts.metadata === "object" ? opts.metadata.name : undefined)
+    : "";
   return `<svg xmlns="${SVG_NS}" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ` +
-    `font-family="${FONT_FAMILY}" font-size="${FONT_SIZE}" color="black" fill="black">` +
+    `font-family="${FONT_FAMILY}" font-size="${FONT_SIZE}" color="black" fill="black">` + meta +
     `<rect x="0" y="0" width="${W}" height="${H}" fill="white"/>` + parts.join("") + `</svg>\n`;
 }

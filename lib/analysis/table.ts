@@ -13,7 +13,8 @@ import { join } from "node:path";
 import pl from "nodejs-polars";
 import { NoiselabError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
-import { resultsDir } from "../util/paths.ts";
+import { outputDir } from "../util/paths.ts";
+import { recordArtifact } from "../notebook/manifest.ts";
 
 /** A polars DataFrame (HTML in notebooks, `writeCSV` for files). */
 export type DataFrame = pl.DataFrame;
@@ -62,7 +63,10 @@ export function table(rows: Row[], opts: TableOptions = {}): DataFrame {
 
 /** Options of {@link exportTable}. */
 export interface ExportTableOptions {
-  /** Output folder (default `results/tables`). */
+  /**
+   * Output folder (default `outputDir("tables")`: `results/tables` when `reproduce` publishes, else the
+   * git-ignored `results/scratch/tables`).
+   */
   dir?: string;
   /**
    * Provenance of the numbers (data copy, model ids, seeds, noise grid and draws, backend, CPU, numerics
@@ -72,7 +76,12 @@ export interface ExportTableOptions {
   provenance?: string;
 }
 
-/** Write a DataFrame (or rows) as `<dir>/<name>.csv` (default `results/tables`) atomically; returns the path. */
+/**
+ * Write a DataFrame (or rows) as `<dir>/<name>.csv` atomically (default dir `outputDir("tables")`:
+ * `results/tables` only while `reproduce` publishes, else `results/scratch/tables`), with
+ * `<name>.provenance.json` beside it when `provenance` is given; records both in the run manifest
+ * (lib/notebook/manifest.ts) when one is set. Returns the CSV's path. Throws NoiselabError on a bad name.
+ */
 export async function exportTable(
   df: DataFrame | Row[],
   name: string,
@@ -85,12 +94,13 @@ export async function exportTable(
     );
   }
   const frame = Array.isArray(df) ? table(df, { digits: null }) : df;
-  const dir = opts.dir ?? join(resultsDir(), "tables");
+  const dir = opts.dir ?? outputDir("tables");
   const path = join(dir, `${name}.csv`);
   await writeFileAtomic(path, frame.writeCSV().toString());
-  if (opts.provenance !== undefined) {
+  const provPath = opts.provenance !== undefined ? join(dir, `${name}.provenance.json`) : undefined;
+  if (provPath) {
     await writeFileAtomic(
-      join(dir, `${name}.provenance.json`),
+      provPath,
       JSON.stringify(
         { table: `${name}.csv`, provenance: opts.provenance, written: new Date().toISOString() },
         null,
@@ -99,5 +109,6 @@ export async function exportTable(
         "\n",
     );
   }
+  await recordArtifact({ kind: "table", name, files: { csv: path, provenance: provPath } });
   return path;
 }

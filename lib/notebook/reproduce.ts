@@ -7,10 +7,10 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { escapeXml } from "../analysis/dom.ts";
 import { NoiselabError } from "../util/errors.ts";
-import { exists, writeFileAtomic } from "../util/fs.ts";
+import { exists } from "../util/fs.ts";
 import { projectRoot, resultsDir } from "../util/paths.ts";
+import { writeIndex } from "./index_page.ts";
 import { NOTEBOOK_IDS, PROFILE_NAMES, type ProfileName, resolveParams } from "./profiles.ts";
 import type { NotebookId } from "./profiles.ts";
 
@@ -284,59 +284,6 @@ export async function runNotebook(
     cellsTotal: st?.cellsTotal ?? 0,
     kernelLeft,
   };
-}
-
-/** Write `index.html` (and `index.json`) linking the executed notebooks with status and time. */
-export async function writeIndex(outDir: string, current: RunRecord[], profile: string): Promise<string> {
-  // A run of some notebooks (`--only`) keeps the other notebooks' entries from the previous run of the
-  // same profile, so the index always lists every executed notebook in the folder.
-  let runs = current;
-  try {
-    const prev = JSON.parse(await Deno.readTextFile(join(outDir, "index.json"))) as {
-      profile: string;
-      runs: RunRecord[];
-    };
-    if (prev.profile === profile && Array.isArray(prev.runs)) {
-      const now = new Set(current.map((r) => r.stem));
-      runs = [...prev.runs.filter((r) => !now.has(r.stem)), ...current].sort((a, b) =>
-        a.stem.localeCompare(b.stem)
-      );
-    }
-  } catch { /* no previous index (or unreadable): list this run only */ }
-  const rows = runs.map((r) => {
-    const colour = r.status === "ok" ? "#1a7f37" : "#cf222e";
-    const files = [
-      `<a href="${escapeXml(basename(r.html))}">HTML</a>`,
-      `<a href="${escapeXml(basename(r.ipynb))}">ipynb</a>`,
-    ];
-    return `<tr><td>${escapeXml(r.stem)}</td><td style="color:${colour};font-weight:bold">${
-      escapeXml(r.status)
-    }</td>` +
-      `<td style="text-align:right">${r.seconds.toFixed(1)} s</td><td>${r.cellsRun}/${r.cellsTotal}</td>` +
-      `<td>${files.join(" · ")}</td><td><code>${escapeXml(JSON.stringify(r.params))}</code></td>` +
-      `<td><pre style="margin:0;white-space:pre-wrap">${
-        escapeXml((r.error ?? "").slice(0, 800))
-      }</pre></td></tr>`;
-  }).join("\n");
-  const page = `<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>noiselab notebooks (${escapeXml(profile)})</title>
-<style>body{font-family:'DejaVu Sans',sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}</style></head>
-<body><h1>noiselab: executed notebooks</h1>
-<p>Profile <b>${escapeXml(profile)}</b>, run finished ${escapeXml(new Date().toISOString())}.
-${
-    runs.every((r) => r.status === "ok")
-      ? "All notebooks ran without error."
-      : "<b>Some notebooks failed.</b>"
-  }</p>
-<table><tr><th>notebook</th><th>status</th><th>time</th><th>cells</th><th>files</th><th>parameters</th><th>error</th></tr>
-${rows}
-</table></body></html>
-`;
-  const path = join(outDir, "index.html");
-  await writeFileAtomic(path, page);
-  await writeFileAtomic(join(outDir, "index.json"), JSON.stringify({ profile, runs }, null, 2) + "\n");
-  return path;
 }
 
 /**
