@@ -20,6 +20,9 @@ if ! bash tools/setup.sh; then
   setup_failed=1
   echo "[test] FAILED: tools/setup.sh (see its output above; counted as 1 failed test)"
 fi
+# The browser test's Chromium, chromedriver and Selenium (silent when installed;
+# test/notebook_browser.test.ts runs it again and fails, never skips, without them).
+bash tools/setup_browser.sh || echo "[test] tools/setup_browser.sh failed: the browser tests will fail"
 if ! command -v deno >/dev/null 2>&1; then
   echo "[test] deno is not installed: no test could run"
   echo "0 skipped"
