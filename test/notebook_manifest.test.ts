@@ -103,3 +103,24 @@ Deno.test("findingLine: first line of text, Markdown stripped, cut after the fir
   assert.equal(findingLine("<b>HTML</b> text"), "HTML text");
   assert.equal(findingLine(""), "");
 });
+
+Deno.test("verdictSummary: one line of the interpretation's verdicts, per model, for the index page", async () => {
+  const { verdictSummary } = await import("../lib/notebook/manifest.ts");
+  const md = [
+    "### What these numbers say",
+    "",
+    "Average normalized accuracy = mean over η ∈ {0.05, 0.1}. A finding is stated only for models at ≥ 70%.",
+    "",
+    "- **ResNet-20**: 68.0% vs 88.8%. **Inconclusive at this scale:** the no-BN model is below 70%. More text.",
+    "- **VGG-11**: 81.2% vs 92.6%. **No difference shown:** the intervals overlap at the end of training.",
+    "",
+    "**Scale:** quick.",
+  ].join("\n");
+  assert.equal(
+    verdictSummary(md),
+    "ResNet-20: Inconclusive at this scale: the no-BN model is below 70%. · " +
+      "VGG-11: No difference shown: the intervals overlap at the end of training.",
+  );
+  assert.equal(verdictSummary("no verdict here"), "");
+  assert.equal(verdictSummary("**Finding:** BN hurts. Details."), "Finding: BN hurts.");
+});

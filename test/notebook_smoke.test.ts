@@ -79,6 +79,17 @@ Deno.test({
         );
         const errors = outputs.filter((o) => o.output_type === "error");
         assert.equal(errors.length, 0, `${stem}: error outputs ${JSON.stringify(errors).slice(0, 500)}`);
+        // no stray `Out[..]: 4` under a cell: everything shown is an explicit display
+        const stray = outputs.filter((o) => o.output_type === "execute_result");
+        assert.equal(stray.length, 0, `${stem}: stray cell results ${JSON.stringify(stray).slice(0, 300)}`);
+        // every chart carries a PNG fallback (untrusted notebooks, GitHub's viewer)
+        for (const o of outputs.filter((o) => o.data?.["image/svg+xml"])) {
+          assert.match(str(o.data?.["image/png"]), /^iVBOR/, `${stem}: a chart without a PNG fallback`);
+        }
+        // the index shows the notebook's one-line finding (a verdict of its interpretation)
+        const manifest = JSON.parse(await Deno.readTextFile(join(out, `${stem}.manifest.json`)));
+        assert.ok(manifest.findings?.length >= 1, `${stem}: no finding recorded`);
+        assert.match(manifest.findings[0], /Finding|Inconclusive|No difference shown|No trend|Not interpretable/i, `${stem}: ${manifest.findings[0]}`);
         const svgs = outputs.filter((o) => str(o.data?.["image/svg+xml"]).startsWith("<svg xmlns="));
         const tables = outputs.filter((o) => /<table/.test(str(o.data?.["text/html"])));
         assert.ok(tables.length >= 1, `${stem}: no HTML table`);

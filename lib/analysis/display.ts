@@ -15,6 +15,8 @@
  * runners then drop it, whereas display_data is never lost.
  * @module
  */
+import { tracked } from "../util/pending.ts";
+import { assertParametersOk } from "../util/session.ts";
 import { Buffer } from "node:buffer";
 import { escapeXml } from "./dom.ts";
 import type { ExportedFigure } from "./export.ts";
@@ -49,7 +51,12 @@ export function inJupyter(): boolean {
 }
 
 /** Display a raw MIME bundle (in Jupyter) or print its text/plain (elsewhere). */
-export async function displayBundle(bundle: MimeBundle, opts: DisplayOptions = {}): Promise<void> {
+export function displayBundle(bundle: MimeBundle, opts: DisplayOptions = {}): Promise<void> {
+  assertParametersOk("display");
+  return tracked("display", displayBundleImpl(bundle, opts));
+}
+
+async function displayBundleImpl(bundle: MimeBundle, opts: DisplayOptions = {}): Promise<void> {
   const j = jupyter();
   if (j) {
     await j.display(bundle, { raw: true, ...opts });

@@ -13,6 +13,8 @@
  * PDF metadata: `exiftool` (Debian `libimage-exiftool-perl`), one process per export.
  * @module
  */
+import { tracked } from "../util/pending.ts";
+import { assertParametersOk } from "../util/session.ts";
 import { basename, join } from "node:path";
 import { NoiselabError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
@@ -188,7 +190,16 @@ const tmpName = (dir: string, name: string, ext: string) =>
  * Every file is written atomically (temp file, metadata, rename). Throws NoiselabError before anything is
  * written on a bad name or format, or when `rsvg-convert` (PDF) or `exiftool` (PNG/PDF metadata) is missing.
  */
-export async function exportFigure(
+export function exportFigure(
+  figure: ChartFigure | DomElement | string,
+  name: string,
+  opts: ExportOptions = {},
+): Promise<ExportedFigure> {
+  assertParametersOk(`exportFigure("${name}")`);
+  return tracked(`exportFigure("${name}")`, exportFigureImpl(figure, name, opts));
+}
+
+async function exportFigureImpl(
   figure: ChartFigure | DomElement | string,
   name: string,
   opts: ExportOptions = {},

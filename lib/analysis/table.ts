@@ -9,6 +9,8 @@
  * natively as an HTML table.
  * @module
  */
+import { tracked } from "../util/pending.ts";
+import { assertParametersOk } from "../util/session.ts";
 import { join } from "node:path";
 import pl from "nodejs-polars";
 import { NoiselabError } from "../util/errors.ts";
@@ -82,7 +84,16 @@ export interface ExportTableOptions {
  * `<name>.provenance.json` beside it when `provenance` is given; records both in the run manifest
  * (lib/notebook/manifest.ts) when one is set. Returns the CSV's path. Throws NoiselabError on a bad name.
  */
-export async function exportTable(
+export function exportTable(
+  df: DataFrame | Row[],
+  name: string,
+  opts: ExportTableOptions = {},
+): Promise<string> {
+  assertParametersOk(`exportTable("${name}")`);
+  return tracked(`exportTable("${name}")`, exportTableImpl(df, name, opts));
+}
+
+async function exportTableImpl(
   df: DataFrame | Row[],
   name: string,
   opts: ExportTableOptions = {},

@@ -390,9 +390,9 @@ export function interpretBnCount(
   const sep = first && last && first !== last ? intervalsSeparate(first.ci, last.ci) : undefined;
   let trend: string;
   if (low.length) {
-    trend = `Not interpretable: ${low.length} of ${pts.length} models are within twice chance, so their ` +
+    trend = `**Not interpretable:** ${low.length} of ${pts.length} models are within twice chance, so their ` +
       `normalized accuracies only measure noise (Spearman ρ = ${rhoText} means nothing here).`;
-  } else if (!Number.isFinite(rho)) trend = "No trend can be computed (constant or NaN values).";
+  } else if (!Number.isFinite(rho)) trend = "**No trend can be computed** (constant or NaN values).";
   else {
     const observed = rho <= -0.7
       ? `normalized accuracy falls as BN layers are added (Spearman ρ = ${rhoText}${

@@ -202,6 +202,28 @@ export function findingLine(markdown: string): string {
   return s;
 }
 
+const VERDICT =
+  /\*\*(Finding|Inconclusive at this scale|Inconclusive|No difference shown|No trend can be (?:claimed|computed)|Not interpretable|Most of the gap comes from[^*]*)(:?)\*\*/i;
+
+/**
+ * The verdicts of an interpretation (lib/notebook/interpret.ts) on one line: for every line holding a
+ * verdict (**Finding:**, **Inconclusive at this scale:**, **No difference shown**, ...), the model it is
+ * about (the line's leading bold label, when it is a list item) and the verdict's first sentence, joined
+ * by " · ". Returns "" when the Markdown holds no verdict.
+ */
+export function verdictSummary(markdown: string): string {
+  const out: string[] = [];
+  for (const raw of markdown.split(/\r?\n/)) {
+    const m = VERDICT.exec(raw);
+    if (!m) continue;
+    const label = /^\s*[-*]\s+\*\*([^*]+)\*\*/.exec(raw)?.[1];
+    let sentence = findingLine(raw.slice(m.index));
+    if (sentence.length > 220) sentence = sentence.slice(0, 217).replace(/\s+\S*$/, "") + "…";
+    out.push(label && label !== m[1] ? `${label}: ${sentence}` : sentence);
+  }
+  return out.join(" · ");
+}
+
 /**
  * Display a finding as Markdown (rendered in Jupyter, printed elsewhere, like `showMarkdown`) and record
  * its one-line form ({@link findingLine}, or `opts.line` when given) as the notebook's finding in the run
@@ -209,7 +231,7 @@ export function findingLine(markdown: string): string {
  * `await showFinding(...)` shows no stray `Out[..]`. Throws NoiselabError when the Markdown has no text.
  */
 export async function showFinding(markdown: string, opts: { line?: string } = {}): Promise<void> {
-  const line = (opts.line ?? findingLine(markdown)).trim();
+  const line = (opts.line ?? (verdictSummary(markdown) || findingLine(markdown))).trim();
   if (!line) throw new NoiselabError("showFinding: the finding has no text", "markdown");
   await showMarkdown(markdown);
   await recordFinding(line);

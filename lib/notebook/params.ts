@@ -4,6 +4,8 @@
  * @module
  */
 import { NoiselabError } from "../util/errors.ts";
+import { tracked } from "../util/pending.ts";
+import { recordParameters } from "./manifest.ts";
 import {
   beginParameters,
   generationOf,
@@ -37,6 +39,8 @@ export function parameters(notebook: NotebookId, knobs: Record<string, unknown>)
     const values = structuredClone(p) as unknown as Record<string, unknown>;
     rememberValues(generation, values);
     parametersResolved(generation, values);
+    // the index page shows the parameters in effect (a no-op outside reproduce)
+    void tracked("recording the parameters in the run manifest", recordParameters(values));
     return stamp(deepFreeze(p), generation);
   } catch (e) {
     parametersFailed(generation, e instanceof Error ? e.message : String(e));
