@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
-import { bandChart, figureBundle, renderSvg } from "../lib/analysis/mod.ts";
+import { bandChart, figureBundle, markdownBundle, renderSvg } from "../lib/analysis/mod.ts";
 
 function chart() {
   const pts = [0, 0.1, 0.2].flatMap((x) =>
@@ -145,4 +145,13 @@ Deno.test({
       /<svg|<path/,
     );
   },
+});
+
+Deno.test("markdownBundle: rendered HTML beside the Markdown (untrusted notebooks and nbconvert show HTML, not raw Markdown)", () => {
+  const b = markdownBundle("### What these numbers say\n\n- **ResNet-20**: 68.0% [56.8–79.1]\n\n| a | b |\n| - | - |\n| 1 | 2 |");
+  const html = String(b["text/html"]);
+  assert.match(html, /<h3[^>]*>What these numbers say<\/h3>/);
+  assert.match(html, /<li><strong>ResNet-20<\/strong>: 68.0% \[56.8–79.1\]<\/li>/);
+  assert.match(html, /<table>/);
+  assert.equal(b["text/markdown"], b["text/plain"]);
 });

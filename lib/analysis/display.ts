@@ -18,6 +18,7 @@
 import { tracked } from "../util/pending.ts";
 import { assertParametersOk } from "../util/session.ts";
 import { Buffer } from "node:buffer";
+import { marked } from "marked";
 import { escapeXml } from "./dom.ts";
 import type { ExportedFigure } from "./export.ts";
 import { type ChartFigure, renderSvg } from "./figure.ts";
@@ -65,9 +66,23 @@ async function displayBundleImpl(bundle: MimeBundle, opts: DisplayOptions = {}):
   if (!opts.update && typeof bundle["text/plain"] === "string") console.log(bundle["text/plain"]);
 }
 
-/** Display Markdown (rendered in Jupyter; printed as-is elsewhere). */
+/**
+ * Display Markdown (rendered in Jupyter; printed as-is elsewhere). The bundle carries an HTML rendering
+ * (the `marked` library, GitHub-flavoured Markdown) beside the Markdown, because the classic UI shows an
+ * untrusted notebook's `text/markdown` as raw text and nbconvert/GitHub prefer HTML.
+ */
 export function showMarkdown(markdown: string): Promise<void> {
-  return displayBundle({ "text/markdown": markdown, "text/plain": markdown });
+  return displayBundle(markdownBundle(markdown));
+}
+
+/** The MIME bundle {@link showMarkdown} displays: HTML (rendered by `marked`), Markdown and plain text. */
+export function markdownBundle(markdown: string): MimeBundle {
+  const html = marked.parse(markdown, { async: false, gfm: true }) as string;
+  return {
+    "text/html": `<div class="noiselab-markdown">${html}</div>`,
+    "text/markdown": markdown,
+    "text/plain": markdown,
+  };
 }
 
 function provenanceHtml(text: string, files?: ExportedFigure): string {
