@@ -122,5 +122,10 @@ Deno.test("verdictSummary: one line of the interpretation's verdicts, per model,
       "VGG-11: No difference shown: the intervals overlap at the end of training.",
   );
   assert.equal(verdictSummary("no verdict here"), "");
+  // the verdict on an indented continuation line of the model's list item
+  assert.equal(
+    verdictSummary("- **ResNet-20** (72.0% vs 54.7%): numbers.\n  **Inconclusive at this scale:** too weak.\n\nAfter."),
+    "ResNet-20: Inconclusive at this scale: too weak.",
+  );
   assert.equal(verdictSummary("**Finding:** BN hurts. Details."), "Finding: BN hurts.");
 });

@@ -208,15 +208,20 @@ const VERDICT =
 /**
  * The verdicts of an interpretation (lib/notebook/interpret.ts) on one line: for every line holding a
  * verdict (**Finding:**, **Inconclusive at this scale:**, **No difference shown**, ...), the model it is
- * about (the line's leading bold label, when it is a list item) and the verdict's first sentence, joined
+ * about (the bold label that starts its list item, on that line or an indented line above) and the
+ * verdict's first sentence, joined
  * by " · ". Returns "" when the Markdown holds no verdict.
  */
 export function verdictSummary(markdown: string): string {
   const out: string[] = [];
+  let item: string | undefined; // label of the list item the current line belongs to
   for (const raw of markdown.split(/\r?\n/)) {
+    const bullet = /^\s*[-*]\s+\*\*([^*]+)\*\*/.exec(raw);
+    if (bullet) item = bullet[1];
+    else if (!/^\s+\S/.test(raw)) item = undefined; // an unindented line ends the list item
     const m = VERDICT.exec(raw);
     if (!m) continue;
-    const label = /^\s*[-*]\s+\*\*([^*]+)\*\*/.exec(raw)?.[1];
+    const label = item;
     let sentence = findingLine(raw.slice(m.index));
     if (sentence.length > 220) sentence = sentence.slice(0, 217).replace(/\s+\S*$/, "") + "…";
     out.push(label && label !== m[1] ? `${label}: ${sentence}` : sentence);
