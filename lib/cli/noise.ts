@@ -1,52 +1,60 @@
 /**
- * `noiselab noise`: Monte Carlo weight-noise sweep of a stored model.
+ * `noiselab noise`: Monte Carlo weight-noise sweep of a stored model, in three
+ * parts: {@link parseNoiseArgs} (flags → validated request, before any work;
+ * the sweep's flags come from lib/noise `SweepConfig`: lib/cli/noise_flags.ts),
+ * {@link runNoise} (load the model and data, check the request against the
+ * model, run one sweep per target group) and {@link formatNoiseText} /
+ * {@link noiseJsonLines} (the output).
  * @module
  */
 import cliProgress from "cli-progress";
 import process from "node:process";
-import { backendInfo, initBackend } from "../backend/mod.ts";
+import { backendInfo, type BackendName, initBackend } from "../backend/mod.ts";
 import { loadDataset } from "../data/mod.ts";
-import { resolveScoringRule, SCORING_RULES } from "../models/predict.ts";
 import {
-  checkEta,
-  checkNoisyEtas,
+  noiseSpecOf,
   noiseSweep,
-  type NoiseTarget,
-  resolveNoiseSpec,
+  type SweepConfig,
+  sweepData,
+  sweepOptionsFor,
   type SweepResult,
   sweepSelection,
 } from "../noise/mod.ts";
-import { SPLIT_SIZES } from "../train/config.ts";
-import { loadStoredModel, testData, trainData } from "../train/mod.ts";
+import { loadStoredModel, type ModelMeta, SPLIT_SIZES } from "../train/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
-import { flagError, numberFlag, numberListFlag, parseFlags } from "./args.ts";
+import { flagError, parseFlags } from "./args.ts";
 import { backendFlag, COMMON_OPTIONS, unexpectedArgument } from "./common.ts";
 import { formatTable, pct, printJson } from "./format.ts";
+import {
+  asSweepFlagError,
+  DEPRECATED_SWEEP_FLAGS,
+  resolveSweepFlags,
+  sweepFlagsUsage,
+  sweepOptionTable,
+} from "./noise_flags.ts";
 
 /** Help text of `noise`. */
 export const NOISE_USAGE =
   `usage: noiselab noise --model <id> --eta 0.1,0.2 [--draws 10] [--targets kernels,...]
-                      [--form additive-std] [--fold-bn] [--recalibrate-bn K] [--seed S] [--test-size N]
+                      [--noise-type additive-std] [--fold-bn] [--recalibrate-bn K] [--seed S] [--test-size N]
                       [--scoring argmax-numpy|nonfinite-wrong] [--json]
 Adds Gaussian noise to a stored model's weights (results/models/<id>/) and
-measures test accuracy, --draws times per noise level.
-  --model ID             id (or folder) of a trained model (see: noiselab models --stored)
-  --eta LIST             noise levels, comma-separated, each >= 0, at least one > 0 (required)
-  --draws K              Monte Carlo draws per level (default 10)
-  --targets LIST         comma-separated sweeps; each kernels|biases|bn-affine|bn-mean|bn-var|all,
-                         or several joined with + for one combined sweep (default kernels)
-  --form F               additive-std (sigma = eta*std(W)) | additive-max | multiplicative (default additive-std)
-  --fold-bn              fold BN into the convs before adding noise
-  --recalibrate-bn K     re-estimate BN statistics after noise from K batches of training images
-  --seed S               noise seed (default 0); draw k of eta e uses the stream "S:e:k"
-  --test-size N          test images (default: the model's own test subset)
-  --batch-size N         inference batch size (default 500)
-  --scoring RULE         how a logits row with NaN/Inf is scored: argmax-numpy (default; NumPy/Keras
-                         argmax: the first NaN wins, so an all-NaN row predicts class 0, as in the
-                         paper) | nonfinite-wrong (such a row counts as wrong). The table shows the
-                         share of images with non-finite logits ("non-finite") beside the accuracy.
-  --json                 JSON lines on stdout: {"type":"row",...} per draw, then {"type":"summary",...}
-                         per level, then {"type":"result",...} per target (progress on stderr)`;
+measures test accuracy, --draws times per noise level η. Every knob of the
+sweep (lib/noise SweepConfig) is a flag:
+${sweepFlagsUsage()}
+  --targets takes comma-separated sweeps, each a target or several joined with + for one
+  combined sweep (kernels,bn-mean+bn-var: two sweeps). --recalibrate-bn K re-estimates the BN
+  statistics per draw from K x --recalibrate-batch-size training images: a class-stratified
+  subset of the full training split drawn with seed "recal:S" (lib/noise calibrationImages,
+  the notebooks' rule too). --scoring argmax-numpy is NumPy/Keras argmax (the first NaN wins,
+  so an all-NaN row predicts class 0, as in the paper); nonfinite-wrong counts such a row as
+  wrong. The table shows the share of images with non-finite logits ("non-finite").
+Other flags:
+  --model ID                 id (or folder) of a trained model (see: noiselab models --stored) (required)
+  --json                     JSON lines on stdout: {"type":"row",...} per draw, then {"type":"summary",...}
+                             per level, then {"type":"result",...} per target (progress on stderr)
+  --backend NAME             auto|noiselab|wasm|cpu|tensorflow (default: $NOISELAB_BACKEND or auto)
+  --data-dir DIR             data folder (default data/ or $NOISELAB_DATA_DIR)`;
 
 const SOURCE_OF: Record<string, "jpeg" | "binary"> = {
   "cifar10-jpeg": "jpeg",
@@ -54,122 +62,101 @@ const SOURCE_OF: Record<string, "jpeg" | "binary"> = {
   "cifar100-binary": "binary",
 };
 
-function intFlag(flag: string, raw: string | undefined, def: number, min: number): number {
-  if (raw === undefined) return def;
-  const v = numberFlag(flag, raw);
-  if (!Number.isInteger(v) || v < min) throw flagError(flag, `expected an integer >= ${min}, got '${raw}'`);
-  return v;
+/** A validated `noise` request: everything checked that can be checked without the model. */
+export interface NoiseRequest {
+  /** Id (or folder) of the stored model. */
+  model: string;
+  /** One resolved sweep configuration per target group of `--targets`. */
+  configs: SweepConfig[];
+  backend: BackendName | "auto" | undefined;
+  dataDir: string | undefined;
+  json: boolean;
+  /** Deprecated flag aliases that were used (their notes are printed on stderr by the command). */
+  deprecated: string[];
 }
 
-/** Run `noise`. */
-export async function noiseCommand(argv: string[]): Promise<number> {
+/**
+ * Parse and validate `noise`'s flags (no model or data is touched). Returns
+ * "help" for `--help`.
+ * @throws NoiselabError naming the flag
+ */
+export function parseNoiseArgs(argv: string[]): NoiseRequest | "help" {
   const { values, positionals } = parseFlags("noise", argv, {
     ...COMMON_OPTIONS,
     model: { type: "string" },
-    eta: { type: "string" },
-    draws: { type: "string" },
-    targets: { type: "string" },
-    form: { type: "string" },
-    "fold-bn": { type: "boolean" },
-    "recalibrate-bn": { type: "string" },
-    seed: { type: "string" },
-    "test-size": { type: "string" },
-    "batch-size": { type: "string" },
-    scoring: { type: "string" },
+    ...sweepOptionTable(),
   });
-  if (values.help) return (console.log(NOISE_USAGE), 0);
+  if (values.help) return "help";
   if (positionals.length) throw unexpectedArgument("noise", positionals[0]);
+  const model = values.model as string | undefined;
+  if (!model) throw flagError("model", "required: the id of a trained model (see: noiselab models --stored)");
+  const { configs, deprecated } = resolveSweepFlags(values);
+  return {
+    model,
+    configs,
+    backend: backendFlag(values),
+    dataDir: values["data-dir"] as string | undefined,
+    json: Boolean(values.json),
+    deprecated,
+  };
+}
 
-  // ---- validate everything before loading anything
-  const modelArg = values.model as string | undefined;
-  if (!modelArg) {
-    throw flagError("model", "required: the id of a trained model (see: noiselab models --stored)");
+/** What {@link runNoise} measured. */
+export interface NoiseRun {
+  modelId: string;
+  meta: ModelMeta;
+  /** The test data's provenance label. */
+  dataLabel: string;
+  configs: SweepConfig[];
+  /** One result per config, in order. */
+  results: SweepResult[];
+}
+
+/** Rename a NoiselabError about the model (`model: ...`) or a config field to the flag. */
+function asModelFlagError(e: unknown): unknown {
+  if (e instanceof NoiselabError && e.subject === "model") {
+    return flagError("model", e.message.replace(/^model: /, ""));
   }
-  const etaRaw = values.eta as string | undefined;
-  if (etaRaw === undefined) {
-    throw flagError("eta", "required: comma-separated noise levels, e.g. --eta 0.1,0.2");
-  }
-  const etas = numberListFlag("eta", etaRaw);
-  if (etas.length === 0) throw flagError("eta", "expected at least one noise level");
-  for (const e of etas) {
-    try {
-      checkEta(e);
-    } catch {
-      throw flagError("eta", `each noise level must be a finite number >= 0, got ${e}`);
-    }
-  }
-  try {
-    checkNoisyEtas(etas);
-  } catch {
-    throw flagError("eta", `needs at least one noise level > 0 (the average is over eta > 0), got ${etaRaw}`);
-  }
-  let scoring;
-  try {
-    scoring = resolveScoringRule(values.scoring as string | undefined);
-  } catch {
-    throw flagError("scoring", `unknown scoring rule '${values.scoring}'; use ${SCORING_RULES.join(", ")}`);
-  }
-  const draws = intFlag("draws", values.draws as string | undefined, 10, 1);
-  const recal = intFlag("recalibrate-bn", values["recalibrate-bn"] as string | undefined, 0, 0);
-  const batchSize = intFlag("batch-size", values["batch-size"] as string | undefined, 500, 1);
-  const seed = intFlag("seed", values.seed as string | undefined, 0, 0);
-  const groups = String(values.targets ?? "kernels").split(",").map((g) => g.trim()).filter(Boolean);
-  if (groups.length === 0) throw flagError("targets", "expected at least one target");
-  const specs = groups.map((g) => {
-    try {
-      return resolveNoiseSpec({
-        form: (values.form as string | undefined ?? "additive-std") as never,
-        targets: g.split("+").map((t) => t.trim()) as NoiseTarget[],
-        foldBN: Boolean(values["fold-bn"]),
-        recalibrateBN: recal,
-      });
-    } catch (e) {
-      if (e instanceof NoiselabError && e.subject) {
-        throw flagError(e.subject, e.message.replace(/^\w+: /, ""));
-      }
-      throw e;
-    }
-  });
-  if (recal > 0 && values["fold-bn"]) {
-    throw flagError("recalibrate-bn", "cannot be combined with --fold-bn (the folded model has no BN)");
-  }
+  return asSweepFlagError(e);
+}
+
+/**
+ * Load the stored model, check every sweep against it (targets that select
+ * nothing, a test size beyond the split: before any data is loaded), load the
+ * data, and run one sweep per config with the same images (lib/noise
+ * `sweepData`: the model's test subset, calibration images by the one rule).
+ * @throws NoiselabError naming the flag / model / file
+ */
+export async function runNoise(req: NoiseRequest): Promise<NoiseRun> {
   let stored;
   try {
-    stored = await loadStoredModel(modelArg);
+    stored = await loadStoredModel(req.model);
   } catch (e) {
-    if (e instanceof NoiselabError && e.subject === "model") {
-      throw flagError("model", e.message.replace(/^model: /, ""));
-    }
-    throw e;
+    throw asModelFlagError(e);
   }
   const cfg = stored.meta.config;
-  for (const spec of specs) {
+  for (const config of req.configs) {
     try {
       // a target that selects nothing fails before any data is loaded (the message names the model)
-      sweepSelection(stored.model, spec, `model ${stored.id}`);
+      sweepSelection(stored.model, noiseSpecOf(config), `model ${stored.id}`);
     } catch (e) {
-      if (e instanceof NoiselabError && e.subject === "targets") {
-        throw flagError("targets", e.message.replace(/^targets: /, ""));
-      }
-      throw e;
+      throw asModelFlagError(e);
+    }
+    const testSize = config.testSize ?? cfg.testSize;
+    if (testSize > SPLIT_SIZES[cfg.dataset].test) {
+      throw flagError(
+        "test-size",
+        `${testSize} is larger than the ${cfg.dataset} test split (${SPLIT_SIZES[cfg.dataset].test})`,
+      );
     }
   }
-  const testSize = intFlag("test-size", values["test-size"] as string | undefined, cfg.testSize, 1);
-  if (testSize > SPLIT_SIZES[cfg.dataset].test) {
-    throw flagError(
-      "test-size",
-      `${testSize} is larger than the ${cfg.dataset} test split (${SPLIT_SIZES[cfg.dataset].test})`,
-    );
-  }
-  const backend = backendFlag(values);
 
-  // ---- work
-  await initBackend(backend);
+  await initBackend(req.backend);
   const prov = stored.meta.provenance;
   const ds = await loadDataset({
     dataset: cfg.dataset,
     source: SOURCE_OF[prov.source] ?? cfg.source,
-    dataDir: values["data-dir"] as string | undefined,
+    dataDir: req.dataDir,
   });
   if (ds.dataId !== prov.dataId) {
     throw new NoiselabError(
@@ -177,79 +164,91 @@ export async function noiseCommand(argv: string[]): Promise<number> {
       "data",
     );
   }
-  const test = testData({ testSize, subsetSeed: cfg.subsetSeed }, ds, stored.meta.normalization);
-  const calib = recal > 0 ? trainData(cfg, ds, stored.meta.normalization) : undefined;
-  const label = `${ds.sourceLabel}, test subset ${test.n} (subset seed ${cfg.subsetSeed})`;
-
+  const model = { config: cfg, normalization: stored.meta.normalization };
   const results: SweepResult[] = [];
+  let dataLabel = "";
   const tty = Boolean(process.stderr.isTTY);
-  for (const spec of specs) {
-    const target = spec.targets.join("+");
-    let bar: cliProgress.SingleBar | undefined;
-    const res = await noiseSweep(stored.model, { x: test.x, labels: test.labels, label }, {
-      etas,
-      draws,
-      spec,
-      seed,
-      modelId: stored.id,
-      batchSize,
-      scoring,
-      recalibrateBN: calib
-        ? { x: calib.x, batches: recal, label: `${ds.sourceLabel}, training subset` }
-        : undefined,
-      onProgress: (p) => {
-        if (tty) {
-          if (!bar) {
-            bar = noiseProgressBar(target);
-            bar.start(p.total, 0, noiseBarPayload(p.eta, p.draw, "-"));
-          }
-          bar.update(p.done, noiseBarPayload(p.eta, p.draw, pct(p.accuracy)));
-        } else if (p.draw === draws - 1) {
-          process.stderr.write(`noise ${target}: eta ${p.eta} done (${p.done}/${p.total})\n`);
-        }
-      },
-    });
-    bar?.stop();
-    results.push(res);
-  }
-
-  const backendDesc = backendInfo();
-  if (values.json) {
-    for (const r of results) for (const row of r.rows) printJson({ type: "row", ...row });
-    for (const r of results) for (const s of r.summary) printJson({ type: "summary", ...s });
-    for (const r of results) {
-      printJson({
-        type: "result",
-        modelId: stored.id,
-        target: r.provenance.spec.targets.join("+"),
-        form: r.provenance.spec.form,
-        scoring: r.provenance.scoring,
-        cleanAccuracy: r.cleanAccuracy,
-        cleanNonFiniteShare: r.cleanNonFiniteShare,
-        averageNormalizedAccuracy: r.averageNormalizedAccuracy,
-        provenance: { ...r.provenance, backend: backendDesc, model: prov },
-      });
+  for (const config of req.configs) {
+    let inputs;
+    try {
+      inputs = sweepData(config, ds, model);
+    } catch (e) {
+      throw asSweepFlagError(e);
     }
-    return 0;
+    const { test, calibration } = inputs;
+    dataLabel = test.label;
+    const target = config.targets.join("+");
+    let bar: cliProgress.SingleBar | undefined;
+    const onProgress = (p: { total: number; done: number; eta: number; draw: number; accuracy: number }) => {
+      if (tty) {
+        if (!bar) {
+          bar = noiseProgressBar(target);
+          bar.start(p.total, 0, noiseBarPayload(p.eta, p.draw, "-"));
+        }
+        bar.update(p.done, noiseBarPayload(p.eta, p.draw, pct(p.accuracy)));
+      } else if (p.draw === config.draws - 1) {
+        process.stderr.write(`noise ${target}: η ${p.eta} done (${p.done}/${p.total})\n`);
+      }
+    };
+    try {
+      results.push(
+        await noiseSweep(
+          stored.model,
+          test,
+          sweepOptionsFor(config, { modelId: stored.id, calibration, onProgress }),
+        ),
+      );
+    } finally {
+      bar?.stop();
+    }
   }
-  console.log(
-    `model ${stored.id}: ${cfg.model} bn ${JSON.stringify(cfg.bn)}, trained clean accuracy ${
-      pct(stored.meta.cleanAccuracy)
+  return { modelId: stored.id, meta: stored.meta, dataLabel, configs: req.configs, results };
+}
+
+/** The `--json` output: a row object per draw, then a summary per level, then a result per sweep. */
+export function noiseJsonLines(run: NoiseRun): Record<string, unknown>[] {
+  const backendDesc = backendInfo();
+  const out: Record<string, unknown>[] = [];
+  for (const r of run.results) for (const row of r.rows) out.push({ type: "row", ...row });
+  for (const r of run.results) for (const s of r.summary) out.push({ type: "summary", ...s });
+  run.results.forEach((r, i) => {
+    out.push({
+      type: "result",
+      modelId: run.modelId,
+      target: r.provenance.spec.targets.join("+"),
+      form: r.provenance.spec.form,
+      noiseType: r.provenance.spec.form,
+      scoring: r.provenance.scoring,
+      cleanAccuracy: r.cleanAccuracy,
+      cleanNonFiniteShare: r.cleanNonFiniteShare,
+      averageNormalizedAccuracy: r.averageNormalizedAccuracy,
+      config: run.configs[i],
+      provenance: { ...r.provenance, backend: backendDesc, model: run.meta.provenance },
+    });
+  });
+  return out;
+}
+
+/** The human-readable output: model and data lines, then per sweep a table by noise level. */
+export function formatNoiseText(run: NoiseRun): string {
+  const cfg = run.meta.config;
+  const first = run.configs[0];
+  const out: string[] = [
+    `model ${run.modelId}: ${cfg.model} bn ${JSON.stringify(cfg.bn)}, trained clean accuracy ${
+      pct(run.meta.cleanAccuracy)
     }`,
-  );
-  console.log(
-    `data: ${label}; noise seed ${seed}, ${draws} draws per level, backend ${backendDesc.name}, ` +
-      `scoring ${scoring}`,
-  );
-  for (const r of results) {
+    `data: ${run.dataLabel}; noise seed ${first.seed}, ${first.draws} draws per level, backend ${backendInfo().name}, ` +
+    `scoring ${first.scoring}`,
+  ];
+  for (const r of run.results) {
     const sp = r.provenance.spec;
-    console.log(
-      `\ntarget ${sp.targets.join("+")}, form ${sp.form}${sp.foldBN ? ", BN folded" : ""}` +
-        `${sp.recalibrateBN ? `, BN recalibrated (${sp.recalibrateBN} batches)` : ""}; clean ${
+    out.push(
+      `\ntarget ${sp.targets.join("+")}, noise type ${sp.form}${sp.foldBN ? ", BN folded" : ""}` +
+        `${sp.recalibrateBN ? `, BN re-estimated (${sp.recalibrateBN} batches)` : ""}; clean ${
           pct(r.cleanAccuracy)
         } (non-finite ${pct(r.cleanNonFiniteShare)})`,
     );
-    console.log(formatTable(
+    out.push(formatTable(
       ["eta", "draws", "mean acc", "non-finite", "95% CI", "normalized"],
       r.summary.map((s) => [
         s.eta,
@@ -260,10 +259,24 @@ export async function noiseCommand(argv: string[]): Promise<number> {
         pct(s.normalizedMean),
       ]),
     ));
-    console.log(
+    out.push(
       `non-finite = share of test images whose logits are not all finite (NaN/Inf), scored by "${r.provenance.scoring}"`,
     );
-    console.log(`average normalized accuracy: ${pct(r.averageNormalizedAccuracy)}`);
+    out.push(`average normalized accuracy: ${pct(r.averageNormalizedAccuracy)}`);
+  }
+  return out.join("\n");
+}
+
+/** Run `noise`: parse, run, print. Returns the exit code (bad input throws a NoiselabError: exit 2). */
+export async function noiseCommand(argv: string[]): Promise<number> {
+  const req = parseNoiseArgs(argv);
+  if (req === "help") return (console.log(NOISE_USAGE), 0);
+  for (const alias of req.deprecated) console.error(`[noiselab] ${DEPRECATED_SWEEP_FLAGS[alias].note}`);
+  const run = await runNoise(req);
+  if (req.json) {
+    for (const line of noiseJsonLines(run)) printJson(line);
+  } else {
+    console.log(formatNoiseText(run));
   }
   return 0;
 }

@@ -1,6 +1,17 @@
 /**
- * Weight noise: injection (forms × targets, always restored), BN folding,
- * BN recalibration, Monte Carlo sweeps and their statistics.
+ * Weight noise: injection (noise types × targets, always restored), BN folding,
+ * BN recalibration, Monte Carlo sweeps and their statistics. A sweep's knobs
+ * are one object, `SweepConfig` (config.ts: defaults, `resolveSweepConfig`,
+ * `sweepConfigHash`); the images it reads come from inputs.ts (`sweepData`:
+ * the model's test subset and the one rule for BN calibration images).
+ *
+ * ```ts
+ * const cfg = resolveSweepConfig({ etas: [0, 0.05, 0.1], draws: 5, seed: 1, targets: ["kernels"] });
+ * const { test, calibration } = sweepData(cfg, dataset, trained);   // trained: lib/train TrainedModel
+ * const res = await noiseSweep(trained.model, test, sweepOptionsFor(cfg, { modelId: id, calibration }));
+ * ```
+ *
+ * or, without a config, the options directly:
  *
  * ```ts
  * const res = await noiseSweep(model, { x, labels }, {
@@ -25,3 +36,5 @@ export * from "./recalibrate.ts";
 export * from "./stats.ts";
 export * from "./sweep.ts";
 export * from "./partial.ts";
+export * from "./config.ts";
+export * from "./inputs.ts";

@@ -289,15 +289,21 @@ export interface SweepKeyInput {
 }
 
 /**
- * A cache key holding everything that can change a sweep's numbers: the
- * model id, the exact evaluation data (fingerprint) and its data copy id,
- * noise levels, draws, seed, the resolved noise spec, the scoring rule, the
- * inference batch size, BN recalibration (calibration-data fingerprint,
- * batches, batch size), the backend name and the version of the code that
- * computes the numbers (`NUMERICS_VERSION` of lib/util/version.ts, the
- * project's explicit numerics version, bumped whenever noise, evaluation,
- * scoring or kernels change a number).
- * Hash it with lib/util `hashObject`.
+ * A record of everything that can change a sweep's numbers, spelled out from
+ * {@link noiseSweep}'s options: the model id, the exact evaluation data
+ * (fingerprint) and its data copy id, noise levels, draws, seed, the resolved
+ * noise spec, the scoring rule, the inference batch size, BN recalibration
+ * (calibration-data fingerprint, batches, batch size), the backend name and the
+ * version of the code that computes the numbers (`NUMERICS_VERSION` of
+ * lib/util/version.ts, the project's explicit numerics version, bumped whenever
+ * noise, evaluation, scoring or kernels change a number).
+ *
+ * Used as the identity of a sweep's partial file (lib/noise/partial.ts), and
+ * it was the sweep cache key until the sweep got its config object: the cache
+ * key is now lib/notebook/cache.ts `sweepCacheKey` (a hash of the resolved
+ * `SweepConfig`, model, snapshot, test subset, backend, numerics version);
+ * lib/notebook/cache.ts `legacySweepKey` rebuilds this record to find entries
+ * stored under the old key. Hash it with lib/util `hashObject`.
  */
 export function sweepKey(input: SweepKeyInput): Record<string, unknown> {
   const spec = resolveNoiseSpec(input.spec);

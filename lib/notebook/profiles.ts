@@ -10,6 +10,9 @@
  * @module
  */
 import { NoiselabError } from "../util/errors.ts";
+import { type NoiseType, resolveSweepConfig, type SweepConfig } from "../noise/config.ts";
+import type { NoiseTarget } from "../noise/inject.ts";
+import type { ScoringRule } from "../models/predict.ts";
 
 /** Profile names. */
 export type ProfileName = "smoke" | "quick" | "standard" | "paper";
@@ -63,28 +66,40 @@ export interface NotebookParams {
   augment: boolean;
   /** Training seeds: every variant is trained once per seed; intervals combine seeds and noise draws. */
   seeds: number[];
-  /** Noise levels η (σ = η·std(W) per weight tensor) and Monte Carlo draws per level. */
+  /**
+   * Noise levels η (σ = η·std(W) per weight tensor for the default noise type) and Monte Carlo draws per
+   * level. Sweep knobs map onto lib/noise's `SweepConfig` through `sweepConfigFor` (one validation:
+   * `resolveSweepConfig`): etas → etas, draws → draws.
+   */
   etas: number[];
   draws: number;
+  /** Noise seed (integer >= 0; `SweepConfig.seed`): the noise streams and the choice of calibration images. */
   noiseSeed: number;
   /**
-   * Which stored tensors get noise in notebooks 01/02/04/05 (lib/noise targets). Default "all": every
-   * stored weight array, BN moving statistics included, as a loop over Keras get_weights() does —
-   * the reading of the paper that matches its numbers (see PAPER.md). Notebook 03 varies this.
+   * Which stored tensors get noise in notebooks 01/02/04/05 (lib/noise targets; `SweepConfig.targets`).
+   * Default "all": every stored weight array, BN moving statistics included, as a loop over Keras
+   * get_weights() does — the reading of the paper that matches its numbers (see PAPER.md). Notebook 03
+   * varies this.
    */
-  noiseTargets: ("kernels" | "biases" | "bn-affine" | "bn-mean" | "bn-var" | "all")[];
-  /** Noise form: σ = η·std(W) ("additive-std", the paper's), η·max|W| ("additive-max") or w·(1+η·n) ("multiplicative"). */
-  noiseForm: "additive-std" | "additive-max" | "multiplicative";
+  noiseTargets: NoiseTarget[];
+  /**
+   * Noise type (`SweepConfig.noiseType`; the knob keeps its old name): σ = η·std(W) ("additive-std", the
+   * paper's), η·max|W| ("additive-max") or w·(1+η·n) ("multiplicative").
+   */
+  noiseForm: NoiseType;
   /**
    * Prediction rule for logits that are not finite: "argmax-numpy" (Keras/NumPy argmax: the first NaN
    * wins, so an all-NaN row predicts class 0 — the paper's framework) or "nonfinite-wrong".
    */
-  scoring: "argmax-numpy" | "nonfinite-wrong";
+  scoring: ScoringRule;
   /** Notebook 02: BN layer counts to train (null = 0, a few, …, all, chosen from the model). */
   bnCounts: number[] | null;
   /** Notebook 02: the η values shown in the BN-count chart. */
   etasShown: number[];
-  /** Notebook 03: training batches used to re-estimate BN statistics after noise. */
+  /**
+   * Notebook 03: BN re-estimation after noise from this many calibration batches of 128 training images
+   * (`SweepConfig.recalibrateBatches`; the images: lib/noise `calibrationImages`), 0 = off.
+   */
   recalibrateBatches: number;
   /** Trajectory snapshots kept per training run (notebook 05 sweeps them; matched-accuracy comparisons use them). */
   snapshots: number;
@@ -248,10 +263,13 @@ export function validateParams(p: NotebookParams): NotebookParams {
     "null, a positive integer, or an object of model name → positive integer",
     p.width,
   );
-  for (const k of ["trainSize", "testSize", "epochs", "batchSize", "draws"] as const) posInt(k);
-  for (const k of ["recalibrateBatches", "snapshots"] as const) {
-    check(Number.isInteger(p[k]) && p[k] >= 0, k, "a non-negative integer", p[k]);
-  }
+  for (const k of ["trainSize", "testSize", "epochs", "batchSize"] as const) posInt(k);
+  check(
+    Number.isInteger(p.snapshots) && p.snapshots >= 0,
+    "snapshots",
+    "a non-negative integer",
+    p.snapshots,
+  );
   check(typeof p.lr === "number" && p.lr > 0, "lr", "a positive number", p.lr);
   check(
     p.lrNoBN === null || (typeof p.lrNoBN === "number" && p.lrNoBN > 0),
@@ -291,40 +309,14 @@ export function validateParams(p: NotebookParams): NotebookParams {
     "a non-empty list of distinct integers >= 0",
     p.seeds,
   );
-  check(Number.isFinite(p.noiseSeed), "noiseSeed", "a number", p.noiseSeed);
+  // the sweep knobs: lib/noise's one validation (resolveSweepConfig), errors named by the notebook knob
+  checkSweepKnobs(p);
   check(
-    ["argmax-numpy", "nonfinite-wrong"].includes(p.scoring),
-    "scoring",
-    `"argmax-numpy" or "nonfinite-wrong"`,
-    p.scoring,
-  );
-  for (const k of ["etas", "etasShown"] as const) {
-    check(
-      Array.isArray(p[k]) && p[k].length > 0 &&
-        p[k].every((e) => typeof e === "number" && e >= 0 && Number.isFinite(e)),
-      k,
-      "a non-empty list of numbers >= 0",
-      p[k],
-    );
-  }
-  check(
-    Array.isArray(p.noiseTargets) && p.noiseTargets.length > 0 &&
-      p.noiseTargets.every((t) => ["kernels", "biases", "bn-affine", "bn-mean", "bn-var", "all"].includes(t)),
-    "noiseTargets",
-    "a non-empty list of kernels|biases|bn-affine|bn-mean|bn-var|all",
-    p.noiseTargets,
-  );
-  check(
-    ["additive-std", "additive-max", "multiplicative"].includes(p.noiseForm),
-    "noiseForm",
-    "additive-std|additive-max|multiplicative",
-    p.noiseForm,
-  );
-  check(
-    p.etas.some((e) => e > 0),
-    "etas",
-    "at least one noise level > 0 (the average is over η > 0)",
-    p.etas,
+    Array.isArray(p.etasShown) && p.etasShown.length > 0 &&
+      p.etasShown.every((e) => typeof e === "number" && e >= 0 && Number.isFinite(e)),
+    "etasShown",
+    "a non-empty list of numbers >= 0",
+    p.etasShown,
   );
   check(
     p.etasShown.every((e) => p.etas.includes(e)),
@@ -415,6 +407,69 @@ export function trainConfigFor(
     augment: p.augment,
     seed,
   };
+}
+
+/**
+ * The notebook knobs of a sweep and the lib/noise `SweepConfig` field each sets (the knobs keep their
+ * names: the notebooks' parameters cells use them). Fields not listed take the notebooks' fixed values:
+ * `foldBN` false unless a condition folds, `recalibrateBatchSize` 128, `batchSize` 500 (the defaults).
+ */
+export const NOTEBOOK_SWEEP_KNOBS: Readonly<Record<string, keyof SweepConfig>> = Object.freeze({
+  etas: "etas",
+  draws: "draws",
+  noiseSeed: "seed",
+  noiseTargets: "targets",
+  noiseForm: "noiseType",
+  scoring: "scoring",
+  recalibrateBatches: "recalibrateBatches",
+  testSize: "testSize",
+});
+
+/** What a sweep condition (lib/notebook `SweepCondition`) sets on top of the parameters' sweep. */
+export interface SweepConditionPart {
+  /** Config fields the condition sets (e.g. `targets`, `foldBN`), replacing the parameters' values. */
+  sweep?: Partial<SweepConfig>;
+  /** Re-estimate BN statistics after the noise with `recalibrateBatches` calibration batches (0 = off). */
+  recalibrate?: boolean;
+}
+
+/**
+ * THE mapping of notebook parameters onto a lib/noise `SweepConfig` (resolved and validated): the
+ * notebooks' sweeps are built by it, as `noiselab noise` builds its own from its flags (lib/cli
+ * noise_flags.ts). `etas` → etas, `draws` → draws, `noiseSeed` → seed, `noiseTargets` → targets,
+ * `noiseForm` → noiseType, `scoring` → scoring, `testSize` → testSize, `recalibrateBatches` →
+ * recalibrateBatches when the condition re-estimates BN (else 0); then the condition's own fields
+ * (`condition.sweep`: targets, BN folding) replace the parameters' values.
+ * @throws NoiselabError naming the config field (lib/noise `resolveSweepConfig`)
+ */
+export function sweepConfigFor(p: NotebookParams, condition: SweepConditionPart = {}): SweepConfig {
+  return resolveSweepConfig({
+    etas: p.etas,
+    draws: p.draws,
+    seed: p.noiseSeed,
+    targets: p.noiseTargets,
+    noiseType: p.noiseForm,
+    scoring: p.scoring,
+    foldBN: false,
+    recalibrateBatches: condition.recalibrate ? p.recalibrateBatches : 0,
+    testSize: p.testSize,
+    ...(condition.sweep ?? {}),
+  });
+}
+
+/**
+ * Validate the sweep knobs of the parameters through {@link sweepConfigFor} (BN re-estimation on, so
+ * `recalibrateBatches` is checked too); an error names the notebook knob (`parameter noiseForm: ...`).
+ */
+function checkSweepKnobs(p: NotebookParams): void {
+  try {
+    sweepConfigFor(p, { recalibrate: true });
+  } catch (e) {
+    if (!(e instanceof NoiselabError) || !e.subject) throw e;
+    const knob = Object.entries(NOTEBOOK_SWEEP_KNOBS).find(([, f]) => f === e.subject)?.[0] ?? e.subject;
+    const why = e.message.startsWith(`${e.subject}: `) ? e.message.slice(e.subject.length + 2) : e.message;
+    throw new NoiselabError(`parameter ${knob}: ${why}`, knob);
+  }
 }
 
 /** The clean-accuracy threshold of the parameters for a data set (see `minCleanAccuracy`). */

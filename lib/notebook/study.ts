@@ -6,9 +6,17 @@
  * @module
  */
 import { backendInfo, initBackend } from "../backend/mod.ts";
-import { type Dataset, normalize, stratifiedSubset } from "../data/mod.ts";
+import type { Dataset } from "../data/mod.ts";
 import { bnCount, type BNSpec, loadModel } from "../models/mod.ts";
-import { type NoiseSpec, noiseSweep, sweepKey, type SweepResult, type SweepRow } from "../noise/mod.ts";
+import {
+  DEFAULT_SWEEP_CONFIG,
+  noiseSweep,
+  type SweepConfig,
+  sweepData,
+  sweepOptionsFor,
+  type SweepResult,
+  type SweepRow,
+} from "../noise/mod.ts";
 import {
   listSnapshots,
   loadConfigDataset,
@@ -26,10 +34,10 @@ import { cpuName } from "../util/machine.ts";
 import { projectRoot } from "../util/paths.ts";
 import { provenanceLine } from "../analysis/provenance.ts";
 import { type DataFrame, table } from "../analysis/table.ts";
-import { cachedSweep } from "./cache.ts";
+import { cachedSweep, legacySweepKey, sweepCacheKey } from "./cache.ts";
 import type { NotebookParams } from "./profiles.ts";
 import { sweepProgress, trainProgress } from "./progress.ts";
-import { minCleanAccuracyFor, trainConfigFor, widthFor } from "./profiles.ts";
+import { minCleanAccuracyFor, sweepConfigFor, trainConfigFor, widthFor } from "./profiles.ts";
 
 /** One model to train: architecture + which BN layers it has. */
 export interface Variant {
@@ -147,21 +155,25 @@ async function trainVariantsImpl(
   return stamp(out, generationOf(p));
 }
 
-/** A noise condition of a sweep (notebook 03 compares several). */
+/**
+ * A noise condition of a sweep (notebook 03 compares several): what it sets on top of the parameters'
+ * sweep config (lib/notebook `sweepConfigFor`).
+ */
 export interface SweepCondition {
   key: string;
   label: string;
-  spec: Partial<NoiseSpec>;
-  /** Re-estimate BN statistics on training batches after the noise (per draw). */
+  /** lib/noise `SweepConfig` fields the condition sets: which arrays get noise (`targets`), BN folding. */
+  sweep: Partial<Pick<SweepConfig, "targets" | "noiseType" | "foldBN">>;
+  /** Re-estimate BN statistics after the noise (per draw) from `recalibrateBatches` calibration batches. */
   recalibrate?: boolean;
 }
 
-/** The default condition of notebooks 01/02/04: the parameters' targets and form. */
+/** The default condition of notebooks 01/02/04/05: the parameters' targets and noise type. */
 export function defaultCondition(p: NotebookParams): SweepCondition {
   return {
     key: `targets-${p.noiseTargets.join("+")}`,
     label: `noise on ${p.noiseTargets.join(" + ")}`,
-    spec: { form: p.noiseForm, targets: p.noiseTargets, foldBN: false },
+    sweep: { targets: [...p.noiseTargets], foldBN: false },
   };
 }
 
@@ -188,13 +200,14 @@ export interface VariantSweep {
   snapshot: SnapshotInfo | null;
 }
 
-const RECAL_BATCH = 128;
-
 /**
  * Noise sweep of a trained variant on its test subset — the final model, or one of its
- * trajectory snapshots — cached in `results/sweeps/` under a key of everything that
- * can change a number (model id, snapshot step, test images, every sweep parameter,
- * scoring rule, backend, numerics version: lib/notebook/cache.ts).
+ * trajectory snapshots. The sweep is the lib/noise `SweepConfig` of the parameters and the
+ * condition (`sweepConfigFor`); its images come from lib/noise `sweepData` (the model's test
+ * subset; BN calibration images by the one rule `calibrationImages`, as in `noiselab noise`);
+ * cached in `results/sweeps/` under `sweepCacheKey` (config hash, model id, snapshot step, data
+ * copy and test subset, backend, numerics version: lib/notebook/cache.ts). Entries stored under
+ * the key used before the config object are found and reused (`legacySweepKey`).
  */
 export function sweepVariant(
   p: NotebookParams,
@@ -217,35 +230,12 @@ async function sweepVariantImpl(
   dataset: Dataset,
   opts: { series?: string; snapshot?: SnapshotInfo } = {},
 ): Promise<VariantSweep> {
-  const test = tv.trained.test;
   const snap = opts.snapshot ?? null;
-  const recal = condition.recalibrate && p.recalibrateBatches > 0
-    ? { batches: p.recalibrateBatches, batchSize: RECAL_BATCH, seed: `recal:${p.noiseSeed}` }
-    : null;
-  let recalibrateBN: { x: Float32Array; batches: number; batchSize: number; label: string } | undefined;
-  if (recal) {
-    const sub = stratifiedSubset(dataset.train, recal.batches * recal.batchSize, recal.seed);
-    recalibrateBN = {
-      x: normalize(sub, tv.trained.normalization),
-      batches: recal.batches,
-      batchSize: recal.batchSize,
-      label: `${sub.n} training images (${dataset.sourceLabel})`,
-    };
-  }
-  const key = {
-    ...sweepKey({
-      modelId: tv.trained.id,
-      data: { x: test.x, labels: test.labels },
-      dataId: dataset.dataId,
-      etas: p.etas,
-      draws: p.draws,
-      seed: p.noiseSeed,
-      spec: condition.spec,
-      scoring: p.scoring,
-      recalibrateBN: recalibrateBN ?? null,
-    }),
-    snapshotStep: snap?.step ?? null,
-  };
+  const config = sweepConfigFor(p, condition);
+  const { test, testSubset, calibration } = sweepData(config, dataset, tv.trained);
+  const where = { modelId: tv.trained.id, snapshotStep: snap?.step ?? null, dataId: dataset.dataId };
+  const key = sweepCacheKey({ config, ...where, testSubset });
+  const legacyKeys = () => [legacySweepKey({ config, ...where, test, calibration })];
   const what = snap ? ` @ ${snap.epochs.toFixed(2)} epochs` : "";
   const progress = sweepProgress(`noise ${tv.label}${what}: ${condition.label}`);
   const { result, fromCache } = await cachedSweep(key, async () => {
@@ -253,24 +243,16 @@ async function sweepVariantImpl(
     const model = snap ? await loadModel(tv.trained.path) : tv.trained.model;
     try {
       if (snap) await loadSnapshotInto(model, snap.path);
-      return await noiseSweep(model, {
-        x: test.x,
-        labels: test.labels,
-        label: `${dataset.sourceLabel} test subset, ${test.n} images`,
-      }, {
-        etas: p.etas,
-        draws: p.draws,
-        seed: p.noiseSeed,
-        modelId: snap ? `${tv.trained.id}@${snap.step}` : tv.trained.id,
-        spec: condition.spec,
-        scoring: p.scoring,
-        onProgress: progress,
-        recalibrateBN,
-      });
+      const modelId = snap ? `${tv.trained.id}@${snap.step}` : tv.trained.id;
+      return await noiseSweep(
+        model,
+        test,
+        sweepOptionsFor(config, { modelId, calibration, onProgress: progress }),
+      );
     } finally {
       if (snap) model.dispose();
     }
-  });
+  }, { legacyKeys });
   await progress.finish(fromCache ? "loaded from the sweep cache" : "done");
   const series = opts.series ?? tv.label;
   return {
@@ -387,37 +369,36 @@ export function scaleStatement(p: NotebookParams): string {
  * conv with kernel W·γ/√(σ²+ε) and bias β − γμ/√(σ²+ε) before the noise.
  */
 export function attributionConditions(p: NotebookParams): SweepCondition[] {
-  const form = p.noiseForm;
   const conds: SweepCondition[] = [
-    { key: "kernels", label: "(a) kernels only", spec: { form, targets: ["kernels"] } },
-    { key: "affine", label: "(b) kernels + BN γ, β", spec: { form, targets: ["kernels", "bn-affine"] } },
+    { key: "kernels", label: "(a) kernels only", sweep: { targets: ["kernels"] } },
+    { key: "affine", label: "(b) kernels + BN γ, β", sweep: { targets: ["kernels", "bn-affine"] } },
     {
       key: "stats",
       label: "(c) kernels + BN γ, β, μ, σ²",
-      spec: { form, targets: ["kernels", "bn-affine", "bn-mean", "bn-var"] },
+      sweep: { targets: ["kernels", "bn-affine", "bn-mean", "bn-var"] },
     },
     {
       key: "all",
       label: "(d) every stored array (kernels, biases, BN γ, β, μ, σ²)",
-      spec: { form, targets: ["all"] },
+      sweep: { targets: ["all"] },
     },
     {
       key: "folded-kernels",
       label: "(e) BN folded; folded kernels only",
-      spec: { form, targets: ["kernels"], foldBN: true },
+      sweep: { targets: ["kernels"], foldBN: true },
     },
     {
       key: "folded-all",
       label: "(f) BN folded; folded kernels + folded biases",
-      spec: { form, targets: ["all"], foldBN: true },
+      sweep: { targets: ["all"], foldBN: true },
     },
   ];
   if (p.recalibrateBatches > 0) {
     conds.push({
       key: "recal",
-      label:
-        `(g) every stored array, then BN μ, σ² re-estimated (${p.recalibrateBatches}×128 training images)`,
-      spec: { form, targets: ["all"] },
+      label: `(g) every stored array, then BN μ, σ² re-estimated (${p.recalibrateBatches}×` +
+        `${DEFAULT_SWEEP_CONFIG.recalibrateBatchSize} training images)`,
+      sweep: { targets: ["all"] },
       recalibrate: true,
     });
   }
@@ -425,14 +406,13 @@ export function attributionConditions(p: NotebookParams): SweepCondition[] {
 }
 
 /** The conditions the no-BN twins get in notebook 03 (their references): kernels only, and every array. */
-export function referenceConditions(p: NotebookParams): SweepCondition[] {
-  const form = p.noiseForm;
+export function referenceConditions(_p: NotebookParams): SweepCondition[] {
   return [
-    { key: "kernels", label: "no-BN twin: kernels only", spec: { form, targets: ["kernels"] } },
+    { key: "kernels", label: "no-BN twin: kernels only", sweep: { targets: ["kernels"] } },
     {
       key: "all",
       label: "no-BN twin: every stored array (kernels, biases)",
-      spec: { form, targets: ["all"] },
+      sweep: { targets: ["all"] },
     },
   ];
 }

@@ -1,0 +1,319 @@
+/**
+ * The configuration of a noise sweep: ONE object holding every knob of a Monte
+ * Carlo weight-noise sweep, as lib/train's `TrainConfig` does for training.
+ * {@link resolveSweepConfig} merges overrides onto {@link DEFAULT_SWEEP_CONFIG}
+ * and validates every field before any work (a `NoiselabError` naming the
+ * field); {@link sweepConfigHash} identifies it; the `noise` command's flags
+ * (lib/cli/noise_flags.ts), the notebooks' sweep knobs (lib/notebook/profiles.ts
+ * `sweepConfigFor`) and the sweep cache key (lib/notebook/cache.ts
+ * `sweepCacheKey`) are derived from it.
+ *
+ * Terms: the noise level η (`etas`) scales the noise; the noise type says how
+ * (σ = η·std(W) per tensor, η·max|W|, or W·(1 + η·z)); the targets say which
+ * stored arrays get it; BN folding merges each BatchNorm into the convolution
+ * before it first (the hardware view); BN re-estimation recomputes the moving
+ * statistics after the noise from calibration images (lib/noise/inputs.ts
+ * `calibrationImages` holds the one rule that picks them).
+ *
+ * ```ts
+ * const cfg = resolveSweepConfig({ etas: [0, 0.1, 0.2], draws: 5, targets: ["all"] });
+ * const res = await noiseSweep(model, test, sweepOptionsFor(cfg, { modelId: id }));
+ * ```
+ * @module
+ */
+import { NoiselabError } from "../util/errors.ts";
+import { hashObject } from "../util/hash.ts";
+import { DEFAULT_SCORING_RULE, SCORING_RULES, type ScoringRule } from "../models/predict.ts";
+import { NOISE_FORMS, NOISE_TARGETS, type NoiseForm, type NoiseSpec, type NoiseTarget } from "./inject.ts";
+import type { SweepOptions, SweepProgress } from "./sweep.ts";
+
+/**
+ * How the noise scales with the weights — the field's "noise type" (the type
+ * lib/noise's `NoiseSpec.form` and the sweep rows' `form` hold):
+ * `additive-std` W + η·std(W)·z (std per tensor, population; the paper's),
+ * `additive-max` W + η·max|W|·z (AIHWKit's convention), `multiplicative`
+ * W·(1 + η·z); z ~ N(0, 1) per element.
+ */
+export type NoiseType = NoiseForm;
+/** Every noise type (= lib/noise `NOISE_FORMS`). */
+export const NOISE_TYPES: readonly NoiseType[] = NOISE_FORMS;
+
+/** Every knob of one noise sweep. All fields are part of {@link sweepConfigHash}. */
+export interface SweepConfig {
+  /**
+   * Noise levels η (dimensionless; each finite and >= 0, at least one > 0: the
+   * paper's average normalized accuracy is over η > 0). No default: required.
+   */
+  etas: number[];
+  /** Monte Carlo draws per noise level (integer >= 1). Default 10. */
+  draws: number;
+  /**
+   * Noise seed (integer >= 0). Draw k of level e perturbs tensor
+   * `<layer>/<weight>` with the stream seeded `"<seed>:<e>:<k>:<layer>/<weight>"`,
+   * the same for every model (paired comparisons). Also seeds the choice of the
+   * calibration images (`recal:<seed>`). Default 0.
+   */
+  seed: number;
+  /**
+   * Which stored arrays get noise, all together in one sweep: `kernels`, `biases`,
+   * `bn-affine` (γ, β), `bn-mean` (moving μ), `bn-var` (moving σ²), `all` (every
+   * stored array). Duplicates are dropped, order kept (rows name them joined by
+   * "+"). That they select something is checked later, per model (lib/noise
+   * `sweepSelection`). Default ["kernels"].
+   */
+  targets: NoiseTarget[];
+  /** The noise type ({@link NoiseType}). Default "additive-std" (the paper's). */
+  noiseType: NoiseType;
+  /**
+   * How a logits row that is not all finite is scored (lib/models `ScoringRule`):
+   * "argmax-numpy" (default: NumPy/Keras argmax, an all-NaN row predicts class 0,
+   * the paper's framework) or "nonfinite-wrong".
+   */
+  scoring: ScoringRule;
+  /**
+   * BN folding: fold every BatchNorm into the convolution before it (kernel
+   * W·γ/√(σ²+ε), bias β − γμ/√(σ²+ε)) and put the noise on the folded model.
+   * Default false.
+   */
+  foldBN: boolean;
+  /**
+   * BN re-estimation after the noise, per draw: the number of calibration
+   * batches (integer >= 0; 0 = off). Calibration images = `recalibrateBatches` ×
+   * `recalibrateBatchSize` training images chosen by lib/noise/inputs.ts
+   * `calibrationImages`. Cannot be combined with `foldBN` (the folded model has
+   * no BN). Default 0.
+   */
+  recalibrateBatches: number;
+  /** Images per calibration batch of BN re-estimation (integer >= 1). Default 128. */
+  recalibrateBatchSize: number;
+  /**
+   * Test images the accuracy is measured on: null = the model's own test subset
+   * (its training config's `testSize` and `subsetSeed`); a number = a stratified
+   * subset of that size with the model's subset seed (integer >= 1; at most the
+   * test split, checked per model). Default null.
+   */
+  testSize: number | null;
+  /** Inference batch size (images per forward pass, integer >= 1; numbers do not depend on it). Default 500. */
+  batchSize: number;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object" && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as Record<string, unknown>)) deepFreeze(v);
+  }
+  return o;
+}
+
+/**
+ * The defaults: the `noise` command's since its first version (10 draws, seed
+ * 0, additive-std on kernels, NumPy scoring, no folding, no re-estimation,
+ * the model's test subset, batches of 500). `etas` has no default (empty =
+ * required). The notebooks' profiles set their own values
+ * (lib/notebook/profiles.ts `sweepConfigFor`).
+ */
+export const DEFAULT_SWEEP_CONFIG: Readonly<SweepConfig> = deepFreeze({
+  etas: [],
+  draws: 10,
+  seed: 0,
+  targets: ["kernels"],
+  noiseType: "additive-std",
+  scoring: DEFAULT_SCORING_RULE,
+  foldBN: false,
+  recalibrateBatches: 0,
+  recalibrateBatchSize: 128,
+  testSize: null,
+  batchSize: 500,
+} as SweepConfig);
+
+/** The names of all sweep configuration fields, in {@link DEFAULT_SWEEP_CONFIG}'s order. */
+export const SWEEP_CONFIG_KEYS: readonly (keyof SweepConfig)[] = Object.keys(
+  DEFAULT_SWEEP_CONFIG,
+) as (keyof SweepConfig)[];
+
+/** One line per field (units and allowed values), for help texts (`noiselab help noise`). */
+export const SWEEP_CONFIG_DOCS: Readonly<Record<keyof SweepConfig, string>> = Object.freeze({
+  etas: "noise levels η, comma-separated, each >= 0, at least one > 0 (required)",
+  draws: "Monte Carlo draws per noise level",
+  seed: 'noise seed: draw k of level e uses the streams "S:e:k:<layer>/<weight>"',
+  targets: `arrays that get noise: ${NOISE_TARGETS.join("|")}`,
+  noiseType: "noise type: additive-std (σ = η·std(W) per tensor) | additive-max (η·max|W|) | multiplicative",
+  scoring: `how a logits row with NaN/Inf is scored: ${SCORING_RULES.join(" | ")}`,
+  foldBN: "BN folding: fold BN into the convs before adding noise",
+  recalibrateBatches: "BN re-estimation after noise from K calibration batches of training images (0 = off)",
+  recalibrateBatchSize: "images per calibration batch of BN re-estimation",
+  testSize: "test images (default: the model's own test subset)",
+  batchSize: "inference batch size",
+});
+
+function bad(field: string, msg: string): NoiselabError {
+  return new NoiselabError(`${field}: ${msg}`, field);
+}
+
+/** A value as an error message shows it (numbers as written, NaN included). */
+function show(v: unknown): string {
+  return typeof v === "number" ? String(v) : JSON.stringify(v);
+}
+
+function integer(c: Record<string, unknown>, k: keyof SweepConfig, min: number): void {
+  const v = c[k];
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+    throw bad(k, `expected an integer >= ${min}, got ${show(v)}`);
+  }
+}
+
+/**
+ * Merge `partial` onto {@link DEFAULT_SWEEP_CONFIG} and validate every field:
+ * the sweep's ONE validation, run before any model or data is loaded. Returns
+ * a fresh object (arrays copied; `targets` without duplicates).
+ *
+ * Rules: `etas` a non-empty list of finite numbers >= 0 with at least one > 0;
+ * `draws` integer >= 1; `seed` integer >= 0; `targets` a non-empty list of
+ * {@link NOISE_TARGETS}; `noiseType` one of {@link NOISE_TYPES}; `scoring` one
+ * of lib/models `SCORING_RULES`; `foldBN` boolean; `recalibrateBatches` integer
+ * >= 0 and 0 when `foldBN`; `recalibrateBatchSize` and `batchSize` integers >= 1;
+ * `testSize` null or an integer >= 1. Whether the targets select a tensor of a
+ * given model, and whether `testSize` fits its test split, are checked per
+ * model (lib/noise `sweepSelection`, lib/noise/inputs.ts `sweepData`).
+ * @throws NoiselabError naming the field (`subject` = the field name) on the first problem,
+ *   including an unknown field.
+ */
+export function resolveSweepConfig(
+  partial: Partial<SweepConfig> | Record<string, unknown> = {},
+): SweepConfig {
+  if (partial === null || typeof partial !== "object" || Array.isArray(partial)) {
+    throw bad("config", "expected an object of sweep parameters");
+  }
+  for (const k of Object.keys(partial)) {
+    if (!(SWEEP_CONFIG_KEYS as readonly string[]).includes(k)) {
+      throw bad(k, `unknown sweep parameter '${k}'; known: ${SWEEP_CONFIG_KEYS.join(", ")}`);
+    }
+  }
+  const c: Record<string, unknown> = { ...DEFAULT_SWEEP_CONFIG };
+  for (const [k, v] of Object.entries(partial)) if (v !== undefined) c[k] = v;
+
+  const etas = c.etas;
+  if (Array.isArray(etas) && etas.length === 0) {
+    throw bad("etas", "required: a non-empty list of noise levels η, e.g. [0, 0.1, 0.2]");
+  }
+  if (!Array.isArray(etas)) throw bad("etas", `expected a list of noise levels η, got ${show(etas)}`);
+  for (const e of etas) {
+    if (typeof e !== "number" || !Number.isFinite(e) || e < 0) {
+      throw bad("etas", `each noise level η must be a finite number >= 0, got ${show(e)}`);
+    }
+  }
+  if (!etas.some((e) => e > 0)) {
+    throw bad(
+      "etas",
+      `needs at least one noise level > 0 (the average normalized accuracy is over η > 0), got ${
+        etas.join(",")
+      }`,
+    );
+  }
+  integer(c, "draws", 1);
+  integer(c, "seed", 0);
+  const targets = c.targets;
+  if (!Array.isArray(targets) || targets.length === 0) {
+    throw bad("targets", `expected a non-empty list of ${NOISE_TARGETS.join(", ")}`);
+  }
+  for (const t of targets) {
+    if (!(NOISE_TARGETS as readonly unknown[]).includes(t)) {
+      throw bad("targets", `unknown target ${JSON.stringify(t)}; use ${NOISE_TARGETS.join(", ")}`);
+    }
+  }
+  if (!(NOISE_TYPES as readonly unknown[]).includes(c.noiseType)) {
+    throw bad(
+      "noiseType",
+      `unknown noise type ${JSON.stringify(c.noiseType)}; use ${NOISE_TYPES.join(", ")}`,
+    );
+  }
+  if (!(SCORING_RULES as readonly unknown[]).includes(c.scoring)) {
+    const shown = typeof c.scoring === "string" ? `'${c.scoring}'` : JSON.stringify(c.scoring);
+    throw bad("scoring", `unknown scoring rule ${shown}; use ${SCORING_RULES.join(", ")}`);
+  }
+  if (typeof c.foldBN !== "boolean") {
+    throw bad("foldBN", `expected true or false, got ${show(c.foldBN)}`);
+  }
+  integer(c, "recalibrateBatches", 0);
+  if ((c.recalibrateBatches as number) > 0 && c.foldBN) {
+    throw bad(
+      "recalibrateBatches",
+      "BN re-estimation cannot be combined with BN folding (foldBN: the folded model has no BN)",
+    );
+  }
+  integer(c, "recalibrateBatchSize", 1);
+  if (c.testSize !== null) integer(c, "testSize", 1);
+  integer(c, "batchSize", 1);
+  return {
+    ...(c as unknown as SweepConfig),
+    etas: [...etas as number[]],
+    targets: [...new Set(targets as NoiseTarget[])],
+  };
+}
+
+/**
+ * 16-hex hash of the resolved configuration (every field; `partial` is resolved
+ * first, so defaults spelled out or left out hash the same). Part of the sweep
+ * cache key (lib/notebook/cache.ts `sweepCacheKey`).
+ * @throws NoiselabError as {@link resolveSweepConfig}
+ */
+export function sweepConfigHash(config: Partial<SweepConfig> | Record<string, unknown>): string {
+  const c = resolveSweepConfig(config);
+  return hashObject({ kind: "SweepConfig", config: c }, 16);
+}
+
+/** The lib/noise `NoiseSpec` of a configuration: noise type, targets, BN folding. */
+export function noiseSpecOf(config: SweepConfig): NoiseSpec {
+  return { form: config.noiseType, targets: [...config.targets], foldBN: config.foldBN };
+}
+
+/** The calibration images of BN re-estimation (lib/noise/inputs.ts `calibrationImages`). */
+export interface CalibrationImages {
+  /** NHWC float32, normalised with the model's statistics. */
+  x: Float32Array;
+  n: number;
+  /** Where they come from (provenance), e.g. "512 training images (CIFAR-10, JPEG q75 copy)". */
+  label: string;
+}
+
+/**
+ * The options of lib/noise `noiseSweep` for a resolved configuration: how the
+ * CLI and the notebooks run a sweep. `calibration` is required when
+ * `config.recalibrateBatches > 0` (lib/noise/inputs.ts `calibrationImages`).
+ * @throws NoiselabError naming `recalibrateBatches` when calibration images are missing
+ */
+export function sweepOptionsFor(
+  config: SweepConfig,
+  ctx: {
+    modelId: string;
+    calibration?: CalibrationImages;
+    onProgress?: (p: SweepProgress) => void;
+  },
+): SweepOptions {
+  let recalibrateBN: SweepOptions["recalibrateBN"];
+  if (config.recalibrateBatches > 0) {
+    if (!ctx.calibration) {
+      throw bad(
+        "recalibrateBatches",
+        "BN re-estimation needs calibration images (lib/noise calibrationImages)",
+      );
+    }
+    recalibrateBN = {
+      x: ctx.calibration.x,
+      batches: config.recalibrateBatches,
+      batchSize: config.recalibrateBatchSize,
+      label: ctx.calibration.label,
+    };
+  }
+  return {
+    etas: [...config.etas],
+    draws: config.draws,
+    seed: config.seed,
+    spec: noiseSpecOf(config),
+    scoring: config.scoring,
+    batchSize: config.batchSize,
+    modelId: ctx.modelId,
+    recalibrateBN,
+    onProgress: ctx.onProgress,
+  };
+}
