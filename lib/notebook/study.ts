@@ -18,7 +18,6 @@ import {
   type SweepRow,
 } from "../noise/mod.ts";
 import {
-  listSnapshots,
   loadConfigDataset,
   loadSnapshotInto,
   resolveTrainConfig,
