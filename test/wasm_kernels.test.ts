@@ -1,5 +1,5 @@
 /**
- * The wasm backend's training kernels (lib/backend/wasm.ts) against the pure-JS
+ * The wasm backend's training kernels (lib/backend/wasm/mod.ts) against the pure-JS
  * `cpu` backend on random inputs: conv gradients (dW, dX) for the CIFAR
  * ResNet/VGG shapes, and the Tile fast path used by the BatchNorm gradient.
  * Never skipped: the wasm backend ships with the npm modules and Deno has
@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-layers"; // registers tfjs-core's gradient functions
 import { gaussianFill, makeRng } from "../lib/util/rng.ts";
-import { initWasmBackend, wasmBackendInfo, wasmInitError } from "../lib/backend/wasm.ts";
+import { initWasmBackend, wasmBackendInfo, wasmInitError } from "../lib/backend/wasm/mod.ts";
 
 const wasmOk = await initWasmBackend();
 if (!wasmOk) console.error(`[wasm] backend failed to load: ${wasmInitError()}`);
@@ -195,7 +195,7 @@ wasmTest({
   async fn() {
     // A fresh process: in this one the backend is already initialised.
     const code = `import { initWasmBackend, wasmInitError } from "${
-      new URL("../lib/backend/wasm.ts", import.meta.url).href
+      new URL("../lib/backend/wasm/mod.ts", import.meta.url).href
     }";
 const ok = await initWasmBackend({ wasmDir: "/nonexistent-noiselab-wasm" });
 console.log(JSON.stringify({ ok, err: wasmInitError() }));`;

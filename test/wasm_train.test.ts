@@ -1,5 +1,5 @@
 /**
- * Training tfjs-layers models on the wasm backend (lib/backend/wasm.ts):
+ * Training tfjs-layers models on the wasm backend (lib/backend/wasm/mod.ts):
  * - a tiny conv+BN+relu+maxpool/avgpool+add+dense model: variableGrads of a
  *   softmax cross-entropy loss on wasm equal those on the `cpu` backend;
  * - a CIFAR ResNet-20 (option-A shortcuts) trains on wasm with momentum SGD
@@ -12,7 +12,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-cpu";
 import { gaussianFill, makeRng } from "../lib/util/rng.ts";
-import { initWasmBackend, wasmBackendInfo, wasmInitError } from "../lib/backend/wasm.ts";
+import { initWasmBackend, wasmBackendInfo, wasmInitError } from "../lib/backend/wasm/mod.ts";
 
 const wasmOk = await initWasmBackend();
 if (!wasmOk) console.error(`[wasm] backend failed to load: ${wasmInitError()}`);

@@ -9,8 +9,8 @@
  * processes share the cores (their load hits both sides alike).
  *
  * Train: images/s of full training steps at batch 128 on random 32x32x3 inputs
- * (forward in training mode, cross-entropy, gradients, SGD momentum update —
- * the same calls as lib/train's loop). Infer: images/s of batch-500 inference.
+ * (forward in training mode, cross-entropy, gradients, SGD momentum update:
+ * lib/train's `trainStep`, the step its training loop runs). Infer: images/s of batch-500 inference.
  *
  * Usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
  *   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { backendInfo, initBackend } from "../lib/backend/mod.ts";
 import { engineStats, setEngineProfiling } from "../lib/backend/engine/mod.ts";
 import { buildModel } from "../lib/models/mod.ts";
-import { crossEntropy, decayMask, DEFAULT_TRAIN_CONFIG, HandOptimizer } from "../lib/train/mod.ts";
+import { DEFAULT_TRAIN_CONFIG, trainStep, type TrainStepState, trainStepState } from "../lib/train/mod.ts";
 import { NoiselabError, projectRoot, writeFileAtomic } from "../lib/util/mod.ts";
 
 interface Row {
@@ -115,8 +115,7 @@ if (args.side !== "pytorch") {
 
 interface Prepared {
   model: tfl.LayersModel;
-  opt: HandOptimizer;
-  vars: tf.Variable[];
+  step: TrainStepState;
   x: Float32Array;
   y: Int32Array;
   xi: tf.Tensor4D;
@@ -139,18 +138,17 @@ function prepare(name: string, bn: boolean): Prepared {
   let p = prepared.get(key);
   if (!p) {
     const model = buildModel(name, { bn: bn ? "all" : "none", seed: 0 });
-    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const opt = new HandOptimizer(
-      { ...DEFAULT_TRAIN_CONFIG, optimizer: "sgd", momentum: 0.9, nesterov: false },
-      vars,
-      decayMask(model),
-    );
+    const step = trainStepState(model, {
+      ...DEFAULT_TRAIN_CONFIG,
+      optimizer: "sgd",
+      momentum: 0.9,
+      nesterov: false,
+    });
     const y = new Int32Array(BATCH);
     for (let i = 0; i < BATCH; i++) y[i] = i % 10;
     p = {
       model,
-      opt,
-      vars,
+      step,
       x: randn(BATCH * 32 * 32 * 3, 1),
       y,
       xi: tf.tensor4d(randn(INFER_BATCH * 32 * 32 * 3, 2), [INFER_BATCH, 32, 32, 3]),
@@ -161,23 +159,9 @@ function prepare(name: string, bn: boolean): Prepared {
   return p;
 }
 
-/** One training step, as lib/train's loop does it. */
-function trainStep(p: Prepared, lr: number): number {
-  let predT: tf.Tensor | undefined;
-  const { value, grads } = tf.tidy(() => {
-    const xb = tf.tensor4d(p.x, [BATCH, 32, 32, 3]);
-    const yb = tf.tensor1d(p.y, "int32");
-    return tf.variableGrads(() => {
-      const out = p.model.apply(xb, { training: true }) as tf.Tensor;
-      predT = tf.keep(tf.argMax(out, -1));
-      return crossEntropy(out, yb, false);
-    }, p.vars);
-  });
-  p.opt.applyGradients(p.vars.map((v) => grads[v.name]), lr);
-  const loss = value.dataSync()[0];
-  predT!.dataSync();
-  tf.dispose([value, predT!, ...Object.values(grads)]);
-  return loss;
+/** One training step on the prepared batch: lib/train's `trainStep`. Returns the loss. */
+function benchStep(p: Prepared, lr: number): number {
+  return trainStep(p.step, p.x, p.y, lr).loss;
 }
 
 function inferBatch(p: Prepared) {
@@ -188,11 +172,11 @@ function inferBatch(p: Prepared) {
 
 function measureNoiselab(name: string, bn: boolean, rep: number): Row {
   const p = prepare(name, bn);
-  for (let i = 0; i < (p.warmed ? 1 : 2); i++) trainStep(p, 0.01);
+  for (let i = 0; i < (p.warmed ? 1 : 2); i++) benchStep(p, 0.01);
   if (args.profile) setEngineProfiling(true);
   let t0 = performance.now();
   for (let i = 0; i < steps; i++) {
-    const loss = trainStep(p, 0.01);
+    const loss = benchStep(p, 0.01);
     if (!Number.isFinite(loss)) throw new Error(`${name}: non-finite loss ${loss}`);
   }
   const trainS = (performance.now() - t0) / 1000;
@@ -342,7 +326,7 @@ for (const name of models) {
     const p = prepared.get(`${name}:${bn}`);
     if (p) {
       p.model.dispose();
-      p.opt.dispose();
+      p.step.optimizer.dispose();
       p.xi.dispose();
       prepared.delete(`${name}:${bn}`);
     }

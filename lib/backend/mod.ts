@@ -4,7 +4,7 @@
  * `initBackend("auto")` tries, in order: `tensorflow` (tfjs-node, only if it can
  * be imported — optional, never a dependency), `noiselab` (the native oneDNN
  * engine in `./engine/`, if its shim loads), `wasm` (tfjs-backend-wasm via
- * `./wasm.ts`), then the pure-JS `cpu` backend. A one-line notice goes to stderr
+ * `./wasm/mod.ts`), then the pure-JS `cpu` backend. A one-line notice goes to stderr
  * whenever it falls back. `NOISELAB_BACKEND` forces a backend; `NOISELAB_THREADS`
  * sets the thread count.
  * @module
@@ -57,7 +57,7 @@ async function tryNoiselab(): Promise<BackendInfo | string> {
 
 async function tryWasm(): Promise<BackendInfo | string> {
   try {
-    const w = await import("./wasm.ts");
+    const w = await import("./wasm/mod.ts");
     const ok = await w.initWasmBackend();
     if (!ok) return `wasm backend failed: ${w.wasmInitError?.() ?? "unknown"}`;
     const info = w.wasmBackendInfo?.();

@@ -28,7 +28,7 @@ import { interruptChecker, yieldToEventLoop } from "../util/interrupt.ts";
 import { makeRng, shuffleInPlace } from "../util/rng.ts";
 import type { TrainConfig } from "./config.ts";
 import type { PreparedData } from "./data.ts";
-import { HandOptimizer } from "./optim.ts";
+import { HandOptimizer, type OptimizerSpec } from "./optim.ts";
 import { learningRateAt, type ScheduleSpec } from "./schedule.ts";
 import type { TrainProgress } from "./progress.ts";
 import {
@@ -84,6 +84,61 @@ export function evaluate(
 /** Which trainable variables get weight decay: conv and dense kernels (not biases, not BN gamma/beta). */
 export function decayMask(model: LayersModel): boolean[] {
   return model.trainableWeights.map((w) => /kernel/.test(w.originalName ?? w.name));
+}
+
+/** What {@link trainStep} works on: a model, its trainable variables and an optimizer over them. */
+export interface TrainStepState {
+  model: LayersModel;
+  /** The model's trainable variables, in `model.trainableWeights` order. */
+  vars: tf.Variable[];
+  /** The optimizer over {@link vars}, weight decay on kernels only ({@link decayMask}). */
+  optimizer: HandOptimizer;
+  /** The model ends in a softmax ({@link outputsProbabilities}) rather than logits. */
+  probabilities: boolean;
+  /** Label smoothing of the cross-entropy (0 = none). */
+  labelSmoothing: number;
+}
+
+/**
+ * Sets up {@link trainStep} for `model`: its trainable variables and a {@link HandOptimizer}
+ * with `spec`'s hyper-parameters (a `TrainConfig` will do). Dispose `optimizer` when done.
+ */
+export function trainStepState(model: LayersModel, spec: OptimizerSpec, labelSmoothing = 0): TrainStepState {
+  // LayerVariable.read() returns the underlying tf.Variable
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const optimizer = new HandOptimizer(spec, vars, decayMask(model));
+  return { model, vars, optimizer, probabilities: outputsProbabilities(model), labelSmoothing };
+}
+
+/**
+ * One optimizer step of the training loop on one batch: the forward pass in training mode (BN
+ * uses and updates batch statistics), the cross-entropy, the gradients of every trainable variable
+ * and the optimizer update with learning rate `lr`. `x` holds `labels.length` NHWC 32x32x3 images.
+ * Returns the batch's mean loss (possibly non-finite: the caller decides) and the predicted classes.
+ * {@link trainModel} runs exactly this; tools/bench.ts times it.
+ */
+export function trainStep(
+  st: TrainStepState,
+  x: Float32Array,
+  labels: Uint8Array | Int32Array,
+  lr: number,
+): { loss: number; predictions: Int32Array } {
+  const m = labels.length;
+  let predT: tf.Tensor | undefined;
+  const { value, grads } = tf.tidy(() => {
+    const xb = tf.tensor4d(x, [m, 32, 32, 3]);
+    const yb = tf.tensor1d(labels, "int32");
+    return tf.variableGrads(() => {
+      const out = st.model.apply(xb, { training: true }) as tf.Tensor;
+      predT = tf.keep(tf.argMax(out, -1));
+      return crossEntropy(out, yb, st.probabilities, st.labelSmoothing);
+    }, st.vars);
+  });
+  st.optimizer.applyGradients(st.vars.map((v) => grads[v.name]), lr);
+  const loss = value.dataSync()[0];
+  const predictions = predT!.dataSync() as Int32Array;
+  tf.dispose([value, predT!, ...Object.values(grads)]);
+  return { loss, predictions };
 }
 
 /** Options of {@link trainModel}. */
@@ -170,11 +225,8 @@ export async function trainModel(
     stepMilestones: cfg.stepMilestones,
     stepGamma: cfg.stepGamma,
   };
-  const layerVars = model.trainableWeights;
-  // LayerVariable.read() returns the underlying tf.Variable
-  const vars = layerVars.map((w) => w.read() as tf.Variable);
-  const opt = new HandOptimizer(cfg, vars, decayMask(model));
-  const probabilities = outputsProbabilities(model);
+  const st = trainStepState(model, cfg, cfg.labelSmoothing);
+  const opt = st.optimizer;
   const fill = data.stats.mean.map((m, c) => -m / data.stats.std[c]); // black padding after normalisation
 
   let history: EpochRecord[] = [];
@@ -224,20 +276,12 @@ export async function trainModel(
           ? augmentBatch(batchX.subarray(0, m * IMAGE_VALUES), m, augRng, { out: augX, fill })
           : batchX;
         lr = learningRateAt(sched, globalStep);
-        let predT: tf.Tensor | undefined;
-        const { value, grads } = tf.tidy(() => {
-          const xb = tf.tensor4d(xin.subarray(0, m * IMAGE_VALUES), [m, 32, 32, 3]);
-          const yb = tf.tensor1d(batchY.subarray(0, m), "int32");
-          return tf.variableGrads(() => {
-            const out = model.apply(xb, { training: true }) as tf.Tensor;
-            predT = tf.keep(tf.argMax(out, -1));
-            return crossEntropy(out, yb, probabilities, cfg.labelSmoothing);
-          }, vars);
-        });
-        opt.applyGradients(vars.map((v) => grads[v.name]), lr);
-        const lossV = value.dataSync()[0];
-        const p = predT!.dataSync();
-        tf.dispose([value, predT!, ...Object.values(grads)]);
+        const { loss: lossV, predictions: p } = trainStep(
+          st,
+          xin.subarray(0, m * IMAGE_VALUES),
+          batchY.subarray(0, m),
+          lr,
+        );
         if (!Number.isFinite(lossV)) {
           // stop instead of storing a NaN model; the last epoch's checkpoint stays untouched
           throw new NoiselabError(

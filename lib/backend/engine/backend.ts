@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { loadNative, type NativeEngine, nativeLoadError } from "./ffi.ts";
-import { makeKernels, profiled } from "./kernels.ts";
+import { makeKernels, profiled } from "./kernels/mod.ts";
 import { installEngineGradients } from "./grads.ts";
 
 /** Name under which the engine is registered with tfjs. */

@@ -17,7 +17,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
-import { BN_TRAIN, BN_TRAIN_GRAD, isSpatialMean, RELU_GRAD, SPATIAL_MEAN_GRAD } from "./kernels.ts";
+import { BN_TRAIN, BN_TRAIN_GRAD, isSpatialMean, RELU_GRAD, SPATIAL_MEAN_GRAD } from "./kernels/mod.ts";
 
 const ENGINE_BACKEND = "noiselab";
 let installed = false;

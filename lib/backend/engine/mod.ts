@@ -13,4 +13,4 @@ export {
   type KernelStat,
   RELU_GRAD,
   setEngineProfiling,
-} from "./kernels.ts";
+} from "./kernels/mod.ts";

@@ -1,0 +1,87 @@
+/**
+ * Batch-norm kernels of the `noiselab` backend: FusedBatchNorm (inference),
+ * and the engine's own training-mode forward and gradient kernels that the
+ * BatchNormalization hook (lib/backend/engine/grads.ts) calls.
+ * @module
+ */
+import { type KernelContext, type KernelTable, size, type TensorInfo } from "./context.ts";
+
+/** Custom kernel: training batch norm over all but the last axis (inputs x, gamma, beta; attr epsilon) → [y, mean, variance]. */
+export const BN_TRAIN = "NoiselabBatchNormTrain";
+/** Custom kernel: gradient of {@link BN_TRAIN} (inputs dy, x, mean, variance, gamma; attr epsilon) → [dx, dgamma, dbeta]. */
+export const BN_TRAIN_GRAD = "NoiselabBatchNormTrainGrad";
+
+/** FusedBatchNorm, {@link BN_TRAIN}, {@link BN_TRAIN_GRAD}. */
+export function batchNormKernels(ctx: KernelContext): KernelTable {
+  const { nat, s, vals, out, alloc, f32, fb } = ctx;
+  return {
+    FusedBatchNorm: fb("FusedBatchNorm", (args) => {
+      const { x, mean, variance, offset, scale } = args.inputs as Record<string, TensorInfo>;
+      const C = x.shape[x.shape.length - 1];
+      const is1d = (t?: TensorInfo) => t == null || (t.shape.length === 1 && t.shape[0] === C);
+      if (!f32(x, mean, variance, offset, scale) || ![mean, variance, offset, scale].every(is1d)) {
+        return null;
+      }
+      const n = size(x.shape);
+      const y = alloc(args.backend, n);
+      const eps = (args.attrs as Record<string, any>).varianceEpsilon ?? 0.001;
+      const b = args.backend;
+      nat.check(
+        s.nl_bn_infer(
+          vals(b, x)!,
+          vals(b, mean)!,
+          vals(b, variance)!,
+          vals(b, scale),
+          vals(b, offset),
+          y,
+          BigInt(n / C),
+          C,
+          eps,
+          0,
+        ),
+        "FusedBatchNorm",
+      );
+      return out(b, [...x.shape], y);
+    }),
+
+    [BN_TRAIN]: (args) => {
+      const { x, gamma, beta } = args.inputs as Record<string, TensorInfo>;
+      const C = x.shape[x.shape.length - 1];
+      const n = size(x.shape);
+      const y = alloc(args.backend, n), mean = alloc(args.backend, C), v = alloc(args.backend, C);
+      const b = args.backend;
+      const eps = (args.attrs as Record<string, any>).epsilon as number;
+      nat.check(
+        s.nl_bn_train_fwd(vals(b, x)!, vals(b, gamma), vals(b, beta), y, mean, v, BigInt(n / C), C, eps),
+        BN_TRAIN,
+      );
+      return [out(b, [...x.shape], y), out(b, [C], mean), out(b, [C], v)];
+    },
+
+    [BN_TRAIN_GRAD]: (args) => {
+      const { dy, x, mean, variance, gamma } = args.inputs as Record<string, TensorInfo>;
+      const C = x.shape[x.shape.length - 1];
+      const n = size(x.shape);
+      const dx = alloc(args.backend, n), dg = alloc(args.backend, C), db = alloc(args.backend, C);
+      const b = args.backend;
+      const eps = (args.attrs as Record<string, any>).epsilon as number;
+      nat.check(
+        s.nl_bn_train_bwd(
+          vals(b, dy)!,
+          vals(b, x)!,
+          vals(b, mean)!,
+          vals(b, variance)!,
+          vals(b, gamma),
+          dx,
+          dg,
+          db,
+          BigInt(n / C),
+          C,
+          eps,
+        ),
+        BN_TRAIN_GRAD,
+      );
+      return [out(b, [...x.shape], dx), out(b, [C], dg), out(b, [C], db)];
+    },
+  };
+}
