@@ -367,6 +367,45 @@ Deno.test("help lists the commands; train help lists every knob", async () => {
   }
 });
 
+Deno.test("commands: one list drives dispatch and help; each has name, summary, usage, run", async () => {
+  const { COMMANDS, main } = await import("../lib/cli/main.ts");
+  const names = COMMANDS.map((c) => c.name);
+  assert.deepEqual(names, ["models", "train", "noise", "data", "reproduce", "help"]);
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => void printed.push(a.join(" "));
+  const run = async (argv: string[]) => {
+    printed.length = 0;
+    const code = await main(argv);
+    return { code, out: printed.join("\n") };
+  };
+  try {
+    const help = await run(["help"]);
+    assert.equal(help.code, 0);
+    assert.deepEqual(await run([]), help);
+    assert.deepEqual(await run(["--help"]), help);
+    for (const c of COMMANDS) {
+      assert.ok(c.summary && !c.summary.includes("\n"), `${c.name}: one-line summary`);
+      assert.ok(help.out.includes(c.summary), `${c.name}: summary listed by help`);
+      assert.ok(c.usage.startsWith(`usage: noiselab ${c.name}`), `${c.name}: usage`);
+      assert.deepEqual(await run(["help", c.name]), { code: 0, out: c.usage });
+      if (c.name !== "help") {
+        assert.deepEqual(await run([c.name, "--help"]), { code: 0, out: c.usage }, c.name);
+      }
+    }
+  } finally {
+    console.log = log;
+  }
+  const error = console.error;
+  console.error = () => {};
+  try {
+    assert.equal(await main(["help", "frobnicate"]), 2);
+    assert.equal(await main(["frobnicate"]), 2);
+  } finally {
+    console.error = error;
+  }
+});
+
 Deno.test("end to end on real CIFAR-10: train learns, stored model is reused, large noise hurts", async () => {
   const results = await Deno.makeTempDir({ prefix: "noiselab-e2e-" });
   // pin the code version: other work on lib/ between the two runs must not change the id here

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { errorSummary, type IndexEntry, type IndexFile, writeIndex } from "../lib/notebook/index_page.ts";
+import { errorSummary, type IndexEntry, type IndexFile, writeIndex } from "../lib/cli/index_page.ts";
 import { manifestPathFor, type RunManifest } from "../lib/notebook/manifest.ts";
 
 const STEMS = ["01-bn-vs-no-bn", "02-bn-layer-count", "03-where-bn-breaks", "04-cifar100", "05-robustness"];

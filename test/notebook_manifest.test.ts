@@ -2,13 +2,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { bnCountChart, exportFigure, exportTable } from "../lib/analysis/mod.ts";
+import { readRunManifest, RUN_MANIFEST_ENV } from "../lib/notebook/manifest.ts";
 import {
   findingLine,
-  readRunManifest,
   recordArtifact,
   recordFinding,
   recordParameters,
-  RUN_MANIFEST_ENV,
   showFinding,
 } from "../lib/notebook/mod.ts";
 import { NoiselabError } from "../lib/util/errors.ts";

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { listNotebooks, parameterNames } from "../lib/cli/notebook_runner.ts";
 import * as nb from "../lib/notebook/mod.ts";
 import { NoiselabError } from "../lib/util/errors.ts";
 import { projectRoot } from "../lib/util/paths.ts";
@@ -51,8 +52,8 @@ Deno.test("parameters: after the parameters cell fails, cells below refuse inste
 
 Deno.test("notebooks: every parameters cell declares exactly the profile knobs, one per line, and resolves them there", async () => {
   const knobs = Object.keys(nb.profileParams("01", "smoke")).filter((k) => k !== "profile").sort();
-  for (const f of await nb.listNotebooks(join(projectRoot, "notebooks"))) {
-    const declared = await nb.parameterNames(f.path);
+  for (const f of await listNotebooks(join(projectRoot, "notebooks"))) {
+    const declared = await parameterNames(f.path);
     assert.deepEqual(Object.keys(declared).filter((k) => k !== "profile" && k !== "P").sort(), knobs, f.stem);
     const j = JSON.parse(await Deno.readTextFile(f.path));
     const cell = j.cells.find((c: { metadata?: { tags?: string[] } }) => c.metadata?.tags?.includes("parameters"));
@@ -74,7 +75,7 @@ Deno.test("notebooks: each parameters cell is exactly the one derived from PARAM
     Object.keys(nb.profileParams("01", "smoke")).filter((k) => k !== "profile").sort(),
     "PARAMETER_KNOBS and the profile table list different knobs",
   );
-  for (const f of await nb.listNotebooks(join(projectRoot, "notebooks"))) {
+  for (const f of await listNotebooks(join(projectRoot, "notebooks"))) {
     const j = JSON.parse(await Deno.readTextFile(f.path));
     const cell = j.cells.find((c: { metadata?: { tags?: string[] } }) => c.metadata?.tags?.includes("parameters"));
     const src: string = Array.isArray(cell.source) ? cell.source.join("") : cell.source;

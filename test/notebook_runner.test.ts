@@ -1,15 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  NotebookProgress,
-  parseReproduceArgs,
-  processAlive,
-  reproduce,
-  resolveParams,
-  type RunStatus,
-  trainProgress,
-} from "../lib/notebook/mod.ts";
+import { parseReproduceArgs, reproduce } from "../lib/cli/reproduce.ts";
+import { processAlive, type RunStatus } from "../lib/cli/notebook_runner.ts";
+import { NotebookProgress, resolveParams, trainProgress } from "../lib/notebook/mod.ts";
 import { NoiselabError } from "../lib/util/errors.ts";
 
 function cell(source: string, tags: string[] = []) {
@@ -399,7 +393,7 @@ Deno.test("reproduce: runs from a clean copy (no stale outputs of an interactive
 });
 
 Deno.test("reproduce: warns about notebooks whose code differs from the last commit, not about outputs", async () => {
-  const { uncommittedNotebooks } = await import("../lib/notebook/reproduce.ts");
+  const { uncommittedNotebooks } = await import("../lib/cli/notebook_runner.ts");
   const dir = await Deno.makeTempDir();
   const git = (...args: string[]) =>
     new Deno.Command("git", {

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { processAlive, reproduce, type RunStatus } from "../lib/notebook/mod.ts";
+import { processAlive, type RunStatus } from "../lib/cli/notebook_runner.ts";
+import { reproduce } from "../lib/cli/reproduce.ts";
 import { projectRoot } from "../lib/util/paths.ts";
 
 type Output = { output_type: string; data?: Record<string, string | string[]> };

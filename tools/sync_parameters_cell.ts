@@ -10,7 +10,7 @@
  * Usage: deno run -A tools/sync_parameters_cell.ts [--check]
  */
 import { join } from "node:path";
-import { listNotebooks } from "../lib/notebook/reproduce.ts";
+import { listNotebooks } from "../lib/cli/notebook_runner.ts";
 import { parametersCellSource } from "../lib/notebook/params_cell.ts";
 import { projectRoot } from "../lib/util/paths.ts";
 import { writeFileAtomic } from "../lib/util/fs.ts";

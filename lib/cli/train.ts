@@ -10,8 +10,13 @@ import { asFlagError, kebab, parseFlags, trainFlagsToConfig, trainOptionTable } 
 import { backendFlag, COMMON_OPTIONS, unexpectedArgument } from "./common.ts";
 import { formatTable, pct, printJson } from "./format.ts";
 
-/** Help text of `train`. */
-export function trainUsage(): string {
+/** The command's name. */
+export const name = "train";
+
+/** One line for `noiselab help`. */
+export const summary = "train a model, or load it when already stored (every config knob is a flag)";
+
+function trainUsage(): string {
   const knobs = TRAIN_CONFIG_KEYS.map((k) => {
     const d = DEFAULT_TRAIN_CONFIG[k];
     const flag = typeof d === "boolean" ? `--[no-]${kebab(k)}` : `--${kebab(k)}`;
@@ -29,11 +34,14 @@ Other flags:
 Results go to $NOISELAB_RESULTS_DIR/models/<id>/ (default results/models/<id>/).`;
 }
 
+/** Help text of `train`: every training config knob as a flag, with its default. */
+export const usage: string = trainUsage();
+
 /** Run `train`. Returns the exit code. */
-export async function trainCommand(argv: string[]): Promise<number> {
+export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags("train", argv, { ...trainOptionTable(), ...COMMON_OPTIONS });
   if (values.help) {
-    console.log(trainUsage());
+    console.log(usage);
     return 0;
   }
   if (positionals.length) throw unexpectedArgument("train", positionals[0]);

@@ -1,5 +1,5 @@
 /**
- * The run manifest: what one notebook run produced, for the index page (`lib/notebook/index_page.ts`).
+ * The run manifest: what one notebook run produced, for the index page (`lib/cli/index_page.ts`).
  *
  * `reproduce` sets `NOISELAB_RUN_MANIFEST=<outDir>/<stem>.manifest.json` ({@link manifestPathFor}) for
  * each notebook's kernel. While it is set, {@link recordArtifact} (called by `exportFigure` and

@@ -1,27 +1,29 @@
 /**
- * noiselab notebook support: in-place progress bars, parameter profiles
- * (smoke | quick | standard | paper), the sweep result cache, and the headless
- * `reproduce` runner (executes notebooks/ on the Deno Jupyter kernel), its index page (the study's front
- * page) and the run manifest each notebook run writes for it (`showFinding`, `recordArtifact`).
+ * What the notebooks use (`import * as nb from "../lib/notebook/mod.ts"`): the
+ * `parameters` cell (`nb.parameters`, validated against the profile table),
+ * the study helpers (set-up, training and sweeping the variants, tables,
+ * provenance), the generated interpretations and matched-accuracy comparisons,
+ * `showFinding` and the notebook side of the run manifest, in-place progress
+ * bars and the sweep result cache.
+ *
+ * The headless runner (`noiselab reproduce`), its index page and the
+ * manifest's reader side are the CLI's (lib/cli/reproduce.ts,
+ * lib/cli/notebook_runner.ts, lib/cli/index_page.ts) and are not exported here.
  * @module
  */
 export * from "./progress.ts";
 export * from "./profiles.ts";
 export * from "./cache.ts";
 export {
-  DEFAULT_CELL_TIMEOUT,
-  listNotebooks,
-  parameterNames,
-  parseParamValue,
-  parseReproduceArgs,
-  processAlive,
-  reproduce,
-  REPRODUCE_USAGE,
-  runNotebook,
-} from "./reproduce.ts";
-export type { NotebookFile, ReproduceOptions, RunRecord, RunStatus } from "./reproduce.ts";
-export * from "./index_page.ts";
-export * from "./manifest.ts";
+  type ArtifactKind,
+  findingLine,
+  type ManifestArtifact,
+  recordArtifact,
+  recordFinding,
+  recordParameters,
+  showFinding,
+  verdictSummary,
+} from "./manifest.ts";
 export * from "./study.ts";
 export * from "./interpret.ts";
 export * from "./trajectory.ts";

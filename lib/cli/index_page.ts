@@ -12,8 +12,13 @@
 import { basename, isAbsolute, join, relative, sep } from "node:path";
 import { escapeXml } from "../analysis/dom.ts";
 import { writeFileAtomic } from "../util/fs.ts";
-import { type ManifestArtifact, manifestPathFor, readRunManifest, type RunManifest } from "./manifest.ts";
-import type { RunRecord } from "./reproduce.ts";
+import {
+  type ManifestArtifact,
+  manifestPathFor,
+  readRunManifest,
+  type RunManifest,
+} from "../notebook/manifest.ts";
+import type { RunRecord } from "./notebook_runner.ts";
 
 /** Status of an index row: a runner status, or "skipped" (not started, for `reason`). */
 export type IndexStatus = RunRecord["status"] | "skipped";
