@@ -71,10 +71,10 @@ Deno.test("backend: auto picks the noiselab engine where its shim can be built, 
   const notices = lines.filter((l) => l.startsWith("[noiselab] "));
   if (skip == null) {
     // oneDNN's headers and g++ are here: the shim must have been built and must load
-    assert.equal(name, "noiselab", `the engine should load on this machine: ${engineUnavailableReason()}`);
+    assert.equal(name, "onednn", `the engine should load on this machine: ${engineUnavailableReason()}`);
     assert.deepEqual(notices, [], "no fallback notice is expected");
     const info = backendInfo();
-    assert.equal(info.name, "noiselab");
+    assert.equal(info.name, "onednn");
     assert.ok(info.threads >= 1);
     assert.match(info.detail, /oneDNN \d+\.\d+/);
     // and the engine computes: a small conv matches a hand-computed value
@@ -89,7 +89,7 @@ Deno.test("backend: auto picks the noiselab engine where its shim can be built, 
     // no shim possible here (the reason is checked by tools/test.sh for skips): the next
     // backend in the order is wasm, and the one-line notice names why the engine is absent
     assert.equal(name, "wasm", `expected the wasm fallback (${skip}), got ${name}`);
-    assert.deepEqual(notices, [`[noiselab] using the wasm backend (noiselab: ${engineUnavailableReason()})`]);
+    assert.deepEqual(notices, [`[noiselab] using the wasm backend (onednn: ${engineUnavailableReason()})`]);
   }
   assert.equal(await initBackend("auto"), name);
 });
@@ -124,7 +124,7 @@ Deno.test("backend: without a shim file, auto falls back to wasm with a notice n
   assert.equal(result.name, "wasm");
   assert.match(result.detail, /tfjs-backend-wasm/);
   assert.deepEqual(notices, [
-    `[noiselab] using the wasm backend (noiselab: native shim not built (${missing} missing; run lib/backend/engine/native/build.sh))`,
+    `[noiselab] using the wasm backend (onednn: native shim not built (${missing} missing; run lib/backend/engine/native/build.sh))`,
   ]);
 });
 
@@ -137,10 +137,26 @@ Deno.test("backend: with a shim that fails to load, auto falls back to wasm with
     assert.equal(notices.length, 1, notices.join("\n"));
     assert.match(
       notices[0],
-      /^\[noiselab\] using the wasm backend \(noiselab: native shim failed to load: .+\)$/,
+      /^\[noiselab\] using the wasm backend \(onednn: native shim failed to load: .+\)$/,
     );
     assert.ok(notices[0].includes(bad), notices[0]);
   } finally {
     await Deno.remove(bad);
   }
+});
+
+Deno.test("backend rename: 'noiselab' is accepted as the old name of 'onednn', and stored ids keep the old name", async () => {
+  const { canonicalBackendName, storeBackendName } = await import("../lib/backend/mod.ts");
+  const { modelId } = await import("../lib/train/store.ts");
+  const { resolveTrainConfig } = await import("../lib/train/mod.ts");
+  assert.equal(canonicalBackendName("noiselab"), "onednn");
+  assert.equal(canonicalBackendName("cpu"), "cpu");
+  assert.equal(storeBackendName("onednn"), "noiselab");
+  assert.equal(storeBackendName("wasm"), "wasm");
+  const cfg = resolveTrainConfig({ model: "resnet8", epochs: 1 });
+  // a model stored by the engine under its old name keeps its id
+  assert.equal(modelId(cfg, "cifar10-jpeg-x", "onednn"), modelId(cfg, "cifar10-jpeg-x", "noiselab"));
+  assert.notEqual(modelId(cfg, "cifar10-jpeg-x", "onednn"), modelId(cfg, "cifar10-jpeg-x", "cpu"));
+  const { resolveParams } = await import("../lib/notebook/profiles.ts");
+  assert.equal(resolveParams("01", "smoke", { backend: "noiselab" }).backend, "onednn");
 });

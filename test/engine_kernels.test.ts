@@ -95,7 +95,7 @@ async function both(label: string, ref: Fn, eng: Fn, paths: Paths) {
   setEngineProfiling(true);
   let e;
   try {
-    e = await runOn("noiselab", eng);
+    e = await runOn("onednn", eng);
     assertPaths(label, engineStats(), paths);
   } finally {
     setEngineProfiling(false);
@@ -961,7 +961,7 @@ engineTest("slice, pad and concat carry NaN/+Inf/-Inf (and pad with a NaN/Inf co
 });
 
 engineTest("recycled output buffers never leak into values callers hold", async () => {
-  await tf.setBackend("noiselab");
+  await tf.setBackend("onednn");
   setEngineProfiling(true);
   try {
     const shape = [8, 32, 32, 16]; // large enough to be recycled

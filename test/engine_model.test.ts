@@ -131,7 +131,7 @@ for (const bn of [true, false]) {
       const data = synthData(16, `d${bn}`);
       const ref = await gradsOn("cpu", bn, init, data);
       setEngineProfiling(true);
-      const eng = await gradsOn("noiselab", bn, init, data);
+      const eng = await gradsOn("onednn", bn, init, data);
       const st = engineStats();
       setEngineProfiling(false);
       // the hot kernels must actually have run natively (not via the cpu fallback)
@@ -197,7 +197,7 @@ Deno.test(
       return { losses, acc: correct / 128 };
     };
     const ref = await run("cpu");
-    const eng = await run("noiselab");
+    const eng = await run("onednn");
     assert.ok(
       ref.losses[ref.losses.length - 1] < 0.6 * ref.losses[0],
       `reference did not learn: ${ref.losses}`,
@@ -236,7 +236,7 @@ Deno.test({ name: tname("engine: training is bitwise reproducible across process
 async function logitsBoth(model: tfl.LayersModel, x: Float32Array) {
   await tf.setBackend("cpu");
   const ref = await predictLogits(model, x, 4);
-  await tf.setBackend("noiselab");
+  await tf.setBackend("onednn");
   setEngineProfiling(true);
   try {
     const eng = await predictLogits(model, x, 4);

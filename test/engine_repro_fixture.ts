@@ -5,7 +5,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../lib/backend/mod.ts";
 import { makeRng } from "../lib/util/rng.ts";
 
-await initBackend("noiselab");
+await initBackend("onednn");
 const init = (k: number) => tfl.initializers.heNormal({ seed: 100 + k });
 const inp = tfl.input({ shape: [16, 16, 8] });
 let x = tfl.layers.conv2d({

@@ -16,7 +16,7 @@ Deno.test({
   name: `models on the ${fast} backend agree with cpu (ResNet/VGG, BN/no BN, folded, recalibrated)`,
   fn: async () => {
     if (engineSkipReason() == null) {
-      assert.equal(fast, "noiselab", `the engine should load here: ${engineUnavailableReason()}`);
+      assert.equal(fast, "onednn", `the engine should load here: ${engineUnavailableReason()}`);
     }
     assert.notEqual(
       fast,

@@ -617,7 +617,7 @@ Deno.test("sweepCacheKey: config hash + model + snapshot + data copy/test subset
     { ...base, dataId: "cifar10-binary-0123456789ab" },
     { ...base, testSubset: { size: 200, subsetSeed: 0 } },
     { ...base, testSubset: { size: 100, subsetSeed: 1 } },
-    { ...base, backend: "noiselab" },
+    { ...base, backend: "onednn" },
   ];
   for (const o of other) {
     assert.notEqual(sweepCachePath(sweepCacheKey(o)), sweepCachePath(k), JSON.stringify(o));

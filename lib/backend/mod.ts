@@ -2,7 +2,7 @@
  * Compute-backend selection for noiselab.
  *
  * `initBackend("auto")` tries, in order: `tensorflow` (tfjs-node, only if it can
- * be imported — optional, never a dependency), `noiselab` (the native oneDNN
+ * be imported — optional, never a dependency), `onednn` (the native oneDNN
  * engine in `./engine/`, if its shim loads), `wasm` (tfjs-backend-wasm via
  * `./wasm/mod.ts`), then the pure-JS `cpu` backend. A one-line notice goes to stderr
  * whenever it falls back. `NOISELAB_BACKEND` forces a backend; `NOISELAB_THREADS`
@@ -12,11 +12,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { NoiselabError } from "../util/errors.ts";
-import { ENGINE_NAME, engineUnavailableReason, registerEngine } from "./engine/backend.ts";
+import { ENGINE_NAME, engineUnavailableReason, registerEngine } from "./engine/register.ts";
 import { engineThreads } from "./engine/ffi.ts";
 
 /** The compute backends noiselab knows. */
-export type BackendName = "tensorflow" | "noiselab" | "wasm" | "cpu";
+export type BackendName = "tensorflow" | "onednn" | "wasm" | "cpu";
 
 /** What ran the numbers (goes into provenance). */
 export interface BackendInfo {
@@ -25,7 +25,7 @@ export interface BackendInfo {
   detail: string;
 }
 
-const NAMES: readonly BackendName[] = ["tensorflow", "noiselab", "wasm", "cpu"];
+const NAMES: readonly BackendName[] = ["tensorflow", "onednn", "wasm", "cpu"];
 let current: BackendInfo | null = null;
 let currentPref: string | null = null;
 
@@ -48,11 +48,11 @@ async function tryTensorflow(): Promise<BackendInfo | string> {
   }
 }
 
-async function tryNoiselab(): Promise<BackendInfo | string> {
+async function tryOnednn(): Promise<BackendInfo | string> {
   const nat = registerEngine();
   if (!nat) return engineUnavailableReason() ?? "engine unavailable";
-  if (!(await tf.setBackend(ENGINE_NAME))) return "noiselab backend did not initialise";
-  return { name: "noiselab", threads: nat.threads, detail: `noiselab engine: ${nat.detail}` };
+  if (!(await tf.setBackend(ENGINE_NAME))) return "onednn backend did not initialise";
+  return { name: "onednn", threads: nat.threads, detail: `noiselab oneDNN engine: ${nat.detail}` };
 }
 
 async function tryWasm(): Promise<BackendInfo | string> {
@@ -74,7 +74,7 @@ async function tryCpu(): Promise<BackendInfo | string> {
 
 const TRY: Record<BackendName, () => Promise<BackendInfo | string>> = {
   tensorflow: tryTensorflow,
-  noiselab: tryNoiselab,
+  onednn: tryOnednn,
   wasm: tryWasm,
   cpu: tryCpu,
 };
@@ -83,12 +83,12 @@ const TRY: Record<BackendName, () => Promise<BackendInfo | string>> = {
  * Selects and initialises the compute backend. `pref` (default: env
  * `NOISELAB_BACKEND`, else "auto") names one backend — which must then work, or a
  * NoiselabError is thrown — or "auto" for the first that works in the order
- * tensorflow > noiselab > wasm > cpu. Idempotent: a second call with the same
+ * tensorflow > onednn > wasm > cpu. Idempotent: a second call with the same
  * preference returns the current backend.
  */
 export async function initBackend(pref?: BackendName | "auto"): Promise<BackendName> {
   const env = Deno.env.get("NOISELAB_BACKEND");
-  const want = pref ?? (env != null && env !== "" ? env : "auto");
+  const want = canonicalBackendName(pref ?? (env != null && env !== "" ? env : "auto"));
   if (want !== "auto" && !NAMES.includes(want as BackendName)) {
     throw new NoiselabError(
       `backend preference "${want}"${pref == null ? " (from NOISELAB_BACKEND)" : ""} is not one of auto, ${
@@ -130,8 +130,32 @@ export async function initBackend(pref?: BackendName | "auto"): Promise<BackendN
   throw new NoiselabError(`no compute backend could be initialised: ${reasons.join("; ")}`);
 }
 
+/**
+ * The engine was called `noiselab` (the project's name) until 2026-11; it is now `onednn`, after what it
+ * is. The old name is accepted everywhere a backend is chosen (flag, env var, notebook parameter), with a
+ * one-time notice, and returns the new one.
+ */
+export function canonicalBackendName<T extends string>(name: T): T | "onednn" {
+  if ((name as string) !== "noiselab") return name;
+  if (!renamedNoticeShown) {
+    renamedNoticeShown = true;
+    notice('backend "noiselab" is now called "onednn" (the same engine); please use the new name');
+  }
+  return "onednn";
+}
+let renamedNoticeShown = false;
+
+/**
+ * The backend's name inside stored ids (model ids, sweep keys). The oneDNN engine keeps its former name
+ * `noiselab` there, so that models and sweeps stored before the rename stay valid (renaming changes no
+ * number). Every other name is itself.
+ */
+export function storeBackendName(name: string): string {
+  return name === "onednn" ? "noiselab" : name;
+}
+
 function backendKey(name: BackendName): string {
-  return name === "noiselab" ? ENGINE_NAME : name;
+  return name === "onednn" ? ENGINE_NAME : name;
 }
 
 /** The backend selected by {@link initBackend} (name, threads, detail), for provenance. */

@@ -2,6 +2,7 @@
  * Flags shared by the CLI commands.
  * @module
  */
+import { canonicalBackendName } from "../backend/mod.ts";
 import type { BackendName } from "../backend/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
 import type { OptionTable } from "./args.ts";
@@ -14,11 +15,11 @@ export const COMMON_OPTIONS: OptionTable = {
   "data-dir": { type: "string" },
 };
 
-const BACKENDS = ["auto", "tensorflow", "noiselab", "wasm", "cpu"];
+const BACKENDS = ["auto", "tensorflow", "onednn", "wasm", "cpu"];
 
 /** The `--backend` value, validated (undefined = env / auto). */
 export function backendFlag(values: Record<string, unknown>): BackendName | "auto" | undefined {
-  const b = values.backend;
+  const b = typeof values.backend === "string" ? canonicalBackendName(values.backend) : values.backend;
   if (b === undefined) return undefined;
   if (typeof b !== "string" || !BACKENDS.includes(b)) {
     throw new NoiselabError(`--backend: expected one of ${BACKENDS.join(", ")}, got '${b}'`, "--backend");

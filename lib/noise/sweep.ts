@@ -15,7 +15,7 @@ import { NoiselabError } from "../util/errors.ts";
 import { interruptChecker, yieldToEventLoop } from "../util/interrupt.ts";
 import { cpuName } from "../util/machine.ts";
 import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
-import { backendInfo } from "../backend/mod.ts";
+import { backendInfo, storeBackendName } from "../backend/mod.ts";
 import {
   countImages,
   DEFAULT_SCORING_RULE,
@@ -323,7 +323,7 @@ export function sweepKey(input: SweepKeyInput): Record<string, unknown> {
     recalibrateBN: recal && batches > 0
       ? { data: dataFingerprint(recal.x, []), batches, batchSize: recal.batchSize ?? 128 }
       : null,
-    backend: input.backend ?? backendInfo().name,
+    backend: storeBackendName(input.backend ?? backendInfo().name),
     numerics: NUMERICS_VERSION,
   };
 }

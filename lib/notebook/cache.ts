@@ -17,7 +17,7 @@
  * @module
  */
 import { join } from "node:path";
-import { backendInfo } from "../backend/mod.ts";
+import { backendInfo, storeBackendName } from "../backend/mod.ts";
 import { parseExact, removePartialSweep, stringifyExact, withSweepPartial } from "../noise/partial.ts";
 import { noiseSpecOf, resolveSweepConfig, type SweepConfig, sweepConfigHash } from "../noise/config.ts";
 import type { CalibrationImages } from "../noise/config.ts";
@@ -64,7 +64,7 @@ export function sweepCacheKey(input: SweepCacheKeyInput): Record<string, unknown
     snapshotStep: input.snapshotStep ?? null,
     dataId: input.dataId,
     testSubset: { size: input.testSubset.size, subsetSeed: input.testSubset.subsetSeed },
-    backend: input.backend ?? backendInfo().name,
+    backend: storeBackendName(input.backend ?? backendInfo().name),
     numerics: NUMERICS_VERSION,
   };
 }
@@ -99,7 +99,7 @@ export function legacySweepKey(input: {
       recalibrateBN: c.recalibrateBatches > 0 && input.calibration
         ? { x: input.calibration.x, batches: c.recalibrateBatches, batchSize: c.recalibrateBatchSize }
         : null,
-      backend: input.backend,
+      backend: input.backend === undefined ? undefined : storeBackendName(input.backend),
     }),
     snapshotStep: input.snapshotStep ?? null,
   };

@@ -41,7 +41,7 @@ export const PARAMETER_KNOBS: readonly { name: string; type: string; doc?: strin
   { name: "minCleanAccuracy", type: "number | null", doc: "findings are stated only for models at least this accurate (CIFAR-10)" },
   { name: "minCleanAccuracy100", type: "number | null", doc: "the same threshold for CIFAR-100" },
   { name: "maxAccuracyGap", type: "number | null", doc: "BN and no-BN twins count as matched within this clean-accuracy gap" },
-  { name: "backend", type: "string | null", doc: "\"auto\" | \"noiselab\" | \"wasm\" | \"cpu\"" },
+  { name: "backend", type: "string | null", doc: "\"auto\" | \"onednn\" | \"wasm\" | \"cpu\"" },
 ];
 
 /** Notebook id → its `parameters` cell source, derived from {@link PARAMETER_KNOBS} (default profile "quick"). */

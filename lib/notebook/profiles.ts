@@ -9,6 +9,7 @@
  * cell names a profile and may override any single value.
  * @module
  */
+import { canonicalBackendName } from "../backend/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
 import { type NoiseType, resolveSweepConfig, type SweepConfig } from "../noise/config.ts";
 import type { NoiseTarget } from "../noise/inject.ts";
@@ -112,7 +113,7 @@ export interface NotebookParams {
   /** BN and no-BN twins count as "at matched accuracy" when their clean accuracies differ by at most this (0..1). */
   maxAccuracyGap: number;
   /** Compute backend preference (lib/backend). */
-  backend: "auto" | "tensorflow" | "noiselab" | "wasm" | "cpu";
+  backend: "auto" | "tensorflow" | "onednn" | "wasm" | "cpu";
 }
 
 type Base = Omit<NotebookParams, "profile">;
@@ -332,9 +333,9 @@ export function validateParams(p: NotebookParams): NotebookParams {
     p.bnCounts,
   );
   check(
-    ["auto", "tensorflow", "noiselab", "wasm", "cpu"].includes(p.backend),
+    ["auto", "tensorflow", "onednn", "wasm", "cpu"].includes(p.backend),
     "backend",
-    "auto|tensorflow|noiselab|wasm|cpu",
+    "auto|tensorflow|onednn|wasm|cpu",
     p.backend,
   );
   return p;
@@ -356,7 +357,7 @@ export function resolveParams(
     if (!(KEYS as string[]).includes(k)) {
       throw new NoiselabError(`parameter ${k}: unknown (known: ${KEYS.join(", ")})`, k);
     }
-    p[k] = structuredClone(v);
+    p[k] = k === "backend" && typeof v === "string" ? canonicalBackendName(v) : structuredClone(v);
   }
   const etas = p.etas as number[], shown = p.etasShown as number[];
   if (

@@ -5,6 +5,7 @@
  * a complete model. Every write is atomic (temp file + rename).
  * @module
  */
+import { storeBackendName } from "../backend/mod.ts";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
@@ -92,7 +93,7 @@ export function modelsDir(base?: string): string {
  * Editing a comment or any code that does not change numbers keeps every id.
  */
 export function modelId(cfg: TrainConfig, dataId: string, backend: string): string {
-  return hashObject({ config: cfg, dataId, backend, numerics: NUMERICS_VERSION });
+  return hashObject({ config: cfg, dataId, backend: storeBackendName(backend), numerics: NUMERICS_VERSION });
 }
 
 /** Read `meta.json` of a stored model, or undefined when the model is not (completely) stored. */

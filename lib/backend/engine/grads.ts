@@ -15,11 +15,12 @@
  *   load as standard tfjs-layers models.
  * @module
  */
+import { ENGINE_NAME } from "./name.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { BN_TRAIN, BN_TRAIN_GRAD, isSpatialMean, RELU_GRAD, SPATIAL_MEAN_GRAD } from "./kernels/mod.ts";
 
-const ENGINE_BACKEND = "noiselab";
+const ENGINE_BACKEND = ENGINE_NAME;
 let installed = false;
 
 const active = () => tf.getBackend() === ENGINE_BACKEND;

@@ -3,7 +3,7 @@
  * Most code should call `initBackend()` from `lib/backend/mod.ts` instead.
  * @module
  */
-export { ENGINE_NAME, engineUnavailableReason, NoiselabBackend, registerEngine } from "./backend.ts";
+export { ENGINE_NAME, engineUnavailableReason, NoiselabBackend, registerEngine } from "./register.ts";
 export { engineSkipReason, ONEDNN_HEADERS, skipTagged } from "./expect.ts";
 export { engineThreads, loadNative, type NativeEngine, nativeLibraryPath } from "./ffi.ts";
 export {

@@ -19,6 +19,7 @@
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import type { NativeEngine } from "../ffi.ts";
+import { ENGINE_NAME } from "../name.ts";
 import { batchNormKernels } from "./batchnorm.ts";
 import { kernelContext, type KernelFn } from "./context.ts";
 import { convKernels } from "./conv.ts";
@@ -49,7 +50,7 @@ export function makeKernels(nat: NativeEngine, cpuKernel: (name: string) => Kern
   };
   return Object.entries(kernels).map(([kernelName, kernelFunc]) => ({
     kernelName,
-    backendName: "noiselab",
+    backendName: ENGINE_NAME,
     kernelFunc: profiled(kernelName, kernelFunc, true, ctx.fallbackUsed) as unknown as tf.KernelFunc,
   }));
 }

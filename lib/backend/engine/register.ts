@@ -10,7 +10,8 @@ import { makeKernels, profiled } from "./kernels/mod.ts";
 import { installEngineGradients } from "./grads.ts";
 
 /** Name under which the engine is registered with tfjs. */
-export const ENGINE_NAME = "noiselab";
+export { ENGINE_NAME } from "./name.ts";
+import { ENGINE_NAME } from "./name.ts";
 
 /** Arrays of at least this many floats are recycled (smaller ones are cheap to allocate). */
 const POOL_MIN = 1 << 14;
