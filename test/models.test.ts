@@ -4,7 +4,7 @@ import { initBackend } from "../lib/backend/mod.ts";
 import * as tfl from "@tensorflow/tfjs-layers";
 import {
   accuracy,
-  bnCount,
+  bnSlotCount,
   bnLayerNames,
   buildModel,
   countCorrect,
@@ -109,7 +109,7 @@ Deno.test("modelInfo: exact ResNet counts for option A and projection shortcuts"
     assert.equal(p.paramsNoBN - a.paramsNoBN, PROJECTION_EXTRA, name);
     assert.equal(p.totalParams - a.totalParams, PROJECTION_EXTRA, name);
     assert.equal(p.bnLayers, a.bnLayers, name);
-    assert.equal(bnCount(name), a.bnLayers, name);
+    assert.equal(bnSlotCount(name), a.bnLayers, name);
   }
   // Keras CIFAR-10 ResNet v1 example, ResNet20 summary: 274,442 parameters in all. Keras keeps a bias
   // on every conv even before BN (688 = 16 + 6·16 + 6·32 + 6·64 output channels); ours has none there.
@@ -179,7 +179,7 @@ Deno.test("buildModel: VGG16 full size has 14.7M trainable params", () => {
 
 Deno.test("buildModel: BN spec (count, indices, none) and layer naming", () => {
   const full = buildModel("resnet8", { width: 4 });
-  assert.equal(bnCount("resnet8"), 7);
+  assert.equal(bnSlotCount("resnet8"), 7);
   assert.deepEqual(bnLayerNames(full), ["bn1", "bn2", "bn3", "bn4", "bn5", "bn6", "bn7"]);
   assert.ok(full.getLayer("fc"));
   for (let i = 1; i <= 7; i++) assert.equal((full.getLayer(`conv${i}`).getConfig() as any).useBias, false);

@@ -5,11 +5,12 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
+import { accuracy } from "../lib/models/mod.ts";
 import { initBackend } from "../lib/backend/mod.ts";
 import { loadDataset } from "../lib/data/mod.ts";
 import {
   checkpointPath,
-  evaluate,
+  TRAIN_EVAL_BATCH,
   listSnapshots,
   loadCheckpoint,
   loadSnapshotInto,
@@ -124,7 +125,7 @@ Deno.test("trajectory snapshots: evenly spaced, identical after a resume, reload
   await loadSnapshotInto(full.model, snaps[1].path);
   const w = full.model.weights.map((x) => x.read().dataSync());
   assert.ok(w.some((x, i) => x.some((v, j) => v !== final[i][j])));
-  assert.equal(await evaluate(full.model, full.test.x, full.test.labels), snaps[1].testAccuracy);
+  assert.equal(await accuracy(full.model, full.test.x, full.test.labels, TRAIN_EVAL_BATCH), snaps[1].testAccuracy);
   full.model.dispose();
   for (const d of [d1, d2]) await Deno.remove(d, { recursive: true });
 });

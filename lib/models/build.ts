@@ -85,8 +85,12 @@ function defaultWidth(arch: Arch): number {
   return arch === "resnet" ? 16 : 64;
 }
 
-/** Number of BN slots (= convolutions) of a model; `opts` does not change it. */
-export function bnCount(name: string, _opts: ModelOptions = {}): number {
+/**
+ * Number of BN slots of a model: the places a BatchNorm layer can sit (one after every convolution),
+ * whether or not the model has BN there (a model's BN layers are a subset, `BNSpec`). `opts` does not
+ * change it. Called `bnCount` before 2026-11.
+ */
+export function bnSlotCount(name: string, _opts: ModelOptions = {}): number {
   const { arch, depth } = parseModelName(name);
   return convsOf(arch, depth, defaultWidth(arch), 3).length;
 }

@@ -7,7 +7,7 @@
  */
 import { backendInfo, initBackend } from "../backend/mod.ts";
 import type { Dataset } from "../data/mod.ts";
-import { bnCount, type BNSpec, loadModel } from "../models/mod.ts";
+import { bnSlotCount, type BNSpec, loadModel } from "../models/mod.ts";
 import {
   DEFAULT_SWEEP_CONFIG,
   noiseSweep,
@@ -76,7 +76,7 @@ export function bnVariants(models: string[]): Variant[] {
 
 /** BN layer counts for notebook 02: the given list, or 0, 1, ¼, ½, ¾, all of the model's BN slots. */
 export function bnCountsFor(model: string, counts: number[] | null): number[] {
-  const total = bnCount(model);
+  const total = bnSlotCount(model);
   if (counts) {
     const bad = counts.filter((c) => c > total);
     if (bad.length) {
@@ -95,7 +95,7 @@ export function bnCountsFor(model: string, counts: number[] | null): number[] {
 
 /** Variants of one model with the first k BN layers, for each k (notebook 02). */
 export function bnCountVariants(model: string, counts: number[]): Variant[] {
-  const total = bnCount(model);
+  const total = bnSlotCount(model);
   return counts.map((k) => ({
     key: `${model}-bn${k}`,
     label: `${prettyModel(model)}, ${k}/${total} BN`,
@@ -148,7 +148,7 @@ async function trainVariantsImpl(
         ? `loaded from the store (${trained.id}), clean accuracy ${(100 * trained.cleanAccuracy).toFixed(2)}%`
         : `trained (${trained.id}), clean accuracy ${(100 * trained.cleanAccuracy).toFixed(2)}%`,
     );
-    const slots = bnCount(v.model);
+    const slots = bnSlotCount(v.model);
     out.push({ ...v, seed, trained, bnLayers: trained.provenance.bnLayers, bnSlots: slots });
   }
   return stamp(out, generationOf(p));

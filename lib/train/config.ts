@@ -7,7 +7,7 @@
  */
 import { NoiselabError } from "../util/errors.ts";
 import {
-  bnCount,
+  bnSlotCount,
   DEFAULT_BN_EPSILON,
   DEFAULT_BN_MOMENTUM,
   DEFAULT_SHORTCUT,
@@ -207,7 +207,7 @@ export function checkModelName(name: unknown, width: number | null = null): numb
   }
   try {
     modelInfo(name);
-    return bnCount(name, width === null ? {} : { width });
+    return bnSlotCount(name, width === null ? {} : { width });
   } catch (e) {
     if (e instanceof NoiselabError && e.subject === "model") throw e;
     const known = modelNames().join(", ");

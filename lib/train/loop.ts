@@ -69,17 +69,11 @@ export function crossEntropy(
 }
 
 /**
- * Accuracy (0..1) of `model` on NHWC float images in inference mode (BN uses
- * its moving statistics): lib/models' `accuracy` helper.
+ * Batch size of the test-accuracy evaluations during training (epoch ends, snapshots). Evaluation itself
+ * is lib/models' `accuracy` (the one top-1 accuracy of the project; `evaluateLogits` adds the non-finite
+ * share).
  */
-export function evaluate(
-  model: LayersModel,
-  x: Float32Array,
-  labels: Uint8Array,
-  batchSize = 250,
-): Promise<number> {
-  return accuracy(model, x, labels, batchSize);
-}
+export const TRAIN_EVAL_BATCH = 250;
 
 /** Which trainable variables get weight decay: conv and dense kernels (not biases, not BN gamma/beta). */
 export function decayMask(model: LayersModel): boolean[] {
@@ -299,7 +293,7 @@ export async function trainModel(
             step: globalStep,
             imagesSeen: epoch * n + Math.min(n, (step + 1) * bs),
             epochs: globalStep / stepsPerEpoch,
-            testAccuracy: await evaluate(model, data.test.x, data.test.labels),
+            testAccuracy: await accuracy(model, data.test.x, data.test.labels, TRAIN_EVAL_BATCH),
           });
         }
         const now = performance.now();
@@ -334,7 +328,7 @@ export async function trainModel(
         imagesPerSec: seen / trainSeconds,
         etaSeconds: ((cfg.epochs - epoch - 1) * stepsPerEpoch * bs) / (seen / trainSeconds),
       });
-      cleanAccuracy = await evaluate(model, data.test.x, data.test.labels);
+      cleanAccuracy = await accuracy(model, data.test.x, data.test.labels, TRAIN_EVAL_BATCH);
       const seconds = (performance.now() - epochStart) / 1000;
       const rec: EpochRecord = {
         epoch: epoch + 1,

@@ -21,7 +21,7 @@ export {
   crossEntropy,
   decayMask,
   DEFAULT_SNAPSHOTS,
-  evaluate,
+  TRAIN_EVAL_BATCH,
   outputsProbabilities,
   snapshotSteps,
   TrainingAborted,

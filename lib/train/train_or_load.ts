@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
-import { bnCount, buildModel, loadModel, modelInfo, resolveBN, saveModel } from "../models/mod.ts";
+import { bnSlotCount, buildModel, loadModel, modelInfo, resolveBN, saveModel } from "../models/mod.ts";
 import type { Dataset } from "../data/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
 import { backendInfo } from "../backend/mod.ts";
@@ -23,7 +23,7 @@ import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
 import { cpuName } from "../util/machine.ts";
 import { resolveTrainConfig, type TrainConfig } from "./config.ts";
 import { type FloatSplit, loadConfigDataset, prepareData, testData } from "./data.ts";
-import { evaluate, trainModel } from "./loop.ts";
+import { trainModel } from "./loop.ts";
 import type { TrainProgress } from "./progress.ts";
 import {
   type EpochRecord,
@@ -158,7 +158,7 @@ export async function trainOrLoad(
   }
   const backend = describeBackend();
   const info = modelInfo(cfg.model);
-  const total = bnCount(cfg.model, width === undefined ? {} : { width });
+  const total = bnSlotCount(cfg.model, width === undefined ? {} : { width });
   const provenance: Provenance = {
     modelId: id,
     configHash: hashObject(cfg),
@@ -255,7 +255,3 @@ export async function listStoredModels(opts: { resultsDir?: string } = {}): Prom
   return out.sort((a, b) => a.id.localeCompare(b.id));
 }
 
-/** Evaluate a model on a normalised float split. */
-export function evaluateSplit(model: LayersModel, split: FloatSplit, batchSize?: number): Promise<number> {
-  return evaluate(model, split.x, split.labels, batchSize);
-}
