@@ -16,9 +16,12 @@ import type { Command } from "./command.ts";
 import * as data from "./data.ts";
 import { helpCommand } from "./help.ts";
 import * as models from "./models.ts";
+import * as plan from "./plan.ts";
 import { NOISE_USAGE, noiseCommand } from "./noise.ts";
 import * as reproduce from "./reproduce.ts";
+import * as slurm from "./slurm.ts";
 import * as train from "./train.ts";
+import * as worker from "./worker.ts";
 
 // lib/cli/noise.ts is being reworked (issue #10 item 3); until it exports name/summary/usage/run
 // itself like the other command modules, this entry adapts it.
@@ -36,6 +39,9 @@ export const COMMANDS: readonly Command[] = [
   noise,
   data,
   reproduce,
+  plan,
+  worker,
+  slurm,
   helpCommand(() => COMMANDS),
 ];
 
