@@ -82,6 +82,10 @@ Deno.test("SweepConfig: defaults, every field validated with an error naming it,
     "recalibrateBatchSize",
     "testSize",
     "batchSize",
+    "bnPlacement",
+    "clipSigma",
+    "inferenceTime",
+    "driftCompensation",
   ]);
   assert.deepEqual(
     resolveSweepConfig({ etas: [0.1], targets: ["all", "kernels", "all"] }).targets,
@@ -147,6 +151,10 @@ Deno.test("sweepConfigHash: defaults spelled out or left out hash the same; ever
     { recalibrateBatchSize: 64 },
     { testSize: 100 },
     { batchSize: 100 },
+    { bnPlacement: "digital" },
+    { clipSigma: 3 },
+    { noiseType: "pcm", inferenceTime: 3600 },
+    { noiseType: "pcm", driftCompensation: true },
   ];
   assert.equal(changes.length, SWEEP_CONFIG_KEYS.length, "one change per field");
   for (const c of changes) assert.notEqual(sweepConfigHash({ ...base, ...c }), h, JSON.stringify(c));
@@ -164,10 +172,14 @@ Deno.test("noise flags: one per config field (historical names kept), --form a d
   for (const k of SWEEP_CONFIG_KEYS) assert.ok(table[sweepFlagName(k)], k);
   assert.deepEqual(Object.keys(table).sort(), [
     "batch-size",
+    "bn-placement",
+    "clip-sigma",
     "draws",
+    "drift-compensation",
     "eta",
     "fold-bn",
     "form",
+    "inference-time",
     "noise-type",
     "recalibrate-batch-size",
     "recalibrate-bn",
@@ -237,6 +249,10 @@ Deno.test("noise flags: values become one resolved config per target group; defa
     recalibrateBatchSize: 64,
     testSize: 200,
     batchSize: 100,
+    bnPlacement: "analog" as const,
+    clipSigma: 0,
+    inferenceTime: 1,
+    driftCompensation: false,
   };
   assert.deepEqual(configs, [
     { ...common, targets: ["kernels"] },
@@ -248,7 +264,42 @@ Deno.test("noise flags: values become one resolved config per target group; defa
   // the command's parse step: everything validated, the model required, nothing loaded
   const req = parseNoiseArgs(["--model", "abc", "--eta", "0.1", "--fold-bn", "--json"]);
   assert.ok(req !== "help");
-  assert.deepEqual(req.configs, [{ ...DEFAULT_SWEEP_CONFIG, etas: [0.1], foldBN: true }]);
+  assert.deepEqual(req.configs, [{
+    ...DEFAULT_SWEEP_CONFIG,
+    etas: [0.1],
+    foldBN: true,
+    bnPlacement: "folded",
+  }]);
+  // issue #13: PCM noise, BN placement, clipping and drift compensation are flags too (times with units)
+  const pcm = parseNoiseArgs([
+    "--model",
+    "abc",
+    "--eta",
+    "1",
+    "--noise-type",
+    "pcm",
+    "--inference-time",
+    "1d",
+    "--drift-compensation",
+    "--bn-placement",
+    "digital",
+    "--clip-sigma",
+    "2.5",
+  ]);
+  assert.ok(pcm !== "help");
+  assert.deepEqual(
+    [pcm.configs[0].noiseType, pcm.configs[0].inferenceTime, pcm.configs[0].driftCompensation],
+    ["pcm", 86400, true],
+  );
+  assert.deepEqual([pcm.configs[0].bnPlacement, pcm.configs[0].clipSigma], ["digital", 2.5]);
+  assert.throws(
+    () => parseNoiseArgs(["--model", "a", "--eta", "1", "--inference-time", "1h"]),
+    /--inference-time: applies to noiseType pcm only/,
+  );
+  assert.throws(
+    () => parseNoiseArgs(["--model", "a", "--eta", "1", "--noise-type", "pcm", "--inference-time", "soon"]),
+    /--inference-time: expected seconds or a number with a unit/,
+  );
   assert.equal(req.json, true);
   assert.throws(() => parseNoiseArgs(["--eta", "0.1"]), /--model: required/);
 });
@@ -271,6 +322,10 @@ Deno.test("notebooks: sweepConfigFor maps the knobs (names kept); validation is 
     recalibrateBatchSize: 128,
     testSize: p.testSize,
     batchSize: 500,
+    bnPlacement: "analog",
+    clipSigma: 0,
+    inferenceTime: 1,
+    driftCompensation: false,
   });
   const recal = attributionConditions(p).find((x) => x.recalibrate)!;
   assert.equal(sweepConfigFor(p, recal).recalibrateBatches, p.recalibrateBatches);

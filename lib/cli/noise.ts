@@ -38,8 +38,10 @@ export const NOISE_USAGE =
   `usage: noiselab noise --model <id> --eta 0.1,0.2 [--draws 10] [--targets kernels,...]
                       [--noise-type additive-std] [--fold-bn] [--recalibrate-bn K] [--seed S] [--test-size N]
                       [--scoring argmax-numpy|nonfinite-wrong] [--json]
-Adds Gaussian noise to a stored model's weights (results/models/<id>/) and
-measures test accuracy, --draws times per noise level η. Every knob of the
+Adds weight noise to a stored model's weights (results/models/<id>/): Gaussian
+forms, or PCM-like inference noise (--noise-type pcm --inference-time 1h
+[--drift-compensation], η = 1 the nominal device; lib/noise/models/pcm.ts), with
+BN analog, digital or folded (--bn-placement), and measures test accuracy, --draws times per noise level η. Every knob of the
 sweep (lib/noise SweepConfig) is a flag:
 ${sweepFlagsUsage()}
   --targets takes comma-separated sweeps, each a target or several joined with + for one
@@ -243,7 +245,15 @@ export function formatNoiseText(run: NoiseRun): string {
   for (const r of run.results) {
     const sp = r.provenance.spec;
     out.push(
-      `\ntarget ${sp.targets.join("+")}, noise type ${sp.form}${sp.foldBN ? ", BN folded" : ""}` +
+      `\ntarget ${sp.targets.join("+")}, noise type ${sp.form}${
+        sp.pcm
+          ? ` at ${sp.pcm.tInference} s after programming${
+            sp.pcm.driftCompensation ? ", drift compensated" : ""
+          }`
+          : ""
+      }${sp.foldBN ? ", BN folded" : ""}${sp.digitalBN ? ", BN digital" : ""}${
+        sp.clipSigma ? `, clipped at ${sp.clipSigma}·std(W)` : ""
+      }` +
         `${sp.recalibrateBN ? `, BN re-estimated (${sp.recalibrateBN} batches)` : ""}; clean ${
           pct(r.cleanAccuracy)
         } (non-finite ${pct(r.cleanNonFiniteShare)})`,

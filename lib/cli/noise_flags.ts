@@ -17,6 +17,7 @@ import {
   SWEEP_CONFIG_KEYS,
   type SweepConfig,
 } from "../noise/mod.ts";
+import { parseInferenceTime } from "../noise/models/pcm.ts";
 import { NoiselabError } from "../util/errors.ts";
 import { flagError, kebab, numberFlag, numberListFlag, type OptionTable } from "./args.ts";
 
@@ -113,6 +114,7 @@ export function sweepFlagsToConfigs(values: Record<string, string | boolean | un
       );
       if (groups.length === 0) throw flagError(flag, "expected at least one target");
     } else if (k === "testSize" && ["model", "default"].includes(raw.trim())) cfg[k] = null;
+    else if (k === "inferenceTime") cfg[k] = parseInferenceTime(raw, `--${flag}`);
     else if (typeof DEFAULT_SWEEP_CONFIG[k] === "number" || k === "testSize") cfg[k] = numberFlag(flag, raw);
     else cfg[k] = raw.trim();
   }

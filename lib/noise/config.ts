@@ -32,7 +32,9 @@ import type { SweepOptions, SweepProgress } from "./sweep.ts";
  * lib/noise's `NoiseSpec.form` and the sweep rows' `form` hold):
  * `additive-std` W + η·std(W)·z (std per tensor, population; the paper's),
  * `additive-max` W + η·max|W|·z (AIHWKit's convention), `multiplicative`
- * W·(1 + η·z); z ~ N(0, 1) per element.
+ * W·(1 + η·z); z ~ N(0, 1) per element; `pcm` PCM-like inference noise at
+ * `inferenceTime` (lib/noise/models/pcm.ts: programming noise, drift, 1/f read
+ * noise, η scales programming and read noise; η = 1 is AIHWKit's nominal device).
  */
 export type NoiseType = NoiseForm;
 /** Every noise type (= lib/noise `NOISE_FORMS`). */
@@ -95,7 +97,30 @@ export interface SweepConfig {
   testSize: number | null;
   /** Inference batch size (images per forward pass, integer >= 1; numbers do not depend on it). Default 500. */
   batchSize: number;
+  /**
+   * Where BN lives on the hardware: "analog" (BN arrays stored with the weights
+   * and perturbed when the targets select them: the paper's probable setting and
+   * this workspace's behaviour before the field existed; default), "digital"
+   * (BN computed noise-free beside the crossbar: AIHWKit's default; BN arrays
+   * never get noise) or "folded" (BN folded into the preceding convolution
+   * before mapping: CrossSim's default; the same as `foldBN: true`, which it sets).
+   */
+  bnPlacement: BNPlacement;
+  /** Clip each perturbed tensor at ±k·std(W) before mapping/noise (number >= 0; 0 = off). Default 0. */
+  clipSigma: number;
+  /**
+   * `pcm` only: inference time in seconds after programming (>= 0; 1 h = 3600,
+   * 1 day = 86400, 1 year = 31536000). Default 1.
+   */
+  inferenceTime: number;
+  /** `pcm` only: global drift compensation (a scalar per tensor from a reference read-out). Default false. */
+  driftCompensation: boolean;
 }
+
+/** Where BN lives: see {@link SweepConfig.bnPlacement}. */
+export type BNPlacement = "analog" | "digital" | "folded";
+/** Every BN placement. */
+export const BN_PLACEMENTS: readonly BNPlacement[] = ["analog", "digital", "folded"];
 
 function deepFreeze<T>(o: T): T {
   if (o && typeof o === "object" && !Object.isFrozen(o)) {
@@ -124,7 +149,35 @@ export const DEFAULT_SWEEP_CONFIG: Readonly<SweepConfig> = deepFreeze({
   recalibrateBatchSize: 128,
   testSize: null,
   batchSize: 500,
+  bnPlacement: "analog",
+  clipSigma: 0,
+  inferenceTime: 1,
+  driftCompensation: false,
 } as SweepConfig);
+
+/**
+ * The fields added after sweeps were first stored (issue #13): left out of
+ * {@link sweepKeyView} while at their defaults, so every older configuration
+ * keeps its hash and cache key.
+ */
+const LATER_FIELDS: readonly (keyof SweepConfig)[] = [
+  "bnPlacement",
+  "clipSigma",
+  "inferenceTime",
+  "driftCompensation",
+];
+
+/**
+ * The part of a resolved configuration that identifies it (hash and cache
+ * key): every field, except the later fields while at their defaults and
+ * `bnPlacement: "folded"` (which `foldBN: true` already says).
+ */
+export function sweepKeyView(c: SweepConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...c };
+  for (const k of LATER_FIELDS) if (out[k] === DEFAULT_SWEEP_CONFIG[k]) delete out[k];
+  if (c.bnPlacement === "folded") delete out.bnPlacement;
+  return out;
+}
 
 /** The names of all sweep configuration fields, in {@link DEFAULT_SWEEP_CONFIG}'s order. */
 export const SWEEP_CONFIG_KEYS: readonly (keyof SweepConfig)[] = Object.keys(
@@ -144,6 +197,11 @@ export const SWEEP_CONFIG_DOCS: Readonly<Record<keyof SweepConfig, string>> = Ob
   recalibrateBatchSize: "images per calibration batch of BN re-estimation",
   testSize: "test images (default: the model's own test subset)",
   batchSize: "inference batch size",
+  bnPlacement:
+    "where BN lives: analog (stored and noised, as before) | digital (noise-free, AIHWKit) | folded (into the convs)",
+  clipSigma: "clip each perturbed tensor at ±k·std(W) before the noise (0 = off)",
+  inferenceTime: "pcm: time after programming the weights are read at: seconds or 1s/1h/1d/1y",
+  driftCompensation: "pcm: global drift compensation per tensor from a reference read-out",
 });
 
 function bad(field: string, msg: string): NoiselabError {
@@ -172,6 +230,10 @@ function integer(c: Record<string, unknown>, k: keyof SweepConfig, min: number):
  * {@link NOISE_TARGETS}; `noiseType` one of {@link NOISE_TYPES}; `scoring` one
  * of lib/models `SCORING_RULES`; `foldBN` boolean; `recalibrateBatches` integer
  * >= 0 and 0 when `foldBN`; `recalibrateBatchSize` and `batchSize` integers >= 1;
+ * `bnPlacement` one of {@link BN_PLACEMENTS} ("folded" sets `foldBN`, `foldBN: true`
+ * gives "folded", anything else with `foldBN: true` is an error); `clipSigma` and
+ * `inferenceTime` numbers >= 0; `driftCompensation` boolean; `inferenceTime` and
+ * `driftCompensation` left at their defaults unless `noiseType` is "pcm";
  * `testSize` null or an integer >= 1. Whether the targets select a tensor of a
  * given model, and whether `testSize` fits its test split, are checked per
  * model (lib/noise `sweepSelection`, lib/noise/inputs.ts `sweepData`).
@@ -234,6 +296,38 @@ export function resolveSweepConfig(
   if (typeof c.foldBN !== "boolean") {
     throw bad("foldBN", `expected true or false, got ${show(c.foldBN)}`);
   }
+  if (!(BN_PLACEMENTS as readonly unknown[]).includes(c.bnPlacement)) {
+    throw bad(
+      "bnPlacement",
+      `unknown BN placement ${JSON.stringify(c.bnPlacement)}; use ${BN_PLACEMENTS.join(", ")}`,
+    );
+  }
+  if (c.bnPlacement === "folded") c.foldBN = true;
+  else if (c.foldBN) {
+    if (partial && (partial as Record<string, unknown>).bnPlacement !== undefined) {
+      throw bad(
+        "bnPlacement",
+        `foldBN: true means bnPlacement "folded", got ${JSON.stringify(c.bnPlacement)}`,
+      );
+    }
+    c.bnPlacement = "folded";
+  }
+  for (const k of ["clipSigma", "inferenceTime"] as const) {
+    const v = c[k];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+      throw bad(k, `expected a number >= 0, got ${show(v)}`);
+    }
+  }
+  if (typeof c.driftCompensation !== "boolean") {
+    throw bad("driftCompensation", `expected true or false, got ${show(c.driftCompensation)}`);
+  }
+  if (c.noiseType !== "pcm") {
+    for (const k of ["inferenceTime", "driftCompensation"] as const) {
+      if (c[k] !== DEFAULT_SWEEP_CONFIG[k]) {
+        throw bad(k, `applies to noiseType pcm only (noiseType is ${c.noiseType})`);
+      }
+    }
+  }
   integer(c, "recalibrateBatches", 0);
   if ((c.recalibrateBatches as number) > 0 && c.foldBN) {
     throw bad(
@@ -259,12 +353,22 @@ export function resolveSweepConfig(
  */
 export function sweepConfigHash(config: Partial<SweepConfig> | Record<string, unknown>): string {
   const c = resolveSweepConfig(config);
-  return hashObject({ kind: "SweepConfig", config: c }, 16);
+  return hashObject({ kind: "SweepConfig", config: sweepKeyView(c) }, 16);
 }
 
-/** The lib/noise `NoiseSpec` of a configuration: noise type, targets, BN folding. */
+/**
+ * The lib/noise `NoiseSpec` of a configuration: noise type, targets, BN
+ * folding, and (only when set, so older specs are unchanged) PCM inference
+ * time and drift compensation, clipping, digital BN.
+ */
 export function noiseSpecOf(config: SweepConfig): NoiseSpec {
-  return { form: config.noiseType, targets: [...config.targets], foldBN: config.foldBN };
+  const spec: NoiseSpec = { form: config.noiseType, targets: [...config.targets], foldBN: config.foldBN };
+  if (config.noiseType === "pcm") {
+    spec.pcm = { tInference: config.inferenceTime, driftCompensation: config.driftCompensation };
+  }
+  if (config.clipSigma > 0) spec.clipSigma = config.clipSigma;
+  if (config.bnPlacement === "digital") spec.digitalBN = true;
+  return spec;
 }
 
 /** The calibration images of BN re-estimation (lib/noise/inputs.ts `calibrationImages`). */

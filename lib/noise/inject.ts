@@ -5,7 +5,14 @@
  * Forms (eta >= 0, z ~ N(0, 1) drawn independently per element):
  * - `additive-std`:   W + eta·std(W)·z, std over the whole tensor (the paper's form);
  * - `additive-max`:   W + eta·max|W|·z (AIHWKit's convention);
- * - `multiplicative`: W·(1 + eta·z).
+ * - `multiplicative`: W·(1 + eta·z);
+ * - `pcm`: PCM-like inference noise at an inference time (programming noise,
+ *   drift, 1/f read noise, optional global drift compensation; eta scales the
+ *   programming and read noise): lib/noise/models/pcm.ts, with its constants
+ *   and sources.
+ * Every form is a lib/noise/models `NoiseModel` ({@link noiseModelOf}).
+ * Before the noise, tensors may be clipped at ±k·std(W) (`clipSigma`), and
+ * BN arrays may be kept digital (`digitalBN`: never selected).
  *
  * Targets (by the weight's name inside its layer):
  * - `kernels`: conv and dense `kernel`; `biases`: `bias`;
@@ -25,12 +32,13 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
-import { gaussianFill, makeRng, type Rng } from "../util/rng.ts";
+import { makeRng, type Rng } from "../util/rng.ts";
+import { clipValues, gaussianScale, gaussianValues, type NoiseModel, noiseModelFor } from "./models/mod.ts";
 
 /** Which stored tensors get noise. */
 export type NoiseTarget = "kernels" | "biases" | "bn-affine" | "bn-mean" | "bn-var" | "all";
 /** How the noise scales with the weights. */
-export type NoiseForm = "additive-std" | "additive-max" | "multiplicative";
+export type NoiseForm = "additive-std" | "additive-max" | "multiplicative" | "pcm";
 
 /** All targets. */
 export const NOISE_TARGETS: readonly NoiseTarget[] = [
@@ -42,7 +50,7 @@ export const NOISE_TARGETS: readonly NoiseTarget[] = [
   "all",
 ];
 /** All forms. */
-export const NOISE_FORMS: readonly NoiseForm[] = ["additive-std", "additive-max", "multiplicative"];
+export const NOISE_FORMS: readonly NoiseForm[] = ["additive-std", "additive-max", "multiplicative", "pcm"];
 
 /** A noise configuration. */
 export interface NoiseSpec {
@@ -58,6 +66,12 @@ export interface NoiseSpec {
    * `recalibrateBN.x`). 0/undefined = off.
    */
   recalibrateBN?: number;
+  /** `pcm` only: inference time in seconds after programming and global drift compensation (default 0 s, off). */
+  pcm?: { tInference: number; driftCompensation: boolean };
+  /** Clip each selected tensor at ±k·std(W) before the noise (lib/noise/models `clipValues`); 0/undefined = off. */
+  clipSigma?: number;
+  /** BN kept digital: BN arrays (γ, β, μ, σ²) are never perturbed, whatever the targets. Default false. */
+  digitalBN?: boolean;
 }
 
 /** Validate a (partial) spec and fill defaults. Throws a NoiselabError naming `form`/`targets`/... */
@@ -87,6 +101,22 @@ export function resolveNoiseSpec(spec: Partial<NoiseSpec> = {}): NoiseSpec {
   }
   const out: NoiseSpec = { form, targets: [...new Set(targets)], foldBN: spec.foldBN ?? false };
   if (rb > 0) out.recalibrateBN = rb;
+  // the new fields appear only when set, so specs (and the keys built from them) of older sweeps are unchanged
+  if (form === "pcm") {
+    const t = spec.pcm?.tInference ?? 0;
+    if (typeof t !== "number" || !Number.isFinite(t) || t < 0) {
+      throw new NoiselabError(`pcm.tInference: expected seconds >= 0, got ${t}`, "tInference");
+    }
+    out.pcm = { tInference: t, driftCompensation: Boolean(spec.pcm?.driftCompensation) };
+  } else if (spec.pcm) {
+    throw new NoiselabError(`pcm: inference time and drift compensation need form "pcm", got ${form}`, "pcm");
+  }
+  const k = spec.clipSigma ?? 0;
+  if (typeof k !== "number" || !Number.isFinite(k) || k < 0) {
+    throw new NoiselabError(`clipSigma: expected a multiple of std(W) >= 0 (0 = off), got ${k}`, "clipSigma");
+  }
+  if (k > 0) out.clipSigma = k;
+  if (spec.digitalBN) out.digitalBN = true;
   return out;
 }
 
@@ -147,10 +177,19 @@ export function listWeights(model: tfl.LayersModel): WeightRef[] {
   return out;
 }
 
-/** The stored tensors that `targets` select. */
-export function selectWeights(model: tfl.LayersModel, targets: NoiseTarget[]): WeightRef[] {
+const BN_CATEGORIES: readonly string[] = ["bn-affine", "bn-mean", "bn-var"];
+
+/** The stored tensors that `targets` select (BN arrays left out with `opts.digitalBN`). */
+export function selectWeights(
+  model: tfl.LayersModel,
+  targets: NoiseTarget[],
+  opts: { digitalBN?: boolean } = {},
+): WeightRef[] {
   const all = targets.includes("all");
-  return listWeights(model).filter((w) => all || (targets as string[]).includes(w.category));
+  return listWeights(model).filter((w) =>
+    (all || (targets as string[]).includes(w.category)) &&
+    !(opts.digitalBN && BN_CATEGORIES.includes(w.category))
+  );
 }
 
 /** Copy the current values of some tensors; the returned function writes them back bitwise. */
@@ -175,33 +214,23 @@ function writeVariable(v: tfl.LayerVariable, data: Float32Array): void {
 
 /**
  * The noise standard deviation for tensor values `w` (before multiplying by
- * z). For `multiplicative` it is relative (eta), applied as w·eta·z.
+ * z) of a Gaussian form. For `multiplicative` it is relative (eta), applied as
+ * w·eta·z. (lib/noise/models `gaussianScale`.)
  */
 export function noiseScale(form: NoiseForm, eta: number, w: Float32Array): number {
-  if (form === "multiplicative") return eta;
-  const n = w.length;
-  if (n === 0) return 0;
-  if (form === "additive-max") {
-    let m = 0;
-    for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(w[i]));
-    return eta * m;
-  }
-  let s = 0;
-  for (let i = 0; i < n; i++) s += w[i];
-  const mean = s / n;
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += (w[i] - mean) ** 2;
-  return eta * Math.sqrt(ss / n); // population std of the tensor
+  if (form === "pcm") throw new NoiselabError("form: pcm noise has no single scale", "form");
+  return gaussianScale(form, eta, w);
 }
 
-/** Noisy copy of `w` drawn from `rng` (pure function; the model is untouched). */
+/** Noisy copy of `w` drawn from `rng` under a Gaussian form (pure function; the model is untouched). */
 export function noisyValues(form: NoiseForm, eta: number, w: Float32Array, rng: Rng): Float32Array {
-  const z = gaussianFill(rng, new Float32Array(w.length));
-  const scale = noiseScale(form, eta, w);
-  const out = new Float32Array(w.length);
-  if (form === "multiplicative") { for (let i = 0; i < w.length; i++) out[i] = w[i] * (1 + scale * z[i]); }
-  else for (let i = 0; i < w.length; i++) out[i] = w[i] + scale * z[i];
-  return out;
+  if (form === "pcm") return noiseModelFor("pcm").apply(w, rng, { eta, name: "", shape: [w.length] });
+  return gaussianValues(form, eta, w, rng);
+}
+
+/** The lib/noise/models `NoiseModel` of a (resolved) spec. */
+export function noiseModelOf(spec: NoiseSpec): NoiseModel {
+  return noiseModelFor(spec.form, spec.pcm);
 }
 
 /**
@@ -218,13 +247,17 @@ export function perturbWeights(
 ): () => void {
   const s = resolveNoiseSpec(spec);
   checkEta(eta);
-  const refs = selectWeights(model, s.targets);
+  const refs = selectWeights(model, s.targets, { digitalBN: s.digitalBN });
+  const noise = noiseModelOf(s);
   const restore = snapshotWeights(refs);
   try {
     for (const r of refs) {
       const rng = typeof seed === "function" ? seed : makeRng(`${seed}:${r.name}`);
-      const w = r.variable.read().dataSync() as Float32Array;
-      writeVariable(r.variable, noisyValues(s.form, eta, w, rng));
+      const w = clipValues(r.variable.read().dataSync() as Float32Array, s.clipSigma ?? 0);
+      writeVariable(
+        r.variable,
+        noise.apply(w, rng, { eta, name: r.name, shape: r.variable.shape as number[] }),
+      );
     }
   } catch (e) {
     restore();

@@ -26,11 +26,17 @@
  * re-run: `partial` option, lib/noise/partial.ts) and stops between draws on
  * Kernel > Interrupt (lib/util/interrupt.ts).
  *
+ * Noise models (lib/noise/models: one `NoiseModel` interface): the Gaussian
+ * forms and PCM-like inference noise (`noiseType: "pcm"`, `inferenceTime`,
+ * `driftCompensation`), clipping before mapping (`clipSigma`) and where BN
+ * lives (`bnPlacement`: analog / digital / folded) are `SweepConfig` fields.
+ *
  * Intervals (Student t, n = 1 → undefined, accuracies clipped to [0, 1],
  * training seeds combined) come from lib/stats/mod.ts, re-exported here.
  * @module
  */
 export * from "./inject.ts";
+export * from "./models/mod.ts";
 export * from "./fold.ts";
 export * from "./recalibrate.ts";
 export * from "./stats.ts";

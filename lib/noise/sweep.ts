@@ -21,8 +21,10 @@ import {
   DEFAULT_SCORING_RULE,
   evaluateLogits,
   resolveScoringRule,
+  scoreLogits,
   type ScoringRule,
 } from "../models/predict.ts";
+import { fusedPredictLogits } from "../models/fused.ts";
 import {
   checkEta,
   listWeights,
@@ -107,6 +109,15 @@ export interface SweepOptions {
   /** Replaces the default evaluator (`evaluateLogits` from lib/models). */
   evaluate?: Evaluator;
   /**
+   * Evaluate through the fused inference path (lib/models `fusedEvaluate`):
+   * per draw, BN folded into the preceding convs AFTER the noise, conv + bias
+   * + ReLU fused. Faster, but the logits differ from the unfused model's by
+   * float rounding (not bitwise), so it is opt-in and part of the sweep key
+   * (only when true: existing keys are unchanged). NaN from noisy BN
+   * statistics propagates as in the unfused model. Ignored when `evaluate` is given.
+   */
+  fastPath?: boolean;
+  /**
    * How logits rows that are not all finite are scored (lib/models
    * `ScoringRule`): "argmax-numpy" (default: NumPy/Keras argmax, an all-NaN
    * row predicts class 0) or "nonfinite-wrong".
@@ -189,6 +200,19 @@ export const defaultEvaluate: Evaluator = (model, x, labels, batchSize, scoring)
   evaluateLogits(model, x, labels, { batchSize, scoring });
 
 /**
+ * The fused evaluator ({@link SweepOptions.fastPath}): lib/models
+ * `fusedPredictLogits` (a plan folded from the model's current, noisy
+ * weights), scored like {@link defaultEvaluate}.
+ */
+export const fusedEvaluate: Evaluator = async (model, x, labels, batchSize, scoring) =>
+  scoreLogits(
+    await fusedPredictLogits(model, x, batchSize),
+    labels,
+    model.outputs[0].shape.at(-1) as number,
+    scoring,
+  );
+
+/**
  * 16-hex sha256 of the exact evaluation data (image bytes, then labels as
  * float64): changes with the data copy, the subset, the normalisation.
  */
@@ -227,6 +251,8 @@ function emptySelectionError(spec: NoiseSpec, original: tfl.LayersModel, modelId
   const onlyBN = spec.targets.every((x) => BN_TARGETS.includes(x));
   const why = !hasBN && onlyBN
     ? " (it has no BatchNorm layer)"
+    : spec.digitalBN && onlyBN
+    ? " with BN kept digital (bnPlacement digital: BN arrays get no noise)"
     : spec.foldBN
     ? " once BN is folded (the folded model has no BN arrays: use kernels, biases or all)"
     : ` (it has no ${t} array)`;
@@ -251,7 +277,7 @@ export function sweepSelection(
   const s = resolveNoiseSpec(spec);
   const m = s.foldBN ? foldBatchNorm(model) : model;
   try {
-    const refs = selectWeights(m, s.targets);
+    const refs = selectWeights(m, s.targets, { digitalBN: s.digitalBN });
     if (refs.length === 0) throw emptySelectionError(s, model, modelId);
     return describeSelection(refs);
   } finally {
@@ -282,6 +308,8 @@ export interface SweepKeyInput {
   spec?: Partial<NoiseSpec>;
   scoring?: ScoringRule;
   batchSize?: number;
+  /** The fused evaluation path ({@link SweepOptions.fastPath}); in the key only when true. */
+  fastPath?: boolean;
   /** Calibration images (fingerprinted) and batches of BN recalibration, or null. */
   recalibrateBN?: { x: Float32Array; batches?: number; batchSize?: number } | null;
   /** Backend name; default the current one (`backendInfo().name`). */
@@ -325,6 +353,8 @@ export function sweepKey(input: SweepKeyInput): Record<string, unknown> {
       : null,
     backend: storeBackendName(input.backend ?? backendInfo().name),
     numerics: NUMERICS_VERSION,
+    // only when set, so the keys of every unfused sweep stay as they were
+    ...(input.fastPath ? { fastPath: true } : {}),
   };
 }
 
@@ -388,7 +418,7 @@ export async function noiseSweep(
     }
     countImages(model, opts.recalibrateBN.x);
   }
-  const evaluate = opts.evaluate ?? defaultEvaluate;
+  const evaluate = opts.evaluate ?? (opts.fastPath ? fusedEvaluate : defaultEvaluate);
   // read before any await: an enclosing withSweepPartial's context
   const partialPath = opts.partial === false ? undefined : (opts.partial ?? ambientSweepPartial());
 
@@ -397,7 +427,7 @@ export async function noiseSweep(
   const checkInterrupt = interruptChecker(`noise sweep of ${opts.modelId} (${target})`);
   const m = spec.foldBN ? foldBatchNorm(model) : model;
   try {
-    const selected = selectWeights(m, spec.targets);
+    const selected = selectWeights(m, spec.targets, { digitalBN: spec.digitalBN });
     if (selected.length === 0 && !opts.allowEmpty) throw emptySelectionError(spec, model, opts.modelId);
     const nothingPerturbed = selected.length === 0;
     const dataHash = dataFingerprint(data.x, data.labels);
@@ -413,6 +443,7 @@ export async function noiseSweep(
           scoring,
           batchSize,
           recalibrateBN: opts.recalibrateBN ?? null,
+          fastPath: Boolean(opts.fastPath && !opts.evaluate),
         }),
         allowEmpty: Boolean(opts.allowEmpty),
       }

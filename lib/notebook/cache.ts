@@ -19,7 +19,13 @@
 import { join } from "node:path";
 import { backendInfo, storeBackendName } from "../backend/mod.ts";
 import { parseExact, removePartialSweep, stringifyExact, withSweepPartial } from "../noise/partial.ts";
-import { noiseSpecOf, resolveSweepConfig, type SweepConfig, sweepConfigHash } from "../noise/config.ts";
+import {
+  noiseSpecOf,
+  resolveSweepConfig,
+  type SweepConfig,
+  sweepConfigHash,
+  sweepKeyView,
+} from "../noise/config.ts";
 import type { CalibrationImages } from "../noise/config.ts";
 import { sweepKey } from "../noise/sweep.ts";
 import { exists, writeFileAtomic } from "../util/fs.ts";
@@ -58,7 +64,8 @@ export function sweepCacheKey(input: SweepCacheKeyInput): Record<string, unknown
   const config = resolveSweepConfig({ ...input.config, testSize: input.testSubset.size });
   return {
     kind: "noiseSweep/config",
-    config,
+    // later fields at their defaults left out: older sweeps keep their keys (lib/noise sweepKeyView)
+    config: sweepKeyView(config),
     configHash: sweepConfigHash(config),
     modelId: input.modelId,
     snapshotStep: input.snapshotStep ?? null,

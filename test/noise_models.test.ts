@@ -1,0 +1,305 @@
+/**
+ * lib/noise/models (issue #13): each component of the PCM-like noise model checked against its
+ * formula by its statistics — programming noise mean/variance vs the polynomial, the drift
+ * exponent's distribution, read-noise scale vs time, global drift compensation restoring the mean
+ * output — plus clipping, the Gaussian forms as NoiseModels (bitwise the old numbers), BN placement
+ * and the new SweepConfig fields keeping every older config's hash.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "../lib/backend/mod.ts";
+import { buildModel } from "../lib/models/mod.ts";
+import {
+  clipValues,
+  DEFAULT_SWEEP_CONFIG,
+  driftReadout,
+  GaussianNoiseModel,
+  listWeights,
+  noiseSpecOf,
+  noisyValues,
+  PCM_G_MAX,
+  PCM_PROG_COEFF,
+  PCM_T0,
+  PCM_T_READ,
+  pcmDriftExponents,
+  pcmDriftFactor,
+  pcmDriftMoments,
+  PcmNoiseModel,
+  pcmProgram,
+  pcmProgSigma,
+  pcmQs,
+  pcmReadAt,
+  pcmReadSigma,
+  resolveSweepConfig,
+  type SweepConfig,
+  sweepConfigHash,
+  withNoise,
+} from "../lib/noise/mod.ts";
+import { sweepCacheKey } from "../lib/notebook/cache.ts";
+import { hashObject } from "../lib/util/hash.ts";
+import { gaussianFill, makeRng } from "../lib/util/rng.ts";
+import { NoiselabError } from "../lib/util/errors.ts";
+
+await initBackend("cpu");
+
+function moments(a: ArrayLike<number>): { mean: number; std: number } {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  const mean = s / a.length;
+  let ss = 0;
+  for (let i = 0; i < a.length; i++) ss += (a[i] - mean) ** 2;
+  return { mean, std: Math.sqrt(ss / (a.length - 1)) };
+}
+const N = 200_000;
+const near = (got: number, want: number, tol: number, what: string) =>
+  assert.ok(Math.abs(got - want) <= tol, `${what}: got ${got}, want ${want} ± ${tol}`);
+
+Deno.test("PCM programming noise: mean g_T, std = (c0 + c1·x + c2·x²)·g_max/25 at x = g_T/g_max", () => {
+  assert.deepEqual([...PCM_PROG_COEFF], [0.26348, 1.9650, -1.1731]);
+  for (const x of [0.3, 0.6, 1.0]) {
+    const g = new Float64Array(N).fill(x * PCM_G_MAX);
+    const p = pcmProgram(g, makeRng(`prog:${x}`));
+    const want = 0.26348 + 1.9650 * x - 1.1731 * x * x;
+    near(pcmProgSigma(x * PCM_G_MAX), want, 1e-12, "sigma formula");
+    const m = moments(p);
+    near(m.mean, x * PCM_G_MAX, 4 * want / Math.sqrt(N), `mean at x=${x}`);
+    near(m.std / want, 1, 0.01, `std at x=${x}`);
+  }
+  // η scales it; conductances are clipped at 0
+  const g = new Float64Array(N).fill(0.5 * PCM_G_MAX);
+  near(moments(pcmProgram(g, makeRng("s"), 2)).std / (2 * pcmProgSigma(0.5 * PCM_G_MAX)), 1, 0.01, "scale 2");
+  const zero = pcmProgram(new Float64Array(1000), makeRng("z"));
+  assert.ok(
+    zero.every((v) => v >= 0) && zero.some((v) => v > 0),
+    "g_T = 0 devices: noisy but never negative",
+  );
+});
+
+Deno.test("PCM drift exponent: ν = |μ_ν + σ_ν·z| with μ_ν, σ_ν the clipped lines in ln(g/g_max)", () => {
+  // the lines and their clips
+  const at = (r: number) => pcmDriftMoments(r * PCM_G_MAX);
+  near(at(0.05).mean, -0.0155 * Math.log(0.05) + 0.0244, 1e-12, "mean line");
+  near(at(0.05).std, -0.0125 * Math.log(0.05) - 0.0059, 1e-12, "std line");
+  assert.deepEqual(at(1), { mean: 0.049, std: 0.008 }, "clipped below at high g");
+  assert.deepEqual(at(1e-6), { mean: 0.1, std: 0.045 }, "clipped above at low g");
+  // the sampled exponents: folded normal of those moments, recovered from the drift itself
+  for (const r of [0.05, 0.8]) {
+    const { mean: mu, std: sd } = at(r);
+    const g = new Float64Array(N).fill(r * PCM_G_MAX);
+    const nu = pcmDriftExponents(g, makeRng(`nu:${r}`));
+    // folded normal moments
+    const a = mu / sd;
+    const Phi = (x: number) => 0.5 * (1 + erf(x / Math.SQRT2));
+    const fmean = sd * Math.sqrt(2 / Math.PI) * Math.exp(-a * a / 2) + mu * (1 - 2 * Phi(-a));
+    const fstd = Math.sqrt(mu * mu + sd * sd - fmean * fmean);
+    const m = moments(nu);
+    near(m.mean, fmean, 4 * sd / Math.sqrt(N), `ν mean at g/g_max=${r}`);
+    near(m.std / fstd, 1, 0.01, `ν std at g/g_max=${r}`);
+    // the exponent seen in g(t) = g(t0)·(t/t0)^(−ν): read at 1 year without read noise (scale 0)
+    const t = 365 * 86400;
+    const gt = pcmReadAt(g, nu, t, makeRng("r"), 0);
+    const slope = Math.log((t + PCM_T0) / PCM_T0);
+    for (let i = 0; i < 1000; i++) near(-Math.log(gt[i] / g[i]) / slope, nu[i], 1e-9, "drift exponent");
+  }
+  assert.equal(pcmDriftFactor(0.05, 0), 1, "no drift at t_inf = 0 (t = t0)");
+});
+
+// Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7)
+function erf(x: number): number {
+  const s = Math.sign(x);
+  x = Math.abs(x);
+  const t = 1 / (1 + 0.3275911 * x);
+  const y = 1 -
+    (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t *
+      Math.exp(-x * x);
+  return s * y;
+}
+
+Deno.test("PCM read noise: relative σ = Q_s(g)·√ln((t + t_read)/(2 t_read)), growing with log time", () => {
+  near(pcmQs(PCM_G_MAX), 0.0088, 1e-12, "Q_s at g_max");
+  near(pcmQs(0.1 * PCM_G_MAX), 0.0088 / Math.pow(0.1, 0.65), 1e-12, "Q_s at 0.1 g_max");
+  assert.equal(pcmQs(0), 0.2, "Q_s clipped at 0.2");
+  const g = new Float64Array(N).fill(0.5 * PCM_G_MAX);
+  const nu = new Float64Array(N); // no drift: isolates the read noise
+  let prev = 0;
+  for (const t of [1, 3600, 86400, 365 * 86400]) {
+    const want = pcmQs(0.5 * PCM_G_MAX) * Math.sqrt(Math.log((t + PCM_T0 + PCM_T_READ) / (2 * PCM_T_READ)));
+    near(pcmReadSigma(0.5 * PCM_G_MAX, t), want, 1e-12, "formula");
+    const rel = Array.from(pcmReadAt(g, nu, t, makeRng(`read:${t}`)), (v) => v / g[0] - 1);
+    const m = moments(rel);
+    near(m.mean, 0, 4 * want / Math.sqrt(N), `mean at t=${t}`);
+    near(m.std / want, 1, 0.01, `std at t=${t}`);
+    assert.ok(want > prev, "grows with time");
+    prev = want;
+  }
+});
+
+Deno.test("global drift compensation restores the mean output; without it the output decays as (t/t0)^(−ν)", () => {
+  const [nIn, nOut] = [256, 64];
+  const w = gaussianFill(makeRng("w"), new Float32Array(nIn * nOut));
+  for (let i = 0; i < w.length; i++) w[i] = w[i] * 0.1 + (i % nOut < 32 ? 0.02 : -0.02);
+  const x = gaussianFill(makeRng("x"), new Float32Array(512 * nIn));
+  for (let i = 0; i < x.length; i++) x[i] = Math.abs(x[i]); // post-ReLU inputs
+  const meanAbsOut = (ww: Float32Array) => {
+    let s = 0;
+    for (let b = 0; b < 512; b++) {
+      for (let j = 0; j < nOut; j++) {
+        let o = 0;
+        for (let i = 0; i < nIn; i++) o += x[b * nIn + i] * ww[i * nOut + j];
+        s += Math.abs(o);
+      }
+    }
+    return s / (512 * nOut);
+  };
+  const ideal = meanAbsOut(w);
+  const year = 365 * 86400;
+  const ctx = { eta: 1, name: "fc/kernel", shape: [nIn, nOut] };
+  const plain = new PcmNoiseModel({ tInference: year, driftCompensation: false }).apply(w, makeRng("d"), ctx);
+  const comp = new PcmNoiseModel({ tInference: year, driftCompensation: true }).apply(w, makeRng("d"), ctx);
+  const decay = meanAbsOut(plain) / ideal, restored = meanAbsOut(comp) / ideal;
+  assert.ok(decay < 0.7, `drift lowers the output after a year (ratio ${decay})`);
+  near(restored, 1, 0.06, "compensated mean output");
+  // the same devices: compensation is one scalar
+  const alpha = comp[0] / plain[0];
+  for (let i = 0; i < 100; i++) {
+    near(comp[i], plain[i] * alpha, 1e-5 * Math.max(1, Math.abs(comp[i])), "scalar");
+  }
+  near(driftReadout([1, 2, 3, 4, 5, 6], [3, 2]), (9 + 12) / 2, 1e-12, "readout: mean |column sum|");
+});
+
+Deno.test("PCM model: η = 0 at t = 0 reproduces the weights; same stream = same devices at every time", () => {
+  const w = gaussianFill(makeRng("w2"), new Float32Array(1000));
+  const ctx = { eta: 0, name: "t", shape: [10, 100] };
+  const at0 = new PcmNoiseModel({ tInference: 0, driftCompensation: false }).apply(w, makeRng("a"), ctx);
+  for (let i = 0; i < w.length; i++) near(at0[i], w[i], 1e-6, "exact mapping");
+  // paired over time: with η = 0 the only difference between times is the drift factor per device
+  const ctx1 = { ...ctx, eta: 1 };
+  const a = new PcmNoiseModel({ tInference: 3600, driftCompensation: false }).apply(w, makeRng("p"), ctx1);
+  const b = new PcmNoiseModel({ tInference: 3600, driftCompensation: false }).apply(w, makeRng("p"), ctx1);
+  assert.deepEqual(a, b, "deterministic");
+  assert.equal(noisyValues("pcm", 0, w, makeRng("a")).length, w.length);
+});
+
+Deno.test("clipping before mapping: at ±k·std(W); 0 = off", () => {
+  const w = Float32Array.from([0, 1, -1, 10, -10, 0.5]);
+  assert.equal(clipValues(w, 0), w);
+  const m = moments(w);
+  const std = m.std * Math.sqrt((w.length - 1) / w.length);
+  const c = clipValues(w, 1);
+  assert.ok(Math.abs(Math.max(...c) - std) < 1e-5 && Math.abs(Math.min(...c) + std) < 1e-5);
+  assert.equal(c[1], 1);
+});
+
+Deno.test("Gaussian forms as NoiseModels give the old numbers bitwise", () => {
+  const w = gaussianFill(makeRng("g"), new Float32Array(500));
+  for (const form of ["additive-std", "additive-max", "multiplicative"] as const) {
+    // the pre-#13 code of lib/noise/inject.ts noisyValues, spelled out
+    const z = gaussianFill(makeRng("k"), new Float32Array(w.length));
+    const m = moments(w), n = w.length;
+    const scale = form === "multiplicative"
+      ? 0.1
+      : form === "additive-max"
+      ? 0.1 * Math.max(...Array.from(w, Math.abs))
+      : 0.1 * Math.sqrt(
+        Array.from(w).reduce((a, v) => a + (v - Array.from(w).reduce((x, y) => x + y, 0) / n) ** 2, 0) / n,
+      );
+    void m;
+    const old = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      old[i] = form === "multiplicative" ? w[i] * (1 + scale * z[i]) : w[i] + scale * z[i];
+    }
+    const now = new GaussianNoiseModel(form).apply(w, makeRng("k"), { eta: 0.1, name: "x", shape: [500] });
+    assert.deepEqual(now, old, form);
+    assert.deepEqual(noisyValues(form, 0.1, w, makeRng("k")), old, form);
+  }
+});
+
+Deno.test("bnPlacement: digital never perturbs BN arrays; folded = foldBN; analog as before", async () => {
+  const model = buildModel("resnet8", { bn: "all", width: 4 });
+  try {
+    const before = new Map(listWeights(model).map((r) => [r.name, r.variable.read().dataSync().slice()]));
+    const cfg = resolveSweepConfig({
+      etas: [0.5],
+      targets: ["all"],
+      bnPlacement: "digital",
+      noiseType: "pcm",
+    });
+    await withNoise(model, noiseSpecOf(cfg), 0.5, "s", (m) => {
+      for (const r of listWeights(m)) {
+        const same = r.variable.read().dataSync().every((v, i) => v === before.get(r.name)![i]);
+        if (r.category.startsWith("bn-")) assert.ok(same, `${r.name} digital`);
+        else if (r.category === "kernels") assert.ok(!same, `${r.name} noised`);
+      }
+    });
+    for (const r of listWeights(model)) {
+      assert.deepEqual(r.variable.read().dataSync(), before.get(r.name), "restored");
+    }
+  } finally {
+    model.dispose();
+  }
+  assert.equal(resolveSweepConfig({ etas: [0.1], bnPlacement: "folded" }).foldBN, true);
+  assert.equal(resolveSweepConfig({ etas: [0.1], foldBN: true }).bnPlacement, "folded");
+  assert.throws(
+    () => resolveSweepConfig({ etas: [0.1], foldBN: true, bnPlacement: "digital" }),
+    NoiselabError,
+  );
+  assert.throws(
+    () => resolveSweepConfig({ etas: [0.1], inferenceTime: 3600 }),
+    (e) => e instanceof NoiselabError && e.subject === "inferenceTime",
+  );
+  assert.throws(() => resolveSweepConfig({ etas: [0.1], clipSigma: -1 }), NoiselabError);
+  assert.equal(tf.memory().numTensors >= 0, true);
+});
+
+Deno.test("new SweepConfig fields keep every older configuration's hash and cache key", () => {
+  const oldFields = [
+    "etas",
+    "draws",
+    "seed",
+    "targets",
+    "noiseType",
+    "scoring",
+    "foldBN",
+    "recalibrateBatches",
+    "recalibrateBatchSize",
+    "testSize",
+    "batchSize",
+  ];
+  const old = (partial: Record<string, unknown>) => {
+    const c = resolveSweepConfig(partial) as unknown as Record<string, unknown>;
+    return Object.fromEntries(oldFields.map((k) => [k, c[k]]));
+  };
+  const olds: Partial<SweepConfig>[] = [{ etas: [0, 0.1] }, { etas: [0.1], foldBN: true, targets: ["all"] }, {
+    etas: [0.2],
+    draws: 3,
+  }];
+  for (const p of olds) {
+    assert.equal(
+      sweepConfigHash(p),
+      hashObject({ kind: "SweepConfig", config: old(p) }, 16),
+      JSON.stringify(p),
+    );
+    const k = sweepCacheKey({
+      config: p,
+      modelId: "m",
+      dataId: "d",
+      testSubset: { size: 10, subsetSeed: 0 },
+    });
+    assert.deepEqual(Object.keys(k.config as object).sort(), [...oldFields].sort());
+  }
+  const h = sweepConfigHash({ etas: [0.1] });
+  for (
+    const c of [
+      { bnPlacement: "digital" },
+      { clipSigma: 2.5 },
+      { noiseType: "pcm" },
+      { noiseType: "pcm", inferenceTime: 3600 },
+      { noiseType: "pcm", driftCompensation: true },
+    ]
+  ) assert.notEqual(sweepConfigHash({ etas: [0.1], ...c }), h, JSON.stringify(c));
+  assert.notEqual(
+    sweepConfigHash({ etas: [0.1], noiseType: "pcm", inferenceTime: 3600 }),
+    sweepConfigHash({ etas: [0.1], noiseType: "pcm", inferenceTime: 86400 }),
+  );
+  assert.equal(DEFAULT_SWEEP_CONFIG.bnPlacement, "analog");
+});
