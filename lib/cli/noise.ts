@@ -41,8 +41,8 @@ export const NOISE_USAGE =
 Adds weight noise to a stored model's weights (results/models/<id>/): Gaussian
 forms, or PCM-like inference noise (--noise-type pcm --inference-time 1h
 [--drift-compensation], η = 1 the nominal device; lib/noise/models/pcm.ts), with
-BN analog, digital or folded (--bn-placement), and measures test accuracy, --draws times per noise level η. Every knob of the
-sweep (lib/noise SweepConfig) is a flag:
+BN analog, digital or folded (--bn-placement), and measures test accuracy,
+--draws times per noise level η. Every knob of the sweep (lib/noise SweepConfig) is a flag:
 ${sweepFlagsUsage()}
   --targets takes comma-separated sweeps, each a target or several joined with + for one
   combined sweep (kernels,bn-mean+bn-var: two sweeps). --recalibrate-bn K re-estimates the BN

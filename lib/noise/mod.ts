@@ -37,6 +37,7 @@
  */
 export * from "./inject.ts";
 export * from "./models/mod.ts";
+export * from "./mitigations.ts";
 export * from "./fold.ts";
 export * from "./recalibrate.ts";
 export * from "./stats.ts";

@@ -104,6 +104,18 @@ export interface TrainConfig {
    * `(1 - s)·onehot + s / classes` (Szegedy et al. 2016, as tf.losses.softmaxCrossEntropy).
    */
   labelSmoothing: number;
+  /**
+   * Hardware-aware (noise-injection) training, issue #13: Gaussian noise with
+   * σ = trainNoise·max|W| per kernel tensor (conv and dense kernels: the arrays
+   * a crossbar holds; BN, biases untouched), drawn afresh every optimizer step
+   * from the stream `"<seed>:trainNoise:<step>:<tensor index>"` (so a resumed
+   * run draws what an uninterrupted one does). The forward and backward pass
+   * see the noisy kernels; the gradient updates the clean ones (as AIHWKit's
+   * hardware-aware training with weight noise; Joshi et al. 2020 train with
+   * additive Gaussian noise relative to the largest weight of the layer).
+   * 0 = off (default); not part of the model id while 0, so older ids hold.
+   */
+  trainNoise: number;
   /** Seed of the weight init, shuffling and augmentation. */
   seed: number;
 }
@@ -146,6 +158,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   batchSize: 128,
   augment: true,
   labelSmoothing: 0,
+  trainNoise: 0,
   seed: 0,
 } as TrainConfig);
 
@@ -291,6 +304,7 @@ export function resolveTrainConfig(
   });
   bool(c, "augment");
   num(c, "labelSmoothing", { min: 0, maxExclusive: 1 });
+  num(c, "trainNoise", { min: 0 });
   num(c, "seed", { int: true, min: 0 });
   return { ...(c as unknown as TrainConfig), stepMilestones: [...ms as number[]] };
 }

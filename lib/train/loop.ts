@@ -25,7 +25,7 @@ import { augmentBatch, gatherBatch } from "../data/mod.ts";
 import { accuracy } from "../models/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
 import { interruptChecker, yieldToEventLoop } from "../util/interrupt.ts";
-import { makeRng, shuffleInPlace } from "../util/rng.ts";
+import { gaussianFill, makeRng, shuffleInPlace } from "../util/rng.ts";
 import type { TrainConfig } from "./config.ts";
 import type { PreparedData } from "./data.ts";
 import { HandOptimizer, type OptimizerSpec } from "./optim.ts";
@@ -91,6 +91,42 @@ export interface TrainStepState {
   probabilities: boolean;
   /** Label smoothing of the cross-entropy (0 = none). */
   labelSmoothing: number;
+  /** Which of {@link vars} are kernels (conv/dense: {@link decayMask}), the tensors training noise perturbs. */
+  kernels: boolean[];
+}
+
+/** Training noise of one step ({@link trainStep}): σ = `sigma`·max|W| per kernel, streams `<key>:<index>`. */
+export interface TrainNoise {
+  sigma: number;
+  key: string;
+}
+
+/**
+ * Put Gaussian noise σ = `noise.sigma`·max|W| on every kernel of `st` (stream
+ * `"<noise.key>:<i>"`, i = index in `st.vars`); returns the function that puts
+ * the clean values back (bitwise).
+ */
+export function perturbKernels(st: TrainStepState, noise: TrainNoise): () => void {
+  const saved: [tf.Variable, tf.Tensor][] = [];
+  st.vars.forEach((v, i) => {
+    if (!st.kernels[i]) return;
+    const w = v.dataSync() as Float32Array;
+    let m = 0;
+    for (let j = 0; j < w.length; j++) m = Math.max(m, Math.abs(w[j]));
+    const z = gaussianFill(makeRng(`${noise.key}:${i}`), new Float32Array(w.length));
+    const s = noise.sigma * m;
+    for (let j = 0; j < z.length; j++) z[j] = w[j] + s * z[j];
+    saved.push([v, tf.clone(v)]);
+    const t = tf.tensor(z, v.shape, "float32");
+    v.assign(t);
+    t.dispose();
+  });
+  return () => {
+    for (const [v, c] of saved) {
+      v.assign(c);
+      c.dispose();
+    }
+  };
 }
 
 /**
@@ -100,8 +136,9 @@ export interface TrainStepState {
 export function trainStepState(model: LayersModel, spec: OptimizerSpec, labelSmoothing = 0): TrainStepState {
   // LayerVariable.read() returns the underlying tf.Variable
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const optimizer = new HandOptimizer(spec, vars, decayMask(model));
-  return { model, vars, optimizer, probabilities: outputsProbabilities(model), labelSmoothing };
+  const kernels = decayMask(model);
+  const optimizer = new HandOptimizer(spec, vars, kernels);
+  return { model, vars, optimizer, probabilities: outputsProbabilities(model), labelSmoothing, kernels };
 }
 
 /**
@@ -109,6 +146,8 @@ export function trainStepState(model: LayersModel, spec: OptimizerSpec, labelSmo
  * uses and updates batch statistics), the cross-entropy, the gradients of every trainable variable
  * and the optimizer update with learning rate `lr`. `x` holds `labels.length` NHWC 32x32x3 images.
  * Returns the batch's mean loss (possibly non-finite: the caller decides) and the predicted classes.
+ * With `noise` (hardware-aware training, `TrainConfig.trainNoise`) the forward and backward pass
+ * run on noisy kernels ({@link perturbKernels}) and the update applies to the clean ones.
  * {@link trainModel} runs exactly this; tools/bench.ts times it.
  */
 export function trainStep(
@@ -116,18 +155,25 @@ export function trainStep(
   x: Float32Array,
   labels: Uint8Array | Int32Array,
   lr: number,
+  noise?: TrainNoise,
 ): { loss: number; predictions: Int32Array } {
   const m = labels.length;
   let predT: tf.Tensor | undefined;
-  const { value, grads } = tf.tidy(() => {
-    const xb = tf.tensor4d(x, [m, 32, 32, 3]);
-    const yb = tf.tensor1d(labels, "int32");
-    return tf.variableGrads(() => {
-      const out = st.model.apply(xb, { training: true }) as tf.Tensor;
-      predT = tf.keep(tf.argMax(out, -1));
-      return crossEntropy(out, yb, st.probabilities, st.labelSmoothing);
-    }, st.vars);
-  });
+  const restore = noise && noise.sigma > 0 ? perturbKernels(st, noise) : undefined;
+  let value: tf.Scalar, grads: tf.NamedTensorMap;
+  try {
+    ({ value, grads } = tf.tidy(() => {
+      const xb = tf.tensor4d(x, [m, 32, 32, 3]);
+      const yb = tf.tensor1d(labels, "int32");
+      return tf.variableGrads(() => {
+        const out = st.model.apply(xb, { training: true }) as tf.Tensor;
+        predT = tf.keep(tf.argMax(out, -1));
+        return crossEntropy(out, yb, st.probabilities, st.labelSmoothing);
+      }, st.vars);
+    }));
+  } finally {
+    restore?.();
+  }
   st.optimizer.applyGradients(st.vars.map((v) => grads[v.name]), lr);
   const loss = value.dataSync()[0];
   const predictions = predT!.dataSync() as Int32Array;
@@ -275,6 +321,9 @@ export async function trainModel(
           xin.subarray(0, m * IMAGE_VALUES),
           batchY.subarray(0, m),
           lr,
+          cfg.trainNoise > 0
+            ? { sigma: cfg.trainNoise, key: `${cfg.seed}:trainNoise:${globalStep}` }
+            : undefined,
         );
         if (!Number.isFinite(lossV)) {
           // stop instead of storing a NaN model; the last epoch's checkpoint stays untouched

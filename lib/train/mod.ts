@@ -21,13 +21,14 @@ export {
   crossEntropy,
   decayMask,
   DEFAULT_SNAPSHOTS,
-  TRAIN_EVAL_BATCH,
   outputsProbabilities,
+  perturbKernels,
   snapshotSteps,
+  TRAIN_EVAL_BATCH,
   TrainingAborted,
   trainModel,
   trainStep,
   trainStepState,
 } from "./loop.ts";
-export type { TrainLoopOptions, TrainLoopResult, TrainStepState } from "./loop.ts";
+export type { TrainLoopOptions, TrainLoopResult, TrainNoise, TrainStepState } from "./loop.ts";
 export * from "./train_or_load.ts";

@@ -91,9 +91,13 @@ export function modelsDir(base?: string): string {
  * checksums), the compute backend that trains it (backends differ in the last
  * bits, and in NaN handling before numerics version 2) and {@link NUMERICS_VERSION}.
  * Editing a comment or any code that does not change numbers keeps every id.
+ * Fields added later are left out while at their "off" value (`trainNoise` 0),
+ * so the ids of models stored before them hold.
  */
 export function modelId(cfg: TrainConfig, dataId: string, backend: string): string {
-  return hashObject({ config: cfg, dataId, backend: storeBackendName(backend), numerics: NUMERICS_VERSION });
+  const config: Record<string, unknown> = { ...cfg };
+  if (!cfg.trainNoise) delete config.trainNoise;
+  return hashObject({ config, dataId, backend: storeBackendName(backend), numerics: NUMERICS_VERSION });
 }
 
 /** Read `meta.json` of a stored model, or undefined when the model is not (completely) stored. */
