@@ -21,6 +21,7 @@ const EXPECTED_FIGURES: Record<string, string[]> = {
   "03-where-bn-breaks": ["03-attribution-bars", "03-attribution-resnet8", "03-attribution-vgg11"],
   "04-cifar100": ["04-accuracy-vs-eta", "04-normalized-vs-eta", "04-nonfinite-vs-eta"],
   "05-robustness-over-training": ["05-trajectory-resnet8", "05-nonfinite-along-training"],
+  "06-analog-hardware": ["06-normalized-vs-time-resnet8", "06-mitigations-vs-time-resnet8"],
 };
 
 /** Parse a CSV written by lib/analysis exportTable (header + rows; quoted fields allowed). */
@@ -146,6 +147,7 @@ Deno.test({
           "03-attribution",
           "04-average-normalized-accuracy",
           "05-trajectory-points",
+          "06-analog-conditions",
         ]
       ) {
         const rows = readCsv(await Deno.readTextFile(join(tables, `${f}.csv`)));

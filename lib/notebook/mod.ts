@@ -27,4 +27,5 @@ export {
 export * from "./study.ts";
 export * from "./interpret.ts";
 export * from "./trajectory.ts";
+export * from "./analog.ts";
 export { parameters, withParameters } from "./params.ts";

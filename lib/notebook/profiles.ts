@@ -18,7 +18,7 @@ import type { ScoringRule } from "../models/predict.ts";
 /** Profile names. */
 export type ProfileName = "smoke" | "quick" | "standard" | "paper";
 /** The notebooks (file name prefixes under notebooks/). */
-export type NotebookId = "01" | "02" | "03" | "04" | "05";
+export type NotebookId = "01" | "02" | "03" | "04" | "05" | "06";
 
 /** Every knob a notebook reads. Training fields map 1:1 onto lib/train's TrainConfig. */
 export interface NotebookParams {
@@ -112,6 +112,16 @@ export interface NotebookParams {
   minCleanAccuracy100: number;
   /** BN and no-BN twins count as "at matched accuracy" when their clean accuracies differ by at most this (0..1). */
   maxAccuracyGap: number;
+  /**
+   * Notebook 06: inference times in seconds after programming at which PCM-like noise is evaluated
+   * (lib/noise/models/pcm.ts; 1 s, 1 h, 1 day, 1 year = 1, 3600, 86400, 31536000).
+   */
+  inferenceTimes: number[];
+  /**
+   * Notebook 06: training noise of the hardware-aware twin (lib/train `TrainConfig.trainNoise`: σ relative to
+   * max|W| per kernel, resampled every step).
+   */
+  trainNoise: number;
   /** Compute backend preference (lib/backend). */
   backend: "auto" | "tensorflow" | "onednn" | "wasm" | "cpu";
 }
@@ -166,6 +176,10 @@ const TABLE: { [K in keyof Base]: [smoke: Base[K], quick: Base[K], standard: Bas
   minCleanAccuracy:   [0.7,                   0.7,                                    0.9,                                      0.9],
   minCleanAccuracy100:[0.4,                   0.4,                                    0.6,                                      0.6],
   maxAccuracyGap:     [0.05,                  0.05,                                   0.02,                                     0.02],
+  // notebook 06 (issue #13): PCM-like noise at these times after programming; 0.04 ≈ the PCM programming noise
+  // at g_max relative to g_max ((0.26348 + 1.9650 − 1.1731) µS / 25 µS = 4.2%)
+  inferenceTimes:     [[1, 86400, 31536000],  [1, 3600, 86400, 31536000],             [1, 3600, 86400, 31536000],               [1, 3600, 86400, 31536000]],
+  trainNoise:         [0.04,                  0.04,                                   0.04,                                     0.04],
   backend:            ["auto",                "auto",                                 "auto",                                   "auto"],
 };
 
@@ -181,6 +195,7 @@ const PER_NOTEBOOK: Record<ProfileName, Partial<Record<NotebookId, Partial<Base>
     // CIFAR-100 needs more images than CIFAR-10 for a smoke model to learn anything (100 classes)
     "04": { dataset: "cifar100", trainSize: 5000 },
     "05": { models: ["resnet8"] },
+    "06": { models: ["resnet8"] },
   },
   quick: {
     // VGG-11 (8 BN slots) trains ~1.5x faster than ResNet-20 here; 0 and 8 BN layers are notebook 01's models
@@ -192,11 +207,14 @@ const PER_NOTEBOOK: Record<ProfileName, Partial<Record<NotebookId, Partial<Base>
     // notebook 03 sweeps 9 conditions per architecture and 05 every snapshot: fewer levels and draws
     "03": { etas: [0, 0.05, 0.1, 0.2, 0.3], draws: 3 },
     "05": { models: ["resnet20"], etas: [0, 0.05, 0.1, 0.2, 0.3], draws: 3 },
+    // notebook 06: ResNet-20 only (one noise-trained twin to train: ~2 minutes), 3 draws per condition and time
+    "06": { models: ["resnet20"], draws: 3 },
   },
   standard: {
     "02": { models: ["resnet20"] },
     "04": { dataset: "cifar100", source: "binary", models: ["resnet20"] },
     "05": { models: ["resnet20", "vgg11"] },
+    "06": { models: ["resnet20", "vgg11"] },
   },
   paper: {
     "02": { models: ["resnet44"] },
@@ -216,7 +234,7 @@ const PROFILE_BASES: Record<ProfileName, Base> = {
 /** Profile names, in size order. */
 export const PROFILE_NAMES: readonly ProfileName[] = ["smoke", "quick", "standard", "paper"];
 /** Notebook ids. */
-export const NOTEBOOK_IDS: readonly NotebookId[] = ["01", "02", "03", "04", "05"];
+export const NOTEBOOK_IDS: readonly NotebookId[] = ["01", "02", "03", "04", "05", "06"];
 
 /** The profile's parameters for a notebook (a fresh copy). */
 export function profileParams(notebook: NotebookId, profile: ProfileName): NotebookParams {
@@ -331,6 +349,19 @@ export function validateParams(p: NotebookParams): NotebookParams {
     "bnCounts",
     "null or a list of integers >= 0",
     p.bnCounts,
+  );
+  check(
+    Array.isArray(p.inferenceTimes) && p.inferenceTimes.length > 0 &&
+      p.inferenceTimes.every((t) => typeof t === "number" && Number.isFinite(t) && t >= 0),
+    "inferenceTimes",
+    "a non-empty list of seconds >= 0",
+    p.inferenceTimes,
+  );
+  check(
+    typeof p.trainNoise === "number" && Number.isFinite(p.trainNoise) && p.trainNoise > 0,
+    "trainNoise",
+    "a number > 0",
+    p.trainNoise,
   );
   check(
     ["auto", "tensorflow", "onednn", "wasm", "cpu"].includes(p.backend),

@@ -46,6 +46,8 @@ export interface Variant {
   label: string;
   model: string;
   bn: BNSpec;
+  /** Hardware-aware training noise (lib/train `TrainConfig.trainNoise`); absent/0 = ordinary training. */
+  trainNoise?: number;
 }
 
 /** A variant with its trained (or loaded) model: one per training seed. */
@@ -107,12 +109,15 @@ export function bnCountVariants(model: string, counts: number[]): Variant[] {
 /** Select the backend of the parameters and load the data set (once per notebook). */
 export function setupStudy(p: NotebookParams): Promise<{ backend: string; dataset: Dataset }> {
   assertCurrent("setupStudy", p);
-  return tracked("setupStudy", (async () => {
-    const backend = await initBackend(p.backend);
-    const cfg = resolveTrainConfig(trainConfigFor(p, p.models[0], "all"));
-    const dataset = stamp(await loadConfigDataset(cfg), generationOf(p));
-    return stamp({ backend, dataset }, generationOf(p));
-  })());
+  return tracked(
+    "setupStudy",
+    (async () => {
+      const backend = await initBackend(p.backend);
+      const cfg = resolveTrainConfig(trainConfigFor(p, p.models[0], "all"));
+      const dataset = stamp(await loadConfigDataset(cfg), generationOf(p));
+      return stamp({ backend, dataset }, generationOf(p));
+    })(),
+  );
 }
 
 /**
@@ -135,7 +140,12 @@ async function trainVariantsImpl(
   dataset: Dataset,
 ): Promise<TrainedVariant[]> {
   const jobs = variants.flatMap((v) => p.seeds.map((seed) => ({ v, seed })));
-  const cfgs = jobs.map(({ v, seed }) => resolveTrainConfig(trainConfigFor(p, v.model, v.bn, seed)));
+  const cfgs = jobs.map(({ v, seed }) =>
+    resolveTrainConfig({
+      ...trainConfigFor(p, v.model, v.bn, seed),
+      ...(v.trainNoise ? { trainNoise: v.trainNoise } : {}),
+    })
+  );
   const out: TrainedVariant[] = [];
   for (let i = 0; i < jobs.length; i++) {
     const { v, seed } = jobs[i];
@@ -161,8 +171,12 @@ async function trainVariantsImpl(
 export interface SweepCondition {
   key: string;
   label: string;
-  /** lib/noise `SweepConfig` fields the condition sets: which arrays get noise (`targets`), BN folding. */
-  sweep: Partial<Pick<SweepConfig, "targets" | "noiseType" | "foldBN">>;
+  /**
+   * lib/noise `SweepConfig` fields the condition sets: which arrays get noise (`targets`), BN folding,
+   * and for notebook 06 the noise model (`noiseType: "pcm"`, `etas`, `inferenceTime`, `driftCompensation`,
+   * `bnPlacement`).
+   */
+  sweep: Partial<SweepConfig>;
   /** Re-estimate BN statistics after the noise (per draw) from `recalibrateBatches` calibration batches. */
   recalibrate?: boolean;
 }
