@@ -1,0 +1,90 @@
+/**
+ * Notebook 06's generated text (lib/notebook/analog.ts `interpretAnalog`): findings only when the
+ * models reach minCleanAccuracy, the twins are within maxAccuracyGap and the intervals separate;
+ * otherwise "inconclusive at this scale" or "no difference shown"; mitigations reported against no
+ * mitigation with the same gating. Also the conditions of each role.
+ */
+import assert from "node:assert/strict";
+import {
+  analogConditions,
+  type AnalogInput,
+  type AnalogSweep,
+  interpretAnalog,
+  resolveParams,
+} from "../lib/notebook/mod.ts";
+import type { SweepRow } from "../lib/noise/mod.ts";
+
+const rowsOf = (id: string, values: number[], clean = 0.8): SweepRow[] =>
+  values.map((v, k) => ({
+    modelId: id,
+    eta: 1,
+    target: "all",
+    form: "pcm",
+    draw: k,
+    accuracy: v * clean,
+    cleanAccuracy: clean,
+    normalizedAccuracy: v,
+    nonFiniteShare: 0,
+    scoring: "argmax-numpy",
+  } as SweepRow));
+
+const p = resolveParams("06", "smoke");
+const T = 31536000;
+
+function input(
+  bnValues: number[],
+  noBnValues: number[],
+  clean = { bn: 0.8, noBn: 0.79, twin: 0.78 },
+): AnalogInput {
+  const sweeps: AnalogSweep[] = [];
+  for (const c of analogConditions(p, "bn")) {
+    const v = c.mitigation === "none" ? bnValues.map((x) => x - 0.3) : bnValues;
+    sweeps.push({ role: "bn", condition: c, rows: rowsOf("bn", v) });
+  }
+  for (const c of analogConditions(p, "noBn")) {
+    sweeps.push({ role: "noBn", condition: c, rows: rowsOf("no", noBnValues) });
+  }
+  for (const c of analogConditions(p, "twin")) {
+    sweeps.push({ role: "twin", condition: c, rows: rowsOf("tw", bnValues) });
+  }
+  return { model: "ResNet-20", clean, sweeps };
+}
+const opts = { minClean: 0.7, maxGap: 0.05, profile: "quick", scale: "test scale.", times: [1, T] };
+
+Deno.test("analog conditions: BN placements and mitigations per time; pcm, η = 1, every array", () => {
+  const bn = analogConditions(p, "bn");
+  assert.equal(bn.length, 5 * p.inferenceTimes.length);
+  assert.ok(
+    bn.every((c) => c.sweep.noiseType === "pcm" && c.sweep.etas?.[0] === 1 && c.sweep.targets?.[0] === "all"),
+  );
+  assert.deepEqual(new Set(bn.map((c) => c.placement)), new Set(["digital", "folded", "analog"]));
+  assert.ok(bn.find((c) => c.mitigation === "compensation+bn-reestimation")!.recalibrate);
+  assert.ok(bn.filter((c) => c.placement === "folded").every((c) => c.sweep.foldBN === true));
+  assert.equal(analogConditions(p, "twin").length, p.inferenceTimes.length);
+});
+
+Deno.test("interpretAnalog: a finding when trained, matched and separated; the BN question per placement", () => {
+  const text = interpretAnalog([input([0.6, 0.61, 0.62], [0.9, 0.91, 0.92])], opts);
+  assert.match(
+    text,
+    /BN digital: \*\*Finding:\*\* with BN digital, BN is less noise-resistant under PCM noise by 30\.0 points/,
+  );
+  assert.match(text, /drift compensation 61\.0% \[[0-9.–]+\]: recovers 30\.0 points \(intervals separate\)/);
+  assert.match(text, /read 1 year after programming/);
+});
+
+Deno.test("interpretAnalog: inconclusive below minCleanAccuracy or beyond maxAccuracyGap; overlap is no difference", () => {
+  const low = interpretAnalog([
+    input([0.6, 0.61, 0.62], [0.9, 0.91, 0.92], { bn: 0.5, noBn: 0.5, twin: 0.5 }),
+  ], opts);
+  assert.doesNotMatch(low, /\*\*Finding/);
+  assert.match(low, /\*\*Inconclusive at this scale:\*\* .*not trained well enough/);
+  assert.match(low, /inconclusive at this scale \(model below minCleanAccuracy\)/);
+  const gap = interpretAnalog([
+    input([0.6, 0.61, 0.62], [0.9, 0.91, 0.92], { bn: 0.9, noBn: 0.75, twin: 0.9 }),
+  ], opts);
+  assert.match(gap, /\*\*Inconclusive at this scale:\*\* .*differ by 15\.0 points of clean accuracy/);
+  const same = interpretAnalog([input([0.6, 0.9, 0.75], [0.62, 0.88, 0.76])], opts);
+  assert.match(same, /\*\*No difference shown:\*\*/);
+  assert.doesNotMatch(same, /\*\*Finding/);
+});
