@@ -221,9 +221,11 @@ export function interpretAnalog(
       }
     }
     out.push(
-      `- **${a.model}** (clean: BN ${pct(a.clean.bn)}%, no BN ${pct(a.clean.noBn)}%, noise-trained BN ${
-        pct(a.clean.twin)
-      }%); does BN hurt once it is kept digital, folded, or left analog (drift-compensated)?\n` +
+      `- **${a.model}** (clean: BN ${pct(a.clean.bn)}%, no BN ${pct(a.clean.noBn)}%, ${
+        Number.isFinite(a.clean.twin)
+          ? `noise-trained BN ${pct(a.clean.twin)}%`
+          : "no noise-trained twin in this profile (trainNoise 0)"
+      }); does BN hurt once it is kept digital, folded, or left analog (drift-compensated)?\n` +
         lines.join("\n") +
         (mits.length ? `\n  - Mitigations (BN digital, ${timeLabel(tLast)}): ${mits.join("; ")}.` : ""),
     );

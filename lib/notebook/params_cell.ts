@@ -42,7 +42,7 @@ export const PARAMETER_KNOBS: readonly { name: string; type: string; doc?: strin
   { name: "minCleanAccuracy100", type: "number | null", doc: "the same threshold for CIFAR-100" },
   { name: "maxAccuracyGap", type: "number | null", doc: "BN and no-BN twins count as matched within this clean-accuracy gap" },
   { name: "inferenceTimes", type: "number[] | null", doc: "notebook 06: seconds after programming (1 h = 3600, 1 day = 86400, 1 year = 31536000)" },
-  { name: "trainNoise", type: "number | null", doc: "notebook 06: σ/max|W| of the noise-trained twin's training noise" },
+  { name: "trainNoise", type: "number | null", doc: "notebook 06: σ/max|W| of the noise-trained twin's training noise (0: no twin)" },
   { name: "backend", type: "string | null", doc: "\"auto\" | \"onednn\" | \"wasm\" | \"cpu\"" },
 ];
 
