@@ -12,9 +12,16 @@
  * (forward in training mode, cross-entropy, gradients, SGD momentum update:
  * lib/train's `trainStep`, the step its training loop runs). Infer: images/s of batch-500 inference.
  *
+ * Sweep (`--sweep`, noiselab side only): images/s over whole noise sweeps (lib/noise
+ * `noiseSweep`, noise drawing, weight restore and the clean evaluation included) of
+ * the unfused evaluation and the fused fast path (`fastPath: true`: BN folded after
+ * the noise, conv + bias + ReLU fused), alternating, on `--sweep-images` random
+ * images, noise on every tensor (targets "all"), `--steps` draws at each of 2 levels.
+ *
  * Usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
  *   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
  *   [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]
+ *   [--sweep [--sweep-images 1000]]
  * Output: a table (or one JSON object per line with --json); the run is saved to
  * results/bench/<timestamp>.jsonl and .md unless --no-write.
  * @module
@@ -26,6 +33,7 @@ import { join } from "node:path";
 import { backendInfo, initBackend } from "../lib/backend/mod.ts";
 import { engineStats, setEngineProfiling } from "../lib/backend/engine/mod.ts";
 import { buildModel } from "../lib/models/mod.ts";
+import { noiseSweep } from "../lib/noise/sweep.ts";
 import { DEFAULT_TRAIN_CONFIG, trainStep, type TrainStepState, trainStepState } from "../lib/train/mod.ts";
 import { NoiselabError, projectRoot, writeFileAtomic } from "../lib/util/mod.ts";
 
@@ -42,7 +50,8 @@ interface Row {
 
 const USAGE = `usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
-  [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]`;
+  [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]
+  [--sweep [--sweep-images 1000]]   (sweep throughput: unfused vs fused fast path, noiselab side only)`;
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(USAGE);
   Deno.exit(0);
@@ -77,6 +86,8 @@ const { values: args } = parseArgs({
     profile: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
+    sweep: { type: "boolean", default: false },
+    "sweep-images": { type: "string", default: "1000" },
   },
 });
 
@@ -111,6 +122,87 @@ if (args.side !== "pytorch") {
   const bi = backendInfo();
   backendName = `${bi.name} (${bi.detail}), ${bi.threads} threads`;
   log(`noiselab side: ${backendName}`);
+}
+
+// ------------------------------------------------------------------ sweep throughput (--sweep)
+if (args.sweep) {
+  const nImages = posInt("sweep-images", args["sweep-images"]);
+  const draws = steps;
+  const started = new Date();
+  const x = randn(nImages * 32 * 32 * 3, 3);
+  const labels = new Uint8Array(nImages).map((_, i) => i % 10);
+  const sweepRows: { model: string; bn: boolean; path: string; img_s: number; rep: number }[] = [];
+  for (const name of models) {
+    for (const bn of bns) {
+      const model = buildModel(name, { bn: bn ? "all" : "none", seed: 0 });
+      const opts = {
+        etas: [0.02, 0.1],
+        draws,
+        seed: 0,
+        modelId: `bench-${name}`,
+        spec: { targets: ["all" as const] },
+        partial: false as const,
+        batchSize: INFER_BATCH,
+      };
+      // warm-up: primitive creation for both paths
+      await noiseSweep(model, {
+        x: x.subarray(0, 32 * 32 * 3 * Math.min(nImages, 64)),
+        labels: labels.subarray(0, Math.min(nImages, 64)),
+      }, { ...opts, etas: [0.1], draws: 1 });
+      await noiseSweep(model, {
+        x: x.subarray(0, 32 * 32 * 3 * Math.min(nImages, 64)),
+        labels: labels.subarray(0, Math.min(nImages, 64)),
+      }, { ...opts, etas: [0.1], draws: 1, fastPath: true });
+      for (let rep = 1; rep <= reps; rep++) {
+        for (const fast of [false, true]) {
+          const t0 = performance.now();
+          const r = await noiseSweep(model, { x, labels }, { ...opts, fastPath: fast });
+          const img_s = ((r.rows.length + 1) * nImages) / ((performance.now() - t0) / 1000);
+          const row = { model: name, bn, path: fast ? "fused" : "unfused", img_s, rep };
+          sweepRows.push(row);
+          if (args.json) console.log(JSON.stringify(row));
+          else log(`  sweep ${name} bn=${bn} ${row.path.padEnd(7)} rep ${rep}: ${img_s.toFixed(1)} img/s`);
+        }
+      }
+      model.dispose();
+    }
+  }
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const lines = [
+    `# Sweep benchmark ${started.toISOString()}`,
+    "",
+    `Command: deno task bench ${Deno.args.join(" ")}`,
+    `noiselab side: ${backendName}; ${nImages} images, 2 levels x ${draws} draws + the clean evaluation per sweep, ` +
+    `targets all, batch ${INFER_BATCH}; ${reps} alternating reps; medians in images/s over whole sweeps.`,
+    "",
+    "| model | bn | unfused sweep | fused sweep (fastPath) | ratio |",
+    "| --- | --- | --- | --- | --- |",
+  ];
+  for (const name of models) {
+    for (const bn of bns) {
+      const pick = (path: string) =>
+        med(sweepRows.filter((r) => r.model === name && r.bn === bn && r.path === path).map((r) => r.img_s));
+      const u = pick("unfused"), f = pick("fused");
+      lines.push(`| ${name} | ${bn} | ${u.toFixed(1)} | ${f.toFixed(1)} | ${(f / u).toFixed(2)}x |`);
+    }
+  }
+  const md = lines.join("\n") + "\n";
+  if (!args.json) console.log(md);
+  if (!args["no-write"]) {
+    const dir = join(projectRoot, "results", "bench");
+    await Deno.mkdir(dir, { recursive: true });
+    const stamp = "sweep-" + started.toISOString().replace(/[:.]/g, "-");
+    await writeFileAtomic(
+      join(dir, `${stamp}.jsonl`),
+      sweepRows.map((r) => JSON.stringify(r)).join("\n") + "\n",
+    );
+    await writeFileAtomic(join(dir, `${stamp}.md`), md);
+    log(`[bench] wrote results/bench/${stamp}.{jsonl,md}`);
+  }
+  Deno.exit(0);
 }
 
 interface Prepared {
