@@ -30,6 +30,12 @@ Deno.test({
       assert.equal(e.error_outputs.length, 1, `${name}: the error is shown under its own cell`);
     }
     assert.equal(r.escaped.next_cell_status, "ok", "a reported escaped error is not reported again");
+    assert.equal(r.late.first, "ok");
+    assert.equal(r.late.next, "error", "an error surfacing after its cell finished was lost");
+    assert.match(r.late.evalue, /late boom/);
+    assert.match(r.late.evalue, /^an error escaped a cell that had already finished: Error: late boom/);
+    assert.match(r.late.evalue, /after In \[\d+\] had finished \(it comes from that cell or an earlier one\)/);
+    assert.deepEqual(r.interrupt_run_all, ["ok", "aborted", "aborted"], "Interrupt during Run All ran the queued cells");
     assert.equal(r.outputs_before_idle, true, "an output arrived after its cell's idle");
     assert.equal(r.interrupt.alive, true, "Interrupt killed the kernel");
     assert.equal(r.interrupt.state_kept, true, "variables were lost");

@@ -428,3 +428,28 @@ Deno.test("reproduce: warns about notebooks whose code differs from the last com
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "reproduce: an error that surfaces after the last cell finished (a late timer) fails the notebook",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const out = join(dir, "out");
+    try {
+      await writeNb(dir, "77-late.ipynb", [
+        cell('const profile = "quick";', ["parameters"]),
+        cell('setTimeout(() => { throw new Error("late last boom"); }, 700);\nconsole.log("scheduled");'),
+      ]);
+      const code = await reproduce(["--notebooks", dir, "--out", out, "--profile", "smoke", "--timeout", "120"]);
+      assert.equal(code, 1, "a late error after the last cell passed as success");
+      const st: RunStatus = JSON.parse(await Deno.readTextFile(join(out, "77-late.status.json")));
+      assert.equal(st.status, "error");
+      assert.equal(st.failedCell, 1);
+      assert.match((st.error ?? "").split("\n")[0], /^EscapedError: an error escaped a cell that had already finished: Error: late last boom/);
+      assert.match(st.error ?? "", /after In \[\d+\] had finished/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

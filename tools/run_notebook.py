@@ -338,6 +338,27 @@ async def run(args):
                     status["cellsRun"] = k
                     log(f"[{label}] cell {k}/{n_code} (#{index}) {time.monotonic() - c0:.1f}s")
                     write_nb(nb, args.output)  # keep a partial copy after every cell
+            if code == 0 and k > 0:
+                # An error can surface after the last cell finished (a timer, a promise nobody
+                # awaited): give it a moment, and let the kernel's check after this hidden cell
+                # report it (tools/kernel/deno/proxy.py). Not added to the notebook.
+                probe = nbformat.v4.new_code_cell(
+                    "globalThis.__noiselab && (globalThis.__noiselab.running = null);\n"
+                    f"await new Promise((r) => setTimeout(r, {int(args.settle * 1000)}));")
+                try:
+                    await client.async_execute_cell(probe, len(nb.cells), execution_count=k + 1)
+                except CellExecutionError:
+                    err = next((o for o in probe.get("outputs", []) if o.get("output_type") == "error"), None)
+                    head = f"{err.get('ename')}: {err.get('evalue')}" if err else "an error escaped after the last cell"
+                    last = max(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+                    status.update(status="error", failedCell=last, error=head)
+                    if err:
+                        nb.cells[last].outputs.append(err)
+                    nb.cells.append(error_cell_markdown(
+                        "**noiselab runner: an error escaped after the last cell had finished (see the error "
+                        "above); the run counts as failed.**"))
+                    code = 1
+                    write_nb(nb, args.output)
     except Exception as e:  # noqa: BLE001 - startup failures etc.
         if code == 0:
             status.update(status="dead", error=f"{type(e).__name__}: {e}")
@@ -387,6 +408,8 @@ def main():
     p.add_argument("--kernel-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel"))
     p.add_argument("--status", help="write a JSON status here")
     p.add_argument("--grace", type=float, default=0.3, help="seconds of IOPub silence to wait after idle")
+    p.add_argument("--settle", type=float, default=1.5,
+                   help="seconds to wait after the last cell for errors that surface late (timers, promises)")
     p.add_argument("--cwd", help="kernel working directory (default: the input notebook's folder)")
     args = p.parse_args()
     if not args.cwd:

@@ -230,7 +230,7 @@ export async function reproduce(argv: string[]): Promise<number> {
     runs.push(r);
     console.error(
       `[reproduce] ${nb.stem}: ${r.status} in ${r.seconds.toFixed(1)} s` +
-        (r.error ? `: ${r.error.split("\n").slice(-1)[0]}` : ""),
+        (r.error ? `: ${r.error.split("\n")[0]}` : ""),
     );
     await writeIndex(opts.outDir, runs, opts.profile);
   }

@@ -104,6 +104,14 @@ for name, code in cases.items():
 after = ex('"next cell"')
 pump(done(after))
 result["escaped"]["next_cell_status"] = replies.get(after, {}).get("status")
+# an error that surfaces after its cell finished is reported by the next cell, saying where it came from
+late = ex('setTimeout(() => { throw new Error("late boom"); }, 600); "scheduled"')
+pump(done(late))
+time.sleep(1.2)
+nxt = ex('"the cell after"')
+pump(done(nxt))
+result["late"] = {"first": replies.get(late, {}).get("status"), "next": replies.get(nxt, {}).get("status"),
+                  "evalue": replies.get(nxt, {}).get("evalue")}
 
 # the order of outputs and idle: every output of a cell comes before its idle
 m = ex('await Deno.jupyter.display({"text/plain": "shown"}, {raw: true}); 7')
@@ -125,6 +133,13 @@ if alive:
     k2 = ex("String(globalThis.__noiselab?.interrupts)")
     pump(done(k2), 10)
     result["interrupt"]["recorded"] = "".join(o["text"] for o in outputs.get(k2, []))
+    # Interrupt during Run All: the running cell ends, the queued ones are aborted
+    q1 = ex('await new Promise((r) => setTimeout(r, 2500)); "q1"')
+    q2, q3 = ex('globalThis.ranQ2 = true; "q2"'), ex('"q3"')
+    time.sleep(1.0)
+    km.interrupt_kernel()
+    pump(done(q1, q2, q3), 20)
+    result["interrupt_run_all"] = [replies.get(m, {}).get("status") for m in (q1, q2, q3)]
     # noiselab's long loops stop at their next batch (lib/util/interrupt.ts)
     url = "file://" + os.path.join(ROOT, "lib", "util", "interrupt.ts")
     loop = ex(f'const {{ interruptChecker, yieldToEventLoop }} = await import("{url}");\n'

@@ -48,13 +48,16 @@ STARTUP_JS = r"""
   g.errors ??= []; g.pending ??= new Set(); g.interrupts ??= 0;
   if (g.relayInstalled) return;
   g.relayInstalled = true;
+  // g.running: the label of the cell running now, or null between cells (then an error comes from
+  // code a finished cell left behind: a timer, a promise nobody awaited)
+  const where = () => g.running ? "" : ` after ${g.lastCell ?? "a cell"} had finished (it comes from that cell or an earlier one)`;
   globalThis.addEventListener("unhandledrejection", (e) => {
     e.preventDefault();
-    g.errors.push({ kind: "a promise was rejected and nothing awaited it (a missing await?)", error: e.reason });
+    g.errors.push({ kind: "a promise was rejected and nothing awaited it (a missing await?)" + where(), error: e.reason });
   });
   globalThis.addEventListener("error", (e) => {
     e.preventDefault();
-    g.errors.push({ kind: "thrown outside the cell's own code (in a timer or event callback)", error: e.error ?? e.message });
+    g.errors.push({ kind: "thrown outside the cell's own code (in a timer or event callback)" + where(), error: e.error ?? e.message });
   });
   Deno.addSignalListener("SIGINT", () => {
     g.interruptAt = performance.now();
@@ -62,12 +65,15 @@ STARTUP_JS = r"""
     console.error("Kernel > Interrupt: noiselab's training and noise sweeps stop at their next batch " +
       "(the kernel and its variables survive); other running code is not stopped.");
   });
-  globalThis.__noiselabSettle = async () => {
+  globalThis.__noiselabSettle = async (label) => {
+    g.running = label;
     // noiselab's async work started by the cell (lib/util/pending.ts) finishes first; polled,
     // not awaited, so that a forgotten await stays detectable as such
     const t0 = Date.now();
     while (g.pending.size && Date.now() - t0 < 3_600_000) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 20));
+    g.running = null;
+    g.lastCell = label;
     if (!g.errors.length) return;
     const errs = g.errors.splice(0);
     const one = (x) => (x.error instanceof Error ? `${x.error.name}: ${x.error.message}` : String(x.error));
@@ -76,13 +82,13 @@ STARTUP_JS = r"""
         errs.map((x) => `${one(x)}\n  (${x.kind})`).join("\n"),
     );
     err.name = "EscapedError";
-    err.stack = `${err.name}: ${err.message}\n` + errs.map((x) => x.error?.stack ?? "").filter(Boolean).join("\n");
+    err.stack = errs.map((x) => x.error?.stack ?? "").filter(Boolean).join("\n");
     throw err;
   };
 })();
 """
 
-SETTLE_JS = "await globalThis.__noiselabSettle?.();"
+SETTLE_JS = "await globalThis.__noiselabSettle?.(%s);"
 
 
 def log(msg):
@@ -151,6 +157,8 @@ class Relay:
         self.queue = []  # execute requests waiting: (idents, msg)
         self.current = None  # the execute request in flight (dict), or None
         self.internal = {}  # msg_id of our own requests -> purpose ("startup" | "settle")
+        self.interrupted = False  # Kernel > Interrupt arrived while a cell ran: abort the queue after it
+        self.last_label = None  # "In [n]" of the last finished cell (for late escaped errors)
 
         env = dict(os.environ)
         env.setdefault("NO_COLOR", "1")
@@ -159,7 +167,7 @@ class Relay:
             env=env, start_new_session=True, preexec_fn=_die_with_parent)
         # Jupyter signals the whole process group; the relay forwards SIGINT to Deno (its own
         # session) exactly once, and passes SIGTERM on.
-        signal.signal(signal.SIGINT, lambda *_: self._signal_deno(signal.SIGINT))
+        signal.signal(signal.SIGINT, lambda *_: self._interrupt())
         signal.signal(signal.SIGTERM, lambda *_: self._terminate())
         self._send_internal(STARTUP_JS, "startup")
 
@@ -169,6 +177,12 @@ class Relay:
             self.deno.send_signal(sig)
         except ProcessLookupError:
             pass
+
+    def _interrupt(self):
+        # like ipykernel's KeyboardInterrupt: the running cell is told (noiselab loops stop), and the
+        # cells queued behind it (Run All) are not run
+        self.interrupted = True
+        self._signal_deno(signal.SIGINT)
 
     def _terminate(self):
         self._signal_deno(signal.SIGTERM)
@@ -213,6 +227,9 @@ class Relay:
             "reply": None, "idle": [], "settle_id": None, "settle_reply": None, "settle_idle": False,
             "settle_error": None,
         }
+        if not self.current["silent"]:
+            # errors recorded from now until this cell's check are this cell's own
+            self._send_internal('globalThis.__noiselab && (globalThis.__noiselab.running = "this cell");', "pre")
         self.shell_d.send_multipart(msg)
 
     def on_shell_deno(self, frames):
@@ -229,15 +246,16 @@ class Relay:
                 self._maybe_finish()
             elif purpose == "startup" and content_of(msg).get("status") != "ok":
                 print(f"[noiselab-kernel] start-up code failed: {content_of(msg)}", file=sys.stderr, flush=True)
-            if purpose == "startup":
-                del self.internal[parent_id]
             return
         if cur is not None and parent_id == cur["header"]["msg_id"]:
             cur["reply"] = msg
             if cur["silent"]:
                 self._finish()
             else:
-                cur["settle_id"] = self._send_internal(SETTLE_JS, "settle")
+                count = content_of(msg).get("execution_count")
+                label = f"In [{count}]" if count is not None else "the previous cell"
+                cur["label"] = label
+                cur["settle_id"] = self._send_internal(SETTLE_JS % json.dumps(label), "settle")
             return
         idents = self.routes.pop(parent_id, None)
         if idents is not None:
@@ -256,8 +274,10 @@ class Relay:
         failed = reply.get("status") == "error"
         if cur["settle_error"] is not None:
             e = cur["settle_error"]
-            evalue = "the cell finished, but an error escaped it: " + str(e.get("evalue", ""))
-            tb = [f"EscapedError: {evalue}"] + [t for t in e.get("traceback", [])[1:]]
+            raw = str(e.get("evalue", ""))
+            evalue = ("an error escaped a cell that had already finished: " if "had finished (it comes from" in raw
+                      else "the cell finished, but an error escaped it: ") + raw
+            tb = [f"EscapedError: {evalue}"] + [t for t in e.get("traceback", []) if str(e.get("evalue", "")) not in t]
             err = {"ename": "EscapedError", "evalue": evalue, "traceback": tb}
             self._publish("error", err, cur["header"])
             if not failed:
@@ -272,8 +292,12 @@ class Relay:
         for frames in cur["idle"]:
             self.iopub_f.send_multipart(frames)
         self.current = None
-        if failed and cur["stop_on_error"]:
+        if self.interrupted and self.queue:
+            self._publish("stream", {"name": "stderr", "text": (
+                "Kernel > Interrupt: the cells queued after this one were not run.\n")}, cur["header"])
+        if (failed and cur["stop_on_error"]) or self.interrupted:
             self._abort_queue()
+        self.interrupted = False
         self._pump()
 
     def _abort_queue(self):
@@ -299,6 +323,9 @@ class Relay:
         if parent_id in self.internal:
             # our own requests publish nothing the user should see; the settle's idle means every
             # output of the cell before it has been published
+            is_idle = header_of(msg)["msg_type"] == "status" and content_of(msg).get("execution_state") == "idle"
+            if is_idle and self.internal[parent_id] in ("startup", "pre"):
+                del self.internal[parent_id]  # its last message (the settle's id goes in _finish)
             if (cur is not None and parent_id == cur["settle_id"] and header_of(msg)["msg_type"] == "status"
                     and content_of(msg).get("execution_state") == "idle"):
                 cur["settle_idle"] = True
