@@ -190,7 +190,8 @@ export const SWEEP_CONFIG_DOCS: Readonly<Record<keyof SweepConfig, string>> = Ob
   draws: "Monte Carlo draws per noise level",
   seed: 'noise seed: draw k of level e uses the streams "S:e:k:<layer>/<weight>"',
   targets: `arrays that get noise: ${NOISE_TARGETS.join("|")}`,
-  noiseType: "noise type: additive-std (σ = η·std(W) per tensor) | additive-max (η·max|W|) | multiplicative",
+  noiseType:
+    "noise type: additive-std (σ = η·std(W) per tensor) | additive-max (η·max|W|) | multiplicative | pcm (PCM-like, η = 1 nominal)",
   scoring: `how a logits row with NaN/Inf is scored: ${SCORING_RULES.join(" | ")}`,
   foldBN: "BN folding: fold BN into the convs before adding noise",
   recalibrateBatches: "BN re-estimation after noise from K calibration batches of training images (0 = off)",
