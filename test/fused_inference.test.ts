@@ -174,3 +174,105 @@ Deno.test({
     model.dispose();
   },
 });
+
+Deno.test({
+  name: skipTagged(
+    "bf16 forward convolution vs fp32: within 2^-7 of sum |x||w| per output; NaN/Inf as fp32",
+    skip,
+  ),
+  ignore: skip != null,
+  fn: async () => {
+    await tf.setBackend("onednn");
+    const { setConvPrecision } = await import("../lib/backend/engine/precision.ts");
+    if (setConvPrecision("bf16") !== "bf16") {
+      setConvPrecision("fp32");
+      console.error("[test] no bf16 on this CPU: the fallback to fp32 is what runs");
+      return;
+    }
+    setConvPrecision("fp32");
+    const r = makeRng(11);
+    for (
+      const [c, oc, hw, stride, relu] of [[3, 16, 8, 1, false], [16, 32, 8, 2, true], [
+        32,
+        32,
+        4,
+        1,
+        true,
+      ]] as const
+    ) {
+      const xv = new Float32Array(2 * hw * hw * c).map(() => (r() - 0.5) * 4);
+      const wv = new Float32Array(9 * c * oc).map(() => (r() - 0.5) * 0.5);
+      const bv = new Float32Array(oc).map(() => r() - 0.5);
+      xv[5] = NaN;
+      xv[hw * hw * c + 17] = Infinity;
+      const run = (
+        prec: "fp32" | "bf16",
+        x: Float32Array,
+        w: Float32Array,
+        b: Float32Array | null,
+        act: boolean,
+      ) => {
+        setConvPrecision(prec);
+        try {
+          return tf.tidy(() =>
+            tf.fused.conv2d({
+              x: tf.tensor4d(x, [2, hw, hw, c]),
+              filter: tf.tensor4d(w, [3, 3, c, oc]),
+              strides: stride,
+              pad: "same",
+              bias: b ? tf.tensor1d(b) : undefined,
+              activation: act ? "relu" : "linear",
+            }).dataSync() as Float32Array
+          );
+        } finally {
+          setConvPrecision("fp32");
+        }
+      };
+      const ref = run("fp32", xv, wv, bv, relu);
+      const got = run("bf16", xv, wv, bv, relu);
+      const bound = run("fp32", xv.map(Math.abs), wv.map(Math.abs), null, false); // sum |x||w| per output
+      for (let i = 0; i < ref.length; i++) {
+        if (!Number.isFinite(ref[i]) || !Number.isFinite(got[i])) {
+          assert.ok(Object.is(ref[i], got[i]), `c=${c}: at ${i} fp32 ${ref[i]}, bf16 ${got[i]}`);
+        } else {
+          assert.ok(
+            Math.abs(ref[i] - got[i]) <= 2 ** -7 * bound[i] + 1e-6,
+            `c=${c}: at ${i} fp32 ${ref[i]}, bf16 ${got[i]}`,
+          );
+        }
+      }
+      assert.ok(
+        ref.some((v) => Number.isNaN(v)) && got.some((v, i) => v !== ref[i]),
+        "NaN reached, bf16 differs",
+      );
+    }
+  },
+});
+
+Deno.test({
+  name: skipTagged(
+    "bf16 fast-path sweep: rows within 2 images per draw of the unfused sweep; key records bf16",
+    skip,
+  ),
+  ignore: skip != null,
+  fn: async () => {
+    await tf.setBackend("onednn");
+    const { setConvPrecision } = await import("../lib/backend/engine/precision.ts");
+    const has = setConvPrecision("bf16") === "bf16";
+    setConvPrecision("fp32");
+    const model = buildModel("resnet20", { bn: "all", seed: 1 });
+    randomizeBN(model, 9);
+    const x = images(200, 4);
+    const labels = new Uint8Array(200).map((_, i) => i % 10);
+    const opts = { etas: [0.05], draws: 2, seed: 1, modelId: "m", partial: false as const, batchSize: 100 };
+    const slow = await noiseSweep(model, { x, labels }, opts);
+    const fast = await noiseSweep(model, { x, labels }, { ...opts, fastPath: "bf16" });
+    for (let i = 0; i < slow.rows.length; i++) {
+      assert.ok(Math.abs(slow.rows[i].accuracy - fast.rows[i].accuracy) <= 2 / 200, `row ${i}`);
+    }
+    const base = { modelId: "m", data: { dataHash: "0" }, etas: [0.1], draws: 1, seed: 0, backend: "cpu" };
+    assert.equal(sweepKey({ ...base, fastPath: "bf16" }).fastPath, "bf16");
+    if (!has) console.error("[test] no bf16 on this CPU: the sweep ran the fp32 fallback");
+    model.dispose();
+  },
+});

@@ -15,7 +15,8 @@
  * Sweep (`--sweep`, noiselab side only): images/s over whole noise sweeps (lib/noise
  * `noiseSweep`, noise drawing, weight restore and the clean evaluation included) of
  * the unfused evaluation and the fused fast path (`fastPath: true`: BN folded after
- * the noise, conv + bias + ReLU fused), alternating, on `--sweep-images` random
+ * the noise, conv + bias + ReLU fused) in fp32 and with bf16 forward convolutions
+ * (`fastPath: "bf16"`), alternating, on `--sweep-images` random
  * images, noise on every tensor (targets "all"), `--steps` draws at each of 2 levels.
  *
  * Usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
@@ -144,21 +145,28 @@ if (args.sweep) {
         partial: false as const,
         batchSize: INFER_BATCH,
       };
-      // warm-up: primitive creation for both paths
-      await noiseSweep(model, {
-        x: x.subarray(0, 32 * 32 * 3 * Math.min(nImages, 64)),
-        labels: labels.subarray(0, Math.min(nImages, 64)),
-      }, { ...opts, etas: [0.1], draws: 1 });
-      await noiseSweep(model, {
-        x: x.subarray(0, 32 * 32 * 3 * Math.min(nImages, 64)),
-        labels: labels.subarray(0, Math.min(nImages, 64)),
-      }, { ...opts, etas: [0.1], draws: 1, fastPath: true });
+      // warm-up: primitive creation (per batch shape) for every path
+      const w = Math.min(nImages, INFER_BATCH);
+      for (const fastPath of [false, true, "bf16"] as const) {
+        await noiseSweep(model, { x: x.subarray(0, 32 * 32 * 3 * w), labels: labels.subarray(0, w) }, {
+          ...opts,
+          etas: [0.1],
+          draws: 1,
+          fastPath,
+        });
+      }
       for (let rep = 1; rep <= reps; rep++) {
-        for (const fast of [false, true]) {
+        for (const fast of [false, true, "bf16"] as const) {
           const t0 = performance.now();
           const r = await noiseSweep(model, { x, labels }, { ...opts, fastPath: fast });
           const img_s = ((r.rows.length + 1) * nImages) / ((performance.now() - t0) / 1000);
-          const row = { model: name, bn, path: fast ? "fused" : "unfused", img_s, rep };
+          const row = {
+            model: name,
+            bn,
+            path: fast === "bf16" ? "fused-bf16" : fast ? "fused" : "unfused",
+            img_s,
+            rep,
+          };
           sweepRows.push(row);
           if (args.json) console.log(JSON.stringify(row));
           else log(`  sweep ${name} bn=${bn} ${row.path.padEnd(7)} rep ${rep}: ${img_s.toFixed(1)} img/s`);
@@ -178,15 +186,19 @@ if (args.sweep) {
     `noiselab side: ${backendName}; ${nImages} images, 2 levels x ${draws} draws + the clean evaluation per sweep, ` +
     `targets all, batch ${INFER_BATCH}; ${reps} alternating reps; medians in images/s over whole sweeps.`,
     "",
-    "| model | bn | unfused sweep | fused sweep (fastPath) | ratio |",
-    "| --- | --- | --- | --- | --- |",
+    '| model | bn | unfused sweep | fused fp32 (fastPath) | ratio | fused bf16 (fastPath "bf16") | ratio |',
+    "| --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const name of models) {
     for (const bn of bns) {
       const pick = (path: string) =>
         med(sweepRows.filter((r) => r.model === name && r.bn === bn && r.path === path).map((r) => r.img_s));
-      const u = pick("unfused"), f = pick("fused");
-      lines.push(`| ${name} | ${bn} | ${u.toFixed(1)} | ${f.toFixed(1)} | ${(f / u).toFixed(2)}x |`);
+      const u = pick("unfused"), f = pick("fused"), h = pick("fused-bf16");
+      lines.push(
+        `| ${name} | ${bn} | ${u.toFixed(1)} | ${f.toFixed(1)} | ${(f / u).toFixed(2)}x | ${h.toFixed(1)} | ${
+          (h / u).toFixed(2)
+        }x |`,
+      );
     }
   }
   const md = lines.join("\n") + "\n";

@@ -25,6 +25,8 @@ import {
   type ScoringRule,
 } from "../models/predict.ts";
 import { fusedPredictLogits } from "../models/fused.ts";
+import { type ConvPrecision, setConvPrecision } from "../backend/engine/precision.ts";
+import { ENGINE_NAME } from "../backend/engine/name.ts";
 import {
   checkEta,
   listWeights,
@@ -113,10 +115,15 @@ export interface SweepOptions {
    * per draw, BN folded into the preceding convs AFTER the noise, conv + bias
    * + ReLU fused. Faster, but the logits differ from the unfused model's by
    * float rounding (not bitwise), so it is opt-in and part of the sweep key
-   * (only when true: existing keys are unchanged). NaN from noisy BN
-   * statistics propagates as in the unfused model. Ignored when `evaluate` is given.
+   * (only when set: existing keys are unchanged). NaN from noisy BN
+   * statistics propagates as in the unfused model. `"bf16"`: the same with the
+   * engine's forward convolutions in bf16 (inputs and weights rounded to bf16,
+   * fp32 accumulation; lib/backend/engine `setConvPrecision`), where the
+   * backend is the onednn engine and the CPU has bf16 dot products, else fp32
+   * with a one-line notice (the key records the precision actually used).
+   * Ignored when `evaluate` is given.
    */
-  fastPath?: boolean;
+  fastPath?: boolean | "bf16";
   /**
    * How logits rows that are not all finite are scored (lib/models
    * `ScoringRule`): "argmax-numpy" (default: NumPy/Keras argmax, an all-NaN
@@ -211,6 +218,37 @@ export const fusedEvaluate: Evaluator = async (model, x, labels, batchSize, scor
     model.outputs[0].shape.at(-1) as number,
     scoring,
   );
+
+/**
+ * The fused evaluator with the engine's forward convolutions in bf16 for the
+ * duration of the call ({@link SweepOptions.fastPath} `"bf16"`).
+ */
+export const fusedEvaluateBf16: Evaluator = async (model, x, labels, batchSize, scoring) => {
+  setConvPrecision("bf16");
+  try {
+    return await fusedEvaluate(model, x, labels, batchSize, scoring);
+  } finally {
+    setConvPrecision("fp32");
+  }
+};
+
+let bf16Noticed = false;
+
+/** The fast path a sweep runs: false (unfused), "fp32" or "bf16" (only where the engine can). */
+function fastPathMode(opts: { fastPath?: boolean | "bf16"; evaluate?: Evaluator }): false | ConvPrecision {
+  if (!opts.fastPath || opts.evaluate) return false;
+  if (opts.fastPath !== "bf16") return "fp32";
+  if (backendInfo().name !== ENGINE_NAME) {
+    if (!bf16Noticed) {
+      bf16Noticed = true;
+      console.error(`[noise] fastPath "bf16" needs the ${ENGINE_NAME} backend; using fp32`);
+    }
+    return "fp32";
+  }
+  const got = setConvPrecision("bf16");
+  setConvPrecision("fp32");
+  return got;
+}
 
 /**
  * 16-hex sha256 of the exact evaluation data (image bytes, then labels as
@@ -308,8 +346,8 @@ export interface SweepKeyInput {
   spec?: Partial<NoiseSpec>;
   scoring?: ScoringRule;
   batchSize?: number;
-  /** The fused evaluation path ({@link SweepOptions.fastPath}); in the key only when true. */
-  fastPath?: boolean;
+  /** The fused evaluation path ({@link SweepOptions.fastPath}) as used; in the key only when set. */
+  fastPath?: boolean | "bf16";
   /** Calibration images (fingerprinted) and batches of BN recalibration, or null. */
   recalibrateBN?: { x: Float32Array; batches?: number; batchSize?: number } | null;
   /** Backend name; default the current one (`backendInfo().name`). */
@@ -354,7 +392,7 @@ export function sweepKey(input: SweepKeyInput): Record<string, unknown> {
     backend: storeBackendName(input.backend ?? backendInfo().name),
     numerics: NUMERICS_VERSION,
     // only when set, so the keys of every unfused sweep stay as they were
-    ...(input.fastPath ? { fastPath: true } : {}),
+    ...(input.fastPath ? { fastPath: input.fastPath === "bf16" ? "bf16" : true } : {}),
   };
 }
 
@@ -418,7 +456,9 @@ export async function noiseSweep(
     }
     countImages(model, opts.recalibrateBN.x);
   }
-  const evaluate = opts.evaluate ?? (opts.fastPath ? fusedEvaluate : defaultEvaluate);
+  const fast = fastPathMode(opts);
+  const evaluate = opts.evaluate ??
+    (fast === "bf16" ? fusedEvaluateBf16 : fast === "fp32" ? fusedEvaluate : defaultEvaluate);
   // read before any await: an enclosing withSweepPartial's context
   const partialPath = opts.partial === false ? undefined : (opts.partial ?? ambientSweepPartial());
 
@@ -443,7 +483,7 @@ export async function noiseSweep(
           scoring,
           batchSize,
           recalibrateBN: opts.recalibrateBN ?? null,
-          fastPath: Boolean(opts.fastPath && !opts.evaluate),
+          fastPath: fast === "bf16" ? "bf16" : fast === "fp32",
         }),
         allowEmpty: Boolean(opts.allowEmpty),
       }

@@ -47,6 +47,8 @@ const SYMBOLS = {
   nl_pad4: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "f32"], result: "i32" },
   nl_spatial_mean: { parameters: ["buffer", "buffer", "i64", "i64", "i64"], result: "i32" },
   nl_spatial_mean_grad: { parameters: ["buffer", "buffer", "i64", "i64", "i64"], result: "i32" },
+  // optional: a shim built before it existed still loads (then bf16 is simply unavailable)
+  nl_set_conv_bf16: { parameters: ["i32"], result: "i32", optional: true },
 } as const;
 
 /** The shim's functions, as returned by `Deno.dlopen`. */

@@ -14,3 +14,4 @@ export {
   RELU_GRAD,
   setEngineProfiling,
 } from "./kernels/mod.ts";
+export { type ConvPrecision, convPrecision, setConvPrecision } from "./precision.ts";

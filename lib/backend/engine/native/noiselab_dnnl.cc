@@ -87,6 +87,10 @@ enum {
 
 struct ConvEntry {
   memory::desc src_md, w_user_md, dst_md, bias_md;
+  // bf16 inference (nl_set_conv_bf16): the f32 input is converted into src_lp before the conv
+  bool src_cvt = false;
+  memory src_lp;
+  reorder src_r;
   memory::dims strides, dilates, pad_l, pad_r;
   convolution_forward::primitive_desc fwd_pd;
   convolution_forward fwd;
@@ -110,6 +114,16 @@ struct ConvEntry {
 };
 
 std::map<std::vector<int>, std::unique_ptr<ConvEntry>> g_conv;
+
+// Forward convolutions in bf16 (inputs and weights rounded to bf16, f32 accumulation and
+// output): off unless nl_set_conv_bf16(1) turned it on on a CPU with bf16 dot products.
+// Backward convolutions are always f32.
+bool g_conv_bf16 = false;
+
+bool cpu_has_bf16() {
+  const cpu_isa isa = get_effective_cpu_isa();
+  return isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx;
+}
 
 // Implementation choice. oneDNN's first choice for a convolution is not always
 // the fastest for these small-channel NHWC shapes (e.g. brgconv vs jit for
@@ -182,8 +196,9 @@ PD pick_fastest(PD pd, const std::function<double(const PD&)>& bench, const char
   return best;
 }
 
-ConvEntry& get_conv(const int32_t* p) {
+ConvEntry& get_conv(const int32_t* p, bool bf16 = false) {
   std::vector<int> key(p, p + P_COUNT);
+  if (bf16) key.push_back(1);
   auto it = g_conv.find(key);
   if (it != g_conv.end()) return *it->second;
   auto e = std::make_unique<ConvEntry>();
@@ -193,7 +208,8 @@ ConvEntry& get_conv(const int32_t* p) {
   e->dst_md = memory::desc({N, OC, OH, OW}, dt::f32, tag::nhwc);
   e->w_user_md = memory::desc({OC, C, KH, KW}, dt::f32, tag::hwio);
   e->bias_md = memory::desc({OC}, dt::f32, tag::x);
-  memory::desc w_any({OC, C, KH, KW}, dt::f32, tag::any);
+  memory::desc w_any({OC, C, KH, KW}, bf16 ? dt::bf16 : dt::f32, tag::any);
+  memory::desc src_prim = bf16 ? memory::desc({N, C, H, W}, dt::bf16, tag::nhwc) : e->src_md;
   e->strides = {p[P_SH], p[P_SW]};
   e->dilates = {p[P_DH] - 1, p[P_DW] - 1};
   e->pad_l = {p[P_PT], p[P_PL]};
@@ -204,12 +220,13 @@ ConvEntry& get_conv(const int32_t* p) {
     po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
     attr.set_post_ops(po);
   }
+  const prop_kind pk = bf16 ? prop_kind::forward_inference : prop_kind::forward_training;
   auto d = p[P_BIAS]
-               ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
-                                           e->src_md, w_any, e->bias_md, e->dst_md, e->strides, e->dilates,
+               ? convolution_forward::desc(pk, algorithm::convolution_direct,
+                                           src_prim, w_any, e->bias_md, e->dst_md, e->strides, e->dilates,
                                            e->pad_l, e->pad_r)
-               : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
-                                           e->src_md, w_any, e->dst_md, e->strides, e->dilates, e->pad_l,
+               : convolution_forward::desc(pk, algorithm::convolution_direct,
+                                           src_prim, w_any, e->dst_md, e->strides, e->dilates, e->pad_l,
                                            e->pad_r);
   e->fwd_pd = pick_fastest<convolution_forward::primitive_desc>(
       convolution_forward::primitive_desc(d, attr, *g_eng), [&](const convolution_forward::primitive_desc& pd) {
@@ -218,8 +235,13 @@ ConvEntry& get_conv(const int32_t* p) {
         std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}};
         if (p[P_BIAS]) args.insert({DNNL_ARG_BIAS, zero_memory(pd.bias_desc())});
         return time_ms([&] { prim.execute(*g_strm, args); g_strm->wait(); }, 2);
-      }, "jit:avx512_core");
+      }, bf16 ? nullptr : "jit:avx512_core");
   e->fwd = convolution_forward(e->fwd_pd);
+  if (bf16) {
+    e->src_cvt = true;
+    e->src_lp = memory(e->fwd_pd.src_desc(), *g_eng);
+    e->src_r = reorder(memory(e->src_md, *g_eng, nullptr), e->src_lp);
+  }
   if (e->fwd_pd.weights_desc() != e->w_user_md) {
     e->fwd_w_reorder = true;
     e->fwd_w_mem = memory(e->fwd_pd.weights_desc(), *g_eng);
@@ -599,9 +621,18 @@ const char* nl_info() {
   return g_info.c_str();
 }
 
+/**
+ * Forward convolutions in bf16 (1) or f32 (0, the default). Returns 1 when bf16 is now on, 0 when
+ * it is off — also when 1 was asked on a CPU without bf16 dot products (avx512_core_bf16 / AMX).
+ */
+int nl_set_conv_bf16(int on) {
+  g_conv_bf16 = on != 0 && cpu_has_bf16();
+  return g_conv_bf16 ? 1 : 0;
+}
+
 /** Name of the oneDNN implementation chosen for a convolution forward (diagnostics). */
 const char* nl_conv_impl(const int32_t* p) {
-  int rc = guard([&] { g_info = get_conv(p).fwd_pd.impl_info_str(); });
+  int rc = guard([&] { g_info = get_conv(p, g_conv_bf16).fwd_pd.impl_info_str(); });
   return rc == 0 ? g_info.c_str() : "";
 }
 
@@ -617,8 +648,12 @@ int nl_conv_fwd(const float* x, const float* w, const float* bias, float* y, con
       q[P_ACT] = 0;
       p = q.data();
     }
-    ConvEntry& e = get_conv(p);
+    ConvEntry& e = get_conv(p, g_conv_bf16);
     memory src(e.src_md, *g_eng, (void*)x), dst(e.dst_md, *g_eng, y);
+    if (e.src_cvt) {
+      e.src_r.execute(*g_strm, src, e.src_lp);
+      src = e.src_lp;
+    }
     memory wu(e.w_user_md, *g_eng, (void*)w);
     memory wm = wu;
     if (e.fwd_w_reorder) {
