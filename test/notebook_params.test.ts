@@ -86,3 +86,31 @@ Deno.test("notebooks: each parameters cell is exactly the one derived from PARAM
     );
   }
 });
+
+Deno.test("parameters: re-running the parameters cell unchanged keeps results valid; a changed value makes shown outputs stale", async () => {
+  const { assertFreshOutput } = await import("../lib/util/session.ts");
+  const { summarizeByEta } = await import("../lib/analysis/mod.ts");
+  const p1 = nb.parameters("01", { profile: "smoke", draws: 2 });
+  const rows = stamp([{ series: "a", eta: 0, accuracy: 0.5, normalizedAccuracy: 1, cleanAccuracy: 0.5, modelId: "m", draw: 0 }], generationOf(p1));
+
+  const again = nb.parameters("01", { profile: "smoke", draws: 2 });
+  assert.equal(generationOf(again), generationOf(p1), "an unchanged re-run started a new generation");
+  const summary = summarizeByEta(rows, () => "a");
+  assertFreshOutput("exportTable(x)", summary); // same values: still fresh
+  const p2 = nb.parameters("01", { profile: "smoke", draws: 4 });
+  // a summary of the old rows: refused, naming the change
+  assert.throws(() => assertFreshOutput("exportFigure(x)", summary), /exportFigure\(x\) refused: .*draws 2 → 4.*Run All Below/s);
+  // the parameters table of the new run: fine
+  assertFreshOutput("showTable", nb.paramsTable(p2));
+});
+
+Deno.test("parameters: unknown models and BN-only noise targets are refused in the parameters cell, naming the knob", () => {
+  assert.throws(() => nb.parameters("01", { profile: "smoke", models: ["resnet8", "nosuchnet"] }), (e: unknown) => {
+    assert.ok(e instanceof NoiselabError);
+    assert.equal(e.subject, "models");
+    assert.match(e.message, /^parameter models: unknown model "nosuchnet"/);
+    return true;
+  });
+  assert.throws(() => nb.parameters("01", { profile: "smoke", noiseTargets: ["bn-var"] }), /^.*parameter noiseTargets: \["bn-var"\] perturbs only BatchNorm arrays/);
+  nb.parameters("03", { profile: "smoke", noiseTargets: ["bn-var"] }); // notebook 03 compares BN conditions: allowed
+});

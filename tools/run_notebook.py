@@ -345,9 +345,11 @@ async def run(args):
                 probe = nbformat.v4.new_code_cell(
                     "globalThis.__noiselab && (globalThis.__noiselab.running = null);\n"
                     f"await new Promise((r) => setTimeout(r, {int(args.settle * 1000)}));")
+                nb.cells.append(probe)  # nbclient writes the executed cell back at its index
                 try:
-                    await client.async_execute_cell(probe, len(nb.cells), execution_count=k + 1)
+                    await client.async_execute_cell(probe, len(nb.cells) - 1, execution_count=k + 1)
                 except CellExecutionError:
+                    nb.cells.pop()
                     err = next((o for o in probe.get("outputs", []) if o.get("output_type") == "error"), None)
                     head = f"{err.get('ename')}: {err.get('evalue')}" if err else "an error escaped after the last cell"
                     last = max(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
@@ -359,6 +361,8 @@ async def run(args):
                         "above); the run counts as failed.**"))
                     code = 1
                     write_nb(nb, args.output)
+                else:
+                    nb.cells.pop()
     except Exception as e:  # noqa: BLE001 - startup failures etc.
         if code == 0:
             status.update(status="dead", error=f"{type(e).__name__}: {e}")

@@ -16,7 +16,7 @@
  * @module
  */
 import { tracked } from "../util/pending.ts";
-import { assertParametersOk } from "../util/session.ts";
+import { assertFreshOutput, assertParametersOk } from "../util/session.ts";
 import { Buffer } from "node:buffer";
 import { marked } from "marked";
 import { escapeXml } from "./dom.ts";
@@ -133,6 +133,7 @@ export function figureBundle(figure: ChartFigure, opts: { pngScale?: number } = 
  * untrusted notebooks, HTML exports and other viewers all show it) with its provenance line under it.
  */
 export async function showFigure(figure: ChartFigure, opts: ShowFigureOptions = {}): Promise<void> {
+  assertFreshOutput("showFigure", figure);
   await displayBundle(figureBundle(figure, { pngScale: opts.pngScale }));
   const prov = opts.provenance ?? figure.caption;
   if (prov) {
@@ -148,6 +149,7 @@ export async function showTable(
   df: DataFrame,
   opts: { caption?: string; provenance?: string } = {},
 ): Promise<void> {
+  assertFreshOutput("showTable", df);
   const bundle =
     (df as unknown as Record<symbol, () => MimeBundle>)[Symbol.for("Jupyter.display")]?.call(df) ?? {};
   const html = String(bundle["text/html"] ?? "");

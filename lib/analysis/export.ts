@@ -14,7 +14,7 @@
  * @module
  */
 import { tracked } from "../util/pending.ts";
-import { assertParametersOk } from "../util/session.ts";
+import { assertFreshOutput } from "../util/session.ts";
 import { basename, join } from "node:path";
 import { NoiselabError } from "../util/errors.ts";
 import { writeFileAtomic } from "../util/fs.ts";
@@ -195,7 +195,7 @@ export function exportFigure(
   name: string,
   opts: ExportOptions = {},
 ): Promise<ExportedFigure> {
-  assertParametersOk(`exportFigure("${name}")`);
+  assertFreshOutput(`exportFigure("${name}")`, figure);
   return tracked(`exportFigure("${name}")`, exportFigureImpl(figure, name, opts));
 }
 

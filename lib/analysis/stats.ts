@@ -5,6 +5,7 @@
  * training seeds combined over per-seed means); it is re-exported here.
  * @module
  */
+import { generationOf, stamp } from "../util/session.ts";
 import { ACCURACY_BOUNDS, combineSeeds, normalizedBounds, type SeedValue } from "../stats/mod.ts";
 
 export * from "../stats/mod.ts";
@@ -97,5 +98,7 @@ export function summarizeByEta<R extends SweepRowLike>(
     });
   }
   out.sort((x, y) => order.indexOf(x.series) - order.indexOf(y.series) || x.eta - y.eta);
-  return out;
+  // a summary is as old as its oldest row (notebook sessions: lib/util/session.ts)
+  const gens = rows.map(generationOf).filter((g): g is number => g !== undefined);
+  return gens.length ? stamp(out, Math.min(...gens)) : out;
 }

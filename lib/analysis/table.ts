@@ -10,7 +10,7 @@
  * @module
  */
 import { tracked } from "../util/pending.ts";
-import { assertParametersOk } from "../util/session.ts";
+import { assertFreshOutput } from "../util/session.ts";
 import { join } from "node:path";
 import pl from "nodejs-polars";
 import { NoiselabError } from "../util/errors.ts";
@@ -89,7 +89,7 @@ export function exportTable(
   name: string,
   opts: ExportTableOptions = {},
 ): Promise<string> {
-  assertParametersOk(`exportTable("${name}")`);
+  assertFreshOutput(`exportTable("${name}")`, df);
   return tracked(`exportTable("${name}")`, exportTableImpl(df, name, opts));
 }
 

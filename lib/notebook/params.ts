@@ -12,6 +12,7 @@ import {
   parametersFailed,
   parametersResolved,
   rememberValues,
+  sameAsCurrent,
   stamp,
 } from "../util/session.ts";
 import { type NotebookId, type NotebookParams, resolveParams, validateParams } from "./profiles.ts";
@@ -20,7 +21,8 @@ import { type NotebookId, type NotebookParams, resolveParams, validateParams } f
  * Resolve a notebook's parameters in its `parameters` cell: the profile's
  * defaults with every non-null knob of `knobs` replacing them (`knobs.profile`
  * picks the profile), validated before anything runs. The result is frozen and
- * stamped with a new generation (lib/util/session.ts): results computed from it
+ * stamped with a generation (lib/util/session.ts; a new one unless the values are
+ * unchanged since the cell's last successful run): results computed from it
  * carry the stamp, and a later cell that mixes them with another run's
  * parameters, or runs after this cell failed, refuses with a message saying
  * what to re-run.
@@ -29,23 +31,25 @@ import { type NotebookId, type NotebookParams, resolveParams, validateParams } f
  * @throws NoiselabError naming the bad parameter (and marks the session failed)
  */
 export function parameters(notebook: NotebookId, knobs: Record<string, unknown>): Readonly<NotebookParams> {
-  const generation = beginParameters();
+  let p: NotebookParams;
   try {
     const { profile, ...rest } = knobs;
     if (typeof profile !== "string") {
       throw new NoiselabError(`parameter profile: expected a profile name, got ${JSON.stringify(profile)}`, "profile");
     }
-    const p = resolveParams(notebook, profile, rest);
-    const values = structuredClone(p) as unknown as Record<string, unknown>;
-    rememberValues(generation, values);
-    parametersResolved(generation, values);
-    // the index page shows the parameters in effect (a no-op outside reproduce)
-    void tracked("recording the parameters in the run manifest", recordParameters(values));
-    return stamp(deepFreeze(p), generation);
+    p = resolveParams(notebook, profile, rest);
   } catch (e) {
-    parametersFailed(generation, e instanceof Error ? e.message : String(e));
+    parametersFailed(beginParameters(), e instanceof Error ? e.message : String(e));
     throw e;
   }
+  const values = structuredClone(p) as unknown as Record<string, unknown>;
+  // re-running the cell unchanged keeps everything computed from it valid
+  const generation = sameAsCurrent(values) ?? beginParameters();
+  rememberValues(generation, values);
+  parametersResolved(generation, values);
+  // the index page shows the parameters in effect (a no-op outside reproduce)
+  void tracked("recording the parameters in the run manifest", recordParameters(values));
+  return stamp(deepFreeze(p), generation);
 }
 
 function deepFreeze<T>(o: T): T {

@@ -14,6 +14,7 @@ import { NoiselabError } from "../util/errors.ts";
 import { type NoiseType, resolveSweepConfig, type SweepConfig } from "../noise/config.ts";
 import type { NoiseTarget } from "../noise/inject.ts";
 import type { ScoringRule } from "../models/predict.ts";
+import { bnSlotCount, parseModelName } from "../models/build.ts";
 
 /** Profile names. */
 export type ProfileName = "smoke" | "quick" | "standard" | "paper";
@@ -278,6 +279,14 @@ export function validateParams(p: NotebookParams): NotebookParams {
     "a non-empty list of model names",
     p.models,
   );
+  for (const m of p.models) {
+    try {
+      parseModelName(m);
+      bnSlotCount(m); // the depth must exist for the family
+    } catch (e) {
+      throw new NoiselabError(`parameter models: ${(e as Error).message.replace(/^model: /, "")}`, "models");
+    }
+  }
   const posIntOk = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
   check(
     p.width === null || posIntOk(p.width) ||
@@ -404,7 +413,19 @@ export function resolveParams(
     p.etasShown = nz.length <= 3 ? nz : [nz[0], nz[Math.floor(nz.length / 2)], nz[nz.length - 1]];
     if (!(p.etasShown as number[]).length) p.etasShown = [...etas];
   }
-  return validateParams(p as unknown as NotebookParams);
+  const out = validateParams(p as unknown as NotebookParams);
+  // notebooks that compare BN models with BN-free ones: noise only on BN arrays perturbs nothing in the
+  // BN-free models (the sweep would refuse after training); say so here, naming the knob
+  const BN_ONLY = ["bn-affine", "bn-mean", "bn-var"];
+  if (["01", "02", "04", "05"].includes(notebook) && out.noiseTargets.every((t) => BN_ONLY.includes(t))) {
+    throw new NoiselabError(
+      `parameter noiseTargets: ${JSON.stringify(out.noiseTargets)} perturbs only BatchNorm arrays, so it selects ` +
+        `nothing in the BN-free models notebook ${notebook} compares; add "kernels" (or use "all"), or study ` +
+        "BN-only noise in notebook 03",
+      "noiseTargets",
+    );
+  }
+  return out;
 }
 
 /** The base width of one model under the parameters (null = the architecture's default). */

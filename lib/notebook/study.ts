@@ -232,7 +232,7 @@ export function sweepVariant(
   assertCurrent("sweepVariant", p, { trained: tv, dataset });
   return tracked(
     `sweepVariant(${tv.label})`,
-    sweepVariantImpl(p, tv, condition, dataset, opts).then((sw) => stamp(sw, generationOf(p))),
+    sweepVariantImpl(p, tv, condition, dataset, opts).then((sw) => (stamp(sw.rows, generationOf(p)), stamp(sw, generationOf(p)))),
   );
 }
 
@@ -332,7 +332,7 @@ export function studyProvenance(
 
 /** The parameters in effect, as a two-column table (name, value). */
 export function paramsTable(p: NotebookParams): DataFrame {
-  return table(Object.entries(p).map(([k, v]) => ({ parameter: k, value: JSON.stringify(v) })));
+  return stamp(table(Object.entries(p).map(([k, v]) => ({ parameter: k, value: JSON.stringify(v) }))), generationOf(p));
 }
 
 /** Clean accuracies of trained variants as a table. */

@@ -15,8 +15,10 @@
 import { NoiselabError } from "./errors.ts";
 
 interface SessionState {
-  /** Number of times the parameters cell ran (successfully or not). */
+  /** Number of times the parameters cell ran with new values (successfully or not). */
   generation: number;
+  /** Generation of the latest computation started (data, training, sweeps). */
+  lastComputed?: number;
   /** Values of the last successful run (by generation), for messages. */
   current?: { generation: number; values: Record<string, unknown> };
   /** Set when the last run of the parameters cell failed. */
@@ -33,6 +35,15 @@ const stamps = new WeakMap<object, number>();
 /** Start a new generation (the parameters cell is running); returns its number. */
 export function beginParameters(): number {
   return ++state().generation;
+}
+
+/**
+ * The generation of the last successful run of the parameters cell when it resolved exactly these
+ * values (re-running the cell unchanged keeps results valid), else undefined.
+ */
+export function sameAsCurrent(values: Record<string, unknown>): number | undefined {
+  const c = state().current;
+  return c && !state().failed && JSON.stringify(c.values) === JSON.stringify(values) ? c.generation : undefined;
 }
 
 /** The parameters cell succeeded with these values. */
@@ -115,6 +126,7 @@ export function assertCurrent(what: string, p: unknown, inputs: Record<string, u
       "parameters",
     );
   }
+  state().lastComputed = gp; // a computation of this generation starts (assertFreshOutput's reference)
   for (const [name, v] of Object.entries(inputs)) {
     const gens = [v, ...(Array.isArray(v) ? v : [])].map(generationOf);
     const g = gens.find((x) => x !== undefined && x !== gp);
@@ -127,4 +139,28 @@ export function assertCurrent(what: string, p: unknown, inputs: Record<string, u
       );
     }
   }
+}
+
+/**
+ * Check before showing or exporting `obj` (a figure, a table, rows) that it is not older than the
+ * parameters cell: refuses when the parameters cell failed; when `obj` carries a generation stamp,
+ * when that is not the current one; when it carries none, when the parameters cell was re-run with
+ * new values after the latest computation started (the cell would show results of the previous
+ * values next to the new parameters). Outside notebooks (no parameters cell ever ran) it does nothing.
+ * @throws NoiselabError (subject "parameters")
+ */
+export function assertFreshOutput(what: string, obj?: unknown): void {
+  assertParametersOk(what);
+  const s = state();
+  const cur = s.current?.generation;
+  if (cur === undefined) return;
+  const g = generationOf(obj);
+  const from = g ?? s.lastComputed;
+  if (from === undefined || from === cur) return;
+  throw new NoiselabError(
+    `${what} refused: what this cell shows was computed with the parameters of an earlier run of the ` +
+      `parameters cell${describeChange(history.get(from), history.get(cur))}. Re-run the cells below the ` +
+      "parameters cell in order (Cell > Run All Below).",
+    "parameters",
+  );
 }
