@@ -13,7 +13,8 @@ export const name = "plan";
 /** One line for `noiselab help`. */
 export const summary = "list every training and sweep job of a profile, with cost and store state";
 /** Help text. */
-export const usage = `usage: noiselab plan [--profile smoke|quick|standard|paper] [-p name=value ...] [--only 01,03]
+export const usage =
+  `usage: noiselab plan [--profile smoke|quick|standard|paper] [-p name=value ...] [--only 01,03]
                     [--json] [--out plan.json]
   --profile  parameter profile (default quick); -p overrides a notebook parameter as in reproduce
   --only     plan only these notebooks
@@ -42,11 +43,15 @@ export function formatPlan(plan: Plan): string {
     line(head),
     ...rows.map(line),
     "",
-    `profile ${plan.profile}${Object.keys(plan.overrides).length ? ` ${JSON.stringify(plan.overrides)}` : ""}, ` +
+    `profile ${plan.profile}${
+      Object.keys(plan.overrides).length ? ` ${JSON.stringify(plan.overrides)}` : ""
+    }, ` +
     `backend ${plan.backend}, numerics v${plan.numerics}, store ${plan.resultsDir}`,
     `${t.jobs} jobs (${t.byKind.train} train, ${t.byKind.sweep} sweep, ${t.byKind.matched} matched-accuracy sweep), ` +
     `${t.done} done; estimated ${t.cpuHours.toFixed(t.cpuHours < 1 ? 3 : 1)} CPU-hours in all, ` +
-    `${t.cpuHoursLeft.toFixed(t.cpuHoursLeft < 1 ? 3 : 1)} left; longest job ${t.longestJobHours.toFixed(t.longestJobHours < 1 ? 3 : 1)} CPU-hours`,
+    `${t.cpuHoursLeft.toFixed(t.cpuHoursLeft < 1 ? 3 : 1)} left; longest job ${
+      t.longestJobHours.toFixed(t.longestJobHours < 1 ? 3 : 1)
+    } CPU-hours`,
   ].join("\n");
 }
 

@@ -28,6 +28,8 @@ export const usage = `usage: noiselab slurm --plan plan.json [--dir DIR] [--subm
   --setup          a shell line run before each worker (repeatable), e.g. "module load deno"
   --sbatch         an extra #SBATCH line (repeatable), e.g. "--account=abc"
   --max-running    at most N tasks of an array at once
+  --pack-seconds   pack consecutive jobs into one array task up to this many estimated CPU-seconds
+                   (default 900; 0: one job per task): tiny sweeps share a worker process
   --all            include jobs the store already holds (they exit at once)
 The store is $NOISELAB_RESULTS_DIR (or results/) at the time of this command, written into the
 scripts: put it on storage every node sees. Re-submitting runs only what is missing.`;
@@ -41,7 +43,17 @@ export async function run(argv: string[]): Promise<number> {
   const values: Record<string, string> = {};
   const setup: string[] = [], extra: string[] = [];
   let submit = false, all = false;
-  const valued = ["plan", "dir", "partition", "time", "cpus-per-task", "mem", "max-running", "notebook-time"];
+  const valued = [
+    "plan",
+    "dir",
+    "partition",
+    "time",
+    "cpus-per-task",
+    "mem",
+    "max-running",
+    "notebook-time",
+    "pack-seconds",
+  ];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const eq = a.startsWith("--") ? a.indexOf("=") : -1;
@@ -64,11 +76,18 @@ export async function run(argv: string[]): Promise<number> {
   const maxRunning = values["max-running"] ? positiveInt("slurm", "max-running", values["max-running"]) : 0;
   for (const k of ["time", "notebook-time"]) {
     if (values[k] && !/^(\d+-)?\d+(:\d+){0,2}$/.test(values[k])) {
-      throw new NoiselabError(`slurm: --${k} expects a Slurm time (e.g. 12:00:00 or 2-00:00:00), got "${values[k]}"`, `--${k}`);
+      throw new NoiselabError(
+        `slurm: --${k} expects a Slurm time (e.g. 12:00:00 or 2-00:00:00), got "${values[k]}"`,
+        `--${k}`,
+      );
     }
   }
   if (values.mem && !/^\d+[KMGT]?$/.test(values.mem)) {
     throw new NoiselabError(`slurm: --mem expects e.g. 16G, got "${values.mem}"`, "--mem");
+  }
+  const pack = values["pack-seconds"] ?? "900";
+  if (!/^\d+(\.\d+)?$/.test(pack)) {
+    throw new NoiselabError(`slurm: --pack-seconds expects seconds >= 0, got "${pack}"`, "--pack-seconds");
   }
   const plan = await readPlan(values.plan);
   const results = resultsDir();
@@ -86,14 +105,18 @@ export async function run(argv: string[]): Promise<number> {
     extra,
     maxRunning,
     all,
+    packSeconds: Number(pack),
   });
-  for (const p of s.phases) console.error(`${p.kind}: ${p.indices.length} task(s) (${p.list})`);
+  for (const p of s.phases) {
+    console.error(`${p.kind}: ${p.indices.length} job(s) in ${p.tasks.length} array task(s) (${p.list})`);
+  }
   console.error(`scripts in ${s.dir} (time limit per task ${s.time}; store ${results})`);
   if (!submit) {
     console.log(s.submit);
     return 0;
   }
-  const out = await new Deno.Command("bash", { args: [s.submit], stdout: "piped", stderr: "inherit" }).output();
+  const out = await new Deno.Command("bash", { args: [s.submit], stdout: "piped", stderr: "inherit" })
+    .output();
   const text = new TextDecoder().decode(out.stdout);
   console.log(text.trimEnd());
   return out.code === 0 ? 0 : 1;

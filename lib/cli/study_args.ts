@@ -56,7 +56,9 @@ export function parseStudyArgs(
 /** A positive integer flag value (NoiselabError naming the flag otherwise). */
 export function positiveInt(cmd: string, flag: string, v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new NoiselabError(`${cmd}: --${flag} expects a positive integer, got "${v}"`, `--${flag}`);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new NoiselabError(`${cmd}: --${flag} expects a positive integer, got "${v}"`, `--${flag}`);
+  }
   return n;
 }
 

@@ -14,7 +14,9 @@
  * the first seed's BN models under every `attributionConditions` and their
  * twins under `referenceConditions`, and a kernels-only matched comparison;
  * 05 trains the first seed's `bnVariants` and sweeps every trajectory snapshot
- * and the final model. A change to a notebook's calls must be mirrored here;
+ * and the final model; 06 trains the first seed's `bnVariants` (and, with `trainNoise` > 0, a
+ * noise-trained twin of each BN model) and sweeps each under `analogConditions` of its role. A change
+ * to a notebook's calls must be mirrored here;
  * test/study_plan.test.ts checks the plan against a real `reproduce` run.
  *
  * Matched-accuracy sweeps depend on numbers (which snapshot of the better
@@ -47,6 +49,7 @@ import {
   type SweepCondition,
   type Variant,
 } from "../notebook/study.ts";
+import { analogConditions } from "../notebook/analog.ts";
 import { loadConfigDataset, resolveTrainConfig, type TrainConfig } from "../train/mod.ts";
 import { DEFAULT_SNAPSHOTS, snapshotSteps } from "../train/loop.ts";
 import { listSnapshots, modelId, modelsDir } from "../train/store.ts";
@@ -108,6 +111,8 @@ export interface Plan {
   version: 1;
   profile: string;
   overrides: Record<string, unknown>;
+  /** The notebooks planned for (`--only`), or null for all: the notebook job runs these. */
+  only: NotebookId[] | null;
   /** Backend name the ids were computed for: workers must run on the same one. */
   backend: string;
   numerics: string;
@@ -122,7 +127,8 @@ export interface Plan {
  * 2 threads, `noiselab` engine, batch 128 training / 500 inference — the README's `tools/noiselab bench`
  * table (ResNet-20, ResNet-44, VGG-16 at their default widths). Other architectures are scaled: ResNet by
  * depth (cost ∝ 6n+2 layers, relative to ResNet-44), VGG by its multiply-adds relative to VGG-16 (VGG-11
- * 0.49, VGG-13 0.73, VGG-19 1.27), and both by (width / default width)² — an estimate, not a measurement.
+ * 0.49, VGG-13 0.73, VGG-19 1.27), and both by (width / default width)², never faster than ResNet-20 —
+ * an estimate, not a measurement.
  */
 export const THROUGHPUT = {
   threads: 2,
@@ -134,7 +140,11 @@ export const THROUGHPUT = {
 const VGG_RELATIVE: Record<number, number> = { 11: 0.49, 13: 0.73, 16: 1, 19: 1.27 };
 
 /** Estimated images/s of one model on the reference machine ({@link THROUGHPUT}). */
-export function throughputOf(model: string, width: number | null, hasBN: boolean): { train: number; infer: number } {
+export function throughputOf(
+  model: string,
+  width: number | null,
+  hasBN: boolean,
+): { train: number; infer: number } {
   const bnKey = hasBN ? "bn" : "nobn";
   const m = /^(resnet|vgg)(\d+)$/.exec(model);
   const arch = m?.[1] ?? "resnet";
@@ -157,7 +167,10 @@ export function throughputOf(model: string, width: number | null, hasBN: boolean
   }
   const w = width ?? defWidth;
   const scale = rel * (w / defWidth) ** 2;
-  return { train: base.train / scale, infer: base.infer / scale };
+  // models smaller than ResNet-20 are bound by per-layer overhead, not multiply-adds (measured: ResNet-8
+  // at width 8 trains at ~700 img/s on one thread): never faster than ResNet-20
+  const cap = THROUGHPUT.resnet20[bnKey];
+  return { train: Math.min(cap.train, base.train / scale), infer: Math.min(cap.infer, base.infer / scale) };
 }
 
 function trainCost(cfg: TrainConfig, nTrain: number, hasBN: boolean, snapshots: number): number {
@@ -168,7 +181,11 @@ function trainCost(cfg: TrainConfig, nTrain: number, hasBN: boolean, snapshots: 
 
 function sweepCost(p: NotebookParams, ref: ModelRef, condition: SweepCondition): number {
   const cfg = sweepConfigFor(p, condition);
-  const t = throughputOf(ref.config.model, ref.config.width ?? null, ref.variant.bn !== "none" && ref.variant.bn !== 0);
+  const t = throughputOf(
+    ref.config.model,
+    ref.config.width ?? null,
+    ref.variant.bn !== "none" && ref.variant.bn !== 0,
+  );
   const evals = 1 + cfg.etas.filter((e) => e > 0).length * cfg.draws;
   const recal = cfg.recalibrateBatches * cfg.recalibrateBatchSize;
   const images = cfg.testSize ?? ref.config.testSize;
@@ -198,7 +215,9 @@ export interface PlanOptions {
 export async function buildPlan(opts: PlanOptions): Promise<Plan> {
   const overrides = opts.overrides ?? {};
   const results = opts.resultsDir ?? resultsDir();
-  const ids = NOTEBOOK_IDS.filter((id) => !opts.only || opts.only.some((o) => id.startsWith(o) || o.startsWith(id)));
+  const ids = NOTEBOOK_IDS.filter((id) =>
+    !opts.only || opts.only.some((o) => id.startsWith(o) || o.startsWith(id))
+  );
   const params = ids.map((id) => ({ id, p: resolveParams(id, opts.profile, overrides) }));
   const backend = await initBackend(params[0]?.p.backend ?? "auto");
   const datasets = new Map<string, Dataset>();
@@ -223,7 +242,11 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
   };
 
   const modelRef = async (nb: NotebookId, p: NotebookParams, v: Variant, seed: number) => {
-    const config = resolveTrainConfig(trainConfigFor(p, v.model, v.bn, seed));
+    // as lib/notebook trainVariants: the variant's hardware-aware training noise on top (notebook 06's twins)
+    const config = resolveTrainConfig({
+      ...trainConfigFor(p, v.model, v.bn, seed),
+      ...(v.trainNoise ? { trainNoise: v.trainNoise } : {}),
+    });
     const ds = await datasetOf(config);
     const ref: ModelRef = {
       notebook: nb,
@@ -261,14 +284,23 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
     return sweepCachePath(key, { resultsDir: results }).split("/").pop()!.replace(/\.json$/, "");
   };
 
-  const sweep = (nb: NotebookId, p: NotebookParams, m: { ref: ModelRef; ds: Dataset }, c: SweepCondition, step: number | null = null) => {
+  const sweep = (
+    nb: NotebookId,
+    p: NotebookParams,
+    m: { ref: ModelRef; ds: Dataset },
+    c: SweepCondition,
+    step: number | null = null,
+  ) => {
     const id = sweepId(p, m.ref, m.ds, c, step);
-    const what = step === null ? "" : ` @ step ${step}`;
+    const time = (c as { time?: number }).time;
+    const what = step === null ? (time === undefined ? "" : ` @ t = ${time} s`) : ` @ step ${step}`;
     return add({
       id,
       kind: "sweep",
       phase: 1,
-      label: `sweep ${m.ref.variant.label}${p.seeds.length > 1 ? ` (seed ${m.ref.seed})` : ""}${what}: ${c.label}`,
+      label: `sweep ${m.ref.variant.label}${
+        p.seeds.length > 1 ? ` (seed ${m.ref.seed})` : ""
+      }${what}: ${c.label}`,
       notebooks: [nb],
       deps: [m.ref.modelId],
       cpuSeconds: sweepCost(p, m.ref, c),
@@ -278,7 +310,14 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
     });
   };
 
-  const matched = (nb: NotebookId, p: NotebookParams, bn: { ref: ModelRef; ds: Dataset }, no: { ref: ModelRef; ds: Dataset }, c: SweepCondition, finals: [PlanJob, PlanJob]) => {
+  const matched = (
+    nb: NotebookId,
+    p: NotebookParams,
+    bn: { ref: ModelRef; ds: Dataset },
+    no: { ref: ModelRef; ds: Dataset },
+    c: SweepCondition,
+    finals: [PlanJob, PlanJob],
+  ) => {
     const id = hashObject({
       kind: "matched",
       configHash: sweepConfigHash(sweepConfigFor(p, c)),
@@ -310,12 +349,17 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
   for (const { id: nb, p } of params) {
     if (nb === "01" || nb === "04") {
       const trained = [];
-      for (const v of bnVariants(p.models)) for (const s of p.seeds) trained.push(await modelRef(nb, p, v, s));
+      for (const v of bnVariants(p.models)) {
+        for (const s of p.seeds) trained.push(await modelRef(nb, p, v, s));
+      }
       const cond = defaultCondition(p);
       const finals = trained.map((m) => ({ m, job: sweep(nb, p, m, cond) }));
       for (const model of p.models) {
         const f = (bn: boolean) =>
-          finals.find((x) => x.m.ref.variant.model === model && x.m.ref.seed === p.seeds[0] && (x.m.ref.variant.bn === "all") === bn)!;
+          finals.find((x) =>
+            x.m.ref.variant.model === model && x.m.ref.seed === p.seeds[0] &&
+            (x.m.ref.variant.bn === "all") === bn
+          )!;
         const bn = f(true), no = f(false);
         if (bnSlotCount(model) > 0) matched(nb, p, bn.m, no.m, cond, [bn.job, no.job]);
       }
@@ -331,7 +375,9 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
       const first = all.filter((m) => m.ref.seed === p.seeds[0]);
       const conditions = attributionConditions(p);
       const kernels: { m: { ref: ModelRef; ds: Dataset }; job: PlanJob }[] = [];
-      for (const m of first.filter((m) => m.ref.variant.bn === "all" && bnSlotCount(m.ref.variant.model) > 0)) {
+      for (
+        const m of first.filter((m) => m.ref.variant.bn === "all" && bnSlotCount(m.ref.variant.model) > 0)
+      ) {
         for (const c of conditions) {
           const job = sweep(nb, p, m, c);
           if (c.key === "kernels") kernels.push({ m, job });
@@ -347,6 +393,20 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
       for (const b of kernels) {
         const twin = refs.find((r) => r.m.ref.variant.model === b.m.ref.variant.model);
         if (twin) matched(nb, p, b.m, twin.m, conditions[0], [b.job, twin.job]);
+      }
+    } else if (nb === "06") {
+      const q = { ...p, seeds: [p.seeds[0]] };
+      const base = bnVariants(q.models);
+      const twins: Variant[] = base.filter((v) => q.trainNoise > 0 && v.bn === "all").map((v) => ({
+        ...v,
+        key: `${v.key}-hwa`,
+        label: `${v.label}, noise-trained`,
+        trainNoise: q.trainNoise,
+      }));
+      for (const v of [...base, ...twins]) {
+        const m = await modelRef(nb, q, v, q.seeds[0]);
+        const role = v.trainNoise ? "twin" : v.bn === "none" ? "noBn" : "bn";
+        for (const c of analogConditions(q, role)) sweep(nb, q, m, c);
       }
     } else if (nb === "05") {
       const q = { ...p, seeds: [p.seeds[0]] };
@@ -366,6 +426,7 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
     version: 1,
     profile: opts.profile,
     overrides,
+    only: opts.only ? ids : null,
     backend,
     numerics: NUMERICS_VERSION,
     resultsDir: results,
@@ -386,10 +447,10 @@ export function sweepPath(id: string, results = resultsDir()): string {
  * job is done when its snapshot sweep is stored, or when none is needed (both final sweeps stored and
  * no snapshot of the better model is closer to its twin's accuracy: the notebooks' rule).
  */
-export async function jobDone(plan: Plan, job: PlanJob, results = resultsDir()): Promise<boolean> {
+export async function jobDone(job: PlanJob, results = resultsDir()): Promise<boolean> {
   if (job.kind === "train") return await exists(join(modelsDir(results), job.id, "meta.json"));
   if (job.kind === "sweep") return await exists(sweepPath(job.id, results));
-  const m = await matchedSnapshot(plan, job, results);
+  const m = await matchedSnapshot(job, results);
   if (m === undefined) return false;
   if (m === null) return true;
   return await exists(sweepPath(m.sweepId, results));
@@ -400,7 +461,6 @@ export async function jobDone(plan: Plan, job: PlanJob, results = resultsDir()):
  * sweep; null when no extra sweep is needed; undefined while the final sweeps are not stored.
  */
 export async function matchedSnapshot(
-  plan: Plan,
   job: PlanJob,
   results = resultsDir(),
 ): Promise<{ modelId: string; step: number; sweepId: string } | null | undefined> {
@@ -434,7 +494,7 @@ export async function matchedSnapshot(
 
 /** Re-check every job's `done` against the store. */
 export async function refreshDone(plan: Plan, results = resultsDir()): Promise<Plan> {
-  for (const j of plan.jobs) j.done = await jobDone(plan, j, results);
+  for (const j of plan.jobs) j.done = await jobDone(j, results);
   return plan;
 }
 
@@ -448,7 +508,10 @@ export async function readPlan(path: string): Promise<Plan> {
     throw new NoiselabError(`--plan: cannot read ${path} (${(e as Error).message})`, "--plan");
   }
   if (plan?.kind !== "noiselab-plan" || !Array.isArray(plan.jobs)) {
-    throw new NoiselabError(`--plan: ${path} is not a noiselab plan (write one with noiselab plan --json)`, "--plan");
+    throw new NoiselabError(
+      `--plan: ${path} is not a noiselab plan (write one with noiselab plan --json)`,
+      "--plan",
+    );
   }
   return plan;
 }

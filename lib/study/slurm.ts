@@ -38,6 +38,11 @@ export interface SlurmOptions {
   maxRunning?: number;
   /** Also plan every job, not only the unfinished ones. */
   all?: boolean;
+  /**
+   * Pack consecutive jobs of a phase into one array task while their estimated CPU-seconds add up to at
+   * most this (default 900): a worker process starts in seconds, so tiny sweeps share one (0 = one job per task).
+   */
+  packSeconds?: number;
 }
 
 /** What {@link writeSlurmScripts} wrote. */
@@ -46,8 +51,8 @@ export interface SlurmScripts {
   worker: string;
   notebooks: string;
   submit: string;
-  /** Plan indices per phase array (empty phases are not submitted). */
-  phases: { kind: JobKind; indices: number[]; list: string }[];
+  /** Plan indices per phase array (empty phases are not submitted), and the array tasks (packs of indices). */
+  phases: { kind: JobKind; indices: number[]; tasks: number[][]; list: string }[];
   time: string;
 }
 
@@ -62,11 +67,11 @@ export function slurmTime(seconds: number): string {
 }
 
 /**
- * The default time limit of an array task: the plan's longest job (CPU-seconds on the reference
- * machine) spread over the task's CPUs, doubled, plus 15 minutes for start-up and data loading.
+ * The default time limit of an array task: the plan's longest job or pack (CPU-seconds on the
+ * reference machine) spread over the task's CPUs, doubled, plus 15 minutes for start-up and data loading.
  */
-export function defaultTime(plan: Plan, cpus: number): string {
-  const longest = planTotals(plan).longestJobHours * 3600;
+export function defaultTime(plan: Plan, cpus: number, packSeconds = 900): string {
+  const longest = Math.max(planTotals(plan).longestJobHours * 3600, packSeconds);
   return slurmTime(2 * longest / Math.max(1, cpus) + 900);
 }
 
@@ -76,7 +81,7 @@ export async function writeSlurmScripts(plan: Plan, o: SlurmOptions): Promise<Sl
   await Deno.mkdir(join(dir, "logs"), { recursive: true });
   const planPath = resolve(o.planPath);
   const deno = o.deno ?? Deno.execPath();
-  const time = o.time ?? defaultTime(plan, o.cpusPerTask);
+  const time = o.time ?? defaultTime(plan, o.cpusPerTask, o.packSeconds ?? 900);
   const head = (name: string, t: string) =>
     [
       "#!/bin/bash",
@@ -100,14 +105,17 @@ export async function writeSlurmScripts(plan: Plan, o: SlurmOptions): Promise<Sl
     worker,
     `${head("noiselab-worker", time)}
 #SBATCH --output=${join(dir, "logs", "%x-%A_%a.out")}
-# One job of the plan per array task: line SLURM_ARRAY_TASK_ID+1 of the index list given as $1.
+# The jobs of one array task: line SLURM_ARRAY_TASK_ID+1 of the index list given as $1 (plan indices, comma-separated).
 ${env}
 index=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$1")
 echo "noiselab worker: plan index $index on $(hostname), $NOISELAB_THREADS thread(s)"
-exec ${q(deno)} run -A --v8-flags=--max-old-space-size=16384 lib/cli/worker.ts --plan ${q(planPath)} --index "$index"
+exec ${q(deno)} run -A --v8-flags=--max-old-space-size=16384 lib/cli/worker.ts --plan ${
+      q(planPath)
+    } --index "$index"
 `,
   );
   const params = Object.entries(plan.overrides).flatMap(([k, v]) => ["-p", q(`${k}=${JSON.stringify(v)}`)]);
+  if (plan.only) params.push("--only", plan.only.join(","));
   const notebooks = join(dir, "notebooks.sbatch");
   await Deno.writeTextFile(
     notebooks,
@@ -115,17 +123,29 @@ exec ${q(deno)} run -A --v8-flags=--max-old-space-size=16384 lib/cli/worker.ts -
 #SBATCH --output=${join(dir, "logs", "%x-%j.out")}
 # The notebooks, reading the store the arrays filled (no training, no sweeps left to compute).
 ${env}
-exec ${q(deno)} run -A --v8-flags=--max-old-space-size=16384 lib/cli/main.ts reproduce --profile ${plan.profile} ${
+exec ${
+      q(deno)
+    } run -A --v8-flags=--max-old-space-size=16384 lib/cli/main.ts reproduce --profile ${plan.profile} ${
       params.join(" ")
     } --out "$NOISELAB_RESULTS_DIR/notebooks"
 `,
   );
   const phases: SlurmScripts["phases"] = [];
   for (const kind of ["train", "sweep", "matched"] as JobKind[]) {
-    const indices = plan.jobs.filter((j) => j.kind === kind && (o.all || !j.done)).map((j) => j.index);
+    const jobs = plan.jobs.filter((j) => j.kind === kind && (o.all || !j.done));
+    const tasks: number[][] = [];
+    let sum = Infinity;
+    for (const j of jobs) {
+      if (sum + j.cpuSeconds > (o.packSeconds ?? 900)) {
+        tasks.push([]);
+        sum = 0;
+      }
+      tasks[tasks.length - 1].push(j.index);
+      sum += j.cpuSeconds;
+    }
     const list = join(dir, `${kind}.idx`);
-    await Deno.writeTextFile(list, indices.map((i) => `${i}\n`).join(""));
-    phases.push({ kind, indices, list });
+    await Deno.writeTextFile(list, tasks.map((t) => `${t.join(",")}\n`).join(""));
+    phases.push({ kind, indices: jobs.map((j) => j.index), tasks, list });
   }
   const throttle = o.maxRunning ? `%${o.maxRunning}` : "";
   const lines = [
@@ -138,13 +158,15 @@ exec ${q(deno)} run -A --v8-flags=--max-old-space-size=16384 lib/cli/main.ts rep
   for (const ph of phases) {
     if (!ph.indices.length) continue;
     lines.push(
-      `jid=$(sbatch --parsable $dep --job-name=noiselab-${ph.kind} --array=0-${ph.indices.length - 1}${throttle} ` +
+      `jid=$(sbatch --parsable $dep --job-name=noiselab-${ph.kind} --array=0-${
+        ph.tasks.length - 1
+      }${throttle} ` +
         `worker.sbatch ${q(ph.list)})`,
-      `echo "${ph.kind}: job $jid (${ph.indices.length} task(s))"`,
+      `echo "${ph.kind}: job $jid (${ph.indices.length} job(s) in ${ph.tasks.length} task(s))"`,
       'dep="--dependency=afterok:${jid%%;*}"',
     );
   }
-  lines.push('jid=$(sbatch --parsable $dep notebooks.sbatch)', 'echo "notebooks: job $jid"');
+  lines.push("jid=$(sbatch --parsable $dep notebooks.sbatch)", 'echo "notebooks: job $jid"');
   const submit = join(dir, "submit.sh");
   await Deno.writeTextFile(submit, lines.join("\n") + "\n");
   await Deno.chmod(submit, 0o755);

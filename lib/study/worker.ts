@@ -69,7 +69,10 @@ export async function runJob(plan: Plan, index: number, opts: RunJobOptions = {}
   const results = opts.results ?? resultsDir();
   const job = plan.jobs[index];
   if (!job) {
-    throw new NoiselabError(`--index: ${index} is not a job of the plan (0..${plan.jobs.length - 1})`, "--index");
+    throw new NoiselabError(
+      `--index: ${index} is not a job of the plan (0..${plan.jobs.length - 1})`,
+      "--index",
+    );
   }
   const dir = jobsDir(results);
   await Deno.mkdir(dir, { recursive: true });
@@ -89,17 +92,23 @@ export async function runJob(plan: Plan, index: number, opts: RunJobOptions = {}
   };
   try {
     for (;;) {
-      if (await jobDone(plan, job, results)) return out("already-done", 0, `already in the store: ${job.label}`);
+      if (await jobDone(job, results)) {
+        return out("already-done", 0, `already in the store: ${job.label}`);
+      }
       const missing = [];
       for (const d of job.deps) {
         const dj = plan.jobs.find((j) => j.id === d);
-        if (dj && !(await jobDone(plan, dj, results))) missing.push(`${dj.index} ${dj.label}`);
+        if (dj && !(await jobDone(dj, results))) missing.push(`${dj.index} ${dj.label}`);
       }
       if (missing.length) return out("blocked", 3, `blocked: needs ${missing.join("; ")}`);
-      const lock = await acquireLock(results, job.id, { onStale: (why) => log(`breaking a stale lock: ${why}`) });
+      const lock = await acquireLock(results, job.id, {
+        onStale: (why) => log(`breaking a stale lock: ${why}`),
+      });
       if ("heldBy" in lock) {
         const h = lock.heldBy;
-        if (opts.wait === false) return out("busy", 75, `busy: ${h.host}:${h.pid} runs it since ${h.startedAt}`);
+        if (opts.wait === false) {
+          return out("busy", 75, `busy: ${h.host}:${h.pid} runs it since ${h.startedAt}`);
+        }
         log(`waiting: ${h.host}:${h.pid} runs it since ${h.startedAt}`);
         await new Promise((r) => setTimeout(r, 5000));
         continue;
@@ -111,10 +120,12 @@ export async function runJob(plan: Plan, index: number, opts: RunJobOptions = {}
       };
       Deno.addSignalListener("SIGTERM", onTerm);
       try {
-        if (await jobDone(plan, job, results)) return out("already-done", 0, `already in the store: ${job.label}`);
+        if (await jobDone(job, results)) {
+          return out("already-done", 0, `already in the store: ${job.label}`);
+        }
         log(`start ${job.label} (est. ${Math.round(job.cpuSeconds)} CPU-s)`);
         await execute(plan, job, results, log, opts.progressSeconds ?? envSeconds());
-        if (!(await jobDone(plan, job, results))) {
+        if (!(await jobDone(job, results))) {
           throw new Error(
             `the job ran but its result is not in the store under ${job.id}: the plan is out of date ` +
               `(code, data or backend changed since it was written); write it again with noiselab plan`,
@@ -151,7 +162,16 @@ function envSeconds(): number {
 }
 
 function failure(job: PlanJob, error: string, log: string) {
-  return { id: job.id, index: job.index, label: job.label, error, host: hostname(), pid: Deno.pid, at: new Date().toISOString(), log };
+  return {
+    id: job.id,
+    index: job.index,
+    label: job.label,
+    error,
+    host: hostname(),
+    pid: Deno.pid,
+    at: new Date().toISOString(),
+    log,
+  };
 }
 
 async function execute(
@@ -173,7 +193,13 @@ async function execute(
   const dataset = await loadConfigDataset(job.model.config);
   const load = async (ref: ModelRef): Promise<TrainedVariant> => {
     const trained = await trainOrLoad(ref.config, { dataset, resultsDir: results, loadOnly: true });
-    return { ...ref.variant, seed: ref.seed, trained: trained!, bnLayers: trained!.provenance.bnLayers, bnSlots: bnSlotCount(ref.variant.model) };
+    return {
+      ...ref.variant,
+      seed: ref.seed,
+      trained: trained!,
+      bnLayers: trained!.provenance.bnLayers,
+      bnSlots: bnSlotCount(ref.variant.model),
+    };
   };
   if (job.kind === "train") {
     const ref = job.model;
@@ -184,7 +210,9 @@ async function execute(
       onProgress: plainTrainProgress(log, progressSeconds),
     });
     if (!trained) throw new Error("training stopped early");
-    if (trained.id !== job.id) throw new Error(`trained model id ${trained.id} differs from the plan's ${job.id}`);
+    if (trained.id !== job.id) {
+      throw new Error(`trained model id ${trained.id} differs from the plan's ${job.id}`);
+    }
     log(`model ${trained.id}: clean accuracy ${(100 * trained.cleanAccuracy).toFixed(2)}%`);
     trained.model.dispose();
     return;
@@ -198,7 +226,11 @@ async function execute(
       throw new Error(`model ${tv.trained.id} has no trajectory snapshot at step ${job.snapshotStep}`);
     }
     const sw = await sweepVariant(p, tv, job.condition!, dataset, { snapshot: snap });
-    log(`sweep ${sw.fromCache ? "loaded" : "computed"}: average normalized accuracy ${sw.result.averageNormalizedAccuracy}`);
+    log(
+      `sweep ${
+        sw.fromCache ? "loaded" : "computed"
+      }: average normalized accuracy ${sw.result.averageNormalizedAccuracy}`,
+    );
     tv.trained.model.dispose();
     return;
   }
@@ -209,7 +241,11 @@ async function execute(
     noBn: await sweepVariant(p, noBn, job.condition!, dataset),
   };
   const m = await matchedComparison(p, pair, job.condition!, dataset);
-  log(`matched: leader ${m.matched.leader}, gap ${(100 * m.endGap).toFixed(2)} → ${(100 * m.matchedGap).toFixed(2)} points`);
+  log(
+    `matched: leader ${m.matched.leader}, gap ${(100 * m.endGap).toFixed(2)} → ${
+      (100 * m.matchedGap).toFixed(2)
+    } points`,
+  );
   bn.trained.model.dispose();
   noBn.trained.model.dispose();
 }
@@ -233,7 +269,11 @@ export interface PoolOptions {
  * jobs it depends on are in the store. A failed job's dependants are skipped. Returns the number of
  * failed (or skipped) jobs.
  */
-export async function runPool(planPath: string, plan: Plan, opts: PoolOptions): Promise<{ failed: number; ran: number; seconds: number }> {
+export async function runPool(
+  planPath: string,
+  plan: Plan,
+  opts: PoolOptions,
+): Promise<{ failed: number; ran: number; seconds: number }> {
   const t0 = performance.now();
   const results = opts.results ?? resultsDir();
   const cores = navigator.hardwareConcurrency || 1;
@@ -244,35 +284,53 @@ export async function runPool(planPath: string, plan: Plan, opts: PoolOptions): 
   const todo: PlanJob[] = [];
   for (const j of plan.jobs) {
     if (opts.indices && !opts.indices.includes(j.index)) continue;
-    if (await jobDone(plan, j, results)) finished.add(j.id);
+    if (await jobDone(j, results)) finished.add(j.id);
     else todo.push(j);
   }
   for (const j of plan.jobs) if (!todo.includes(j)) finished.add(j.id);
-  echo(`pool: ${todo.length} job(s) to run, ${opts.parallel} worker(s) × ${threads} thread(s) (${cores} cores)`);
+  echo(
+    `pool: ${todo.length} job(s) to run, ${opts.parallel} worker(s) × ${threads} thread(s) (${cores} cores)`,
+  );
   const running = new Map<string, Promise<void>>();
   let ran = 0;
   const start = (j: PlanJob) => {
     ran++;
     echo(`pool: start [${j.index}] ${j.label}`);
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--v8-flags=--max-old-space-size=16384", join(projectRoot, "lib/cli/worker.ts"), "--plan", planPath, "--index", String(j.index)],
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--max-old-space-size=16384",
+        join(projectRoot, "lib/cli/worker.ts"),
+        "--plan",
+        planPath,
+        "--index",
+        String(j.index),
+      ],
       env: { NOISELAB_THREADS: String(threads), NOISELAB_RESULTS_DIR: results },
       stdin: "null",
       stdout: "null",
       stderr: "null",
     }).spawn();
     const t = performance.now();
-    running.set(j.id, child.status.then((st) => {
-      running.delete(j.id);
-      const s = ((performance.now() - t) / 1000).toFixed(1);
-      if (st.code === 0) {
-        finished.add(j.id);
-        echo(`pool: done  [${j.index}] ${j.label} (${s} s)`);
-      } else {
-        failed.add(j.id);
-        echo(`pool: FAILED [${j.index}] ${j.label} (exit ${st.code}; log ${join(results, "jobs", j.id + ".log")})`);
-      }
-    }));
+    running.set(
+      j.id,
+      child.status.then((st) => {
+        running.delete(j.id);
+        const s = ((performance.now() - t) / 1000).toFixed(1);
+        if (st.code === 0) {
+          finished.add(j.id);
+          echo(`pool: done  [${j.index}] ${j.label} (${s} s)`);
+        } else {
+          failed.add(j.id);
+          echo(
+            `pool: FAILED [${j.index}] ${j.label} (exit ${st.code}; log ${
+              join(results, "jobs", j.id + ".log")
+            })`,
+          );
+        }
+      }),
+    );
   };
   while (todo.length || running.size) {
     // jobs whose dependencies failed can never run
@@ -293,7 +351,9 @@ export async function runPool(planPath: string, plan: Plan, opts: PoolOptions): 
     }
     if (running.size) await Promise.race(running.values());
     else if (!started && todo.length) {
-      for (const j of todo) echo(`pool: skip  [${j.index}] ${j.label} (dependencies not in the plan's reach)`);
+      for (const j of todo) {
+        echo(`pool: skip  [${j.index}] ${j.label} (dependencies not in the plan's reach)`);
+      }
       for (const j of todo) failed.add(j.id);
       todo.length = 0;
     }
