@@ -86,6 +86,7 @@ Deno.test("SweepConfig: defaults, every field validated with an error naming it,
     "clipSigma",
     "inferenceTime",
     "driftCompensation",
+    "fastPath",
   ]);
   assert.deepEqual(
     resolveSweepConfig({ etas: [0.1], targets: ["all", "kernels", "all"] }).targets,
@@ -155,6 +156,7 @@ Deno.test("sweepConfigHash: defaults spelled out or left out hash the same; ever
     { clipSigma: 3 },
     { noiseType: "pcm", inferenceTime: 3600 },
     { noiseType: "pcm", driftCompensation: true },
+    { fastPath: "bf16" },
   ];
   assert.equal(changes.length, SWEEP_CONFIG_KEYS.length, "one change per field");
   for (const c of changes) assert.notEqual(sweepConfigHash({ ...base, ...c }), h, JSON.stringify(c));
@@ -177,6 +179,7 @@ Deno.test("noise flags: one per config field (historical names kept), --form a d
     "draws",
     "drift-compensation",
     "eta",
+    "fast-path",
     "fold-bn",
     "form",
     "inference-time",
@@ -253,6 +256,7 @@ Deno.test("noise flags: values become one resolved config per target group; defa
     clipSigma: 0,
     inferenceTime: 1,
     driftCompensation: false,
+    fastPath: "off" as const,
   };
   assert.deepEqual(configs, [
     { ...common, targets: ["kernels"] },
@@ -326,6 +330,7 @@ Deno.test("notebooks: sweepConfigFor maps the knobs (names kept); validation is 
     clipSigma: 0,
     inferenceTime: 1,
     driftCompensation: false,
+    fastPath: "off",
   });
   const recal = attributionConditions(p).find((x) => x.recalibrate)!;
   assert.equal(sweepConfigFor(p, recal).recalibrateBatches, p.recalibrateBatches);
@@ -807,4 +812,19 @@ Deno.test("sweepVariant (notebooks) end to end: rows equal the old path's, store
     else Deno.env.set("NOISELAB_RESULTS_DIR", saved);
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("fastPath: off by default and left out of the hash there; --fast-path sets it; sweepOptionsFor passes it", () => {
+  const base = resolveSweepConfig({ etas: [0.1] });
+  assert.equal(base.fastPath, "off");
+  assert.equal(sweepConfigHash({ etas: [0.1], fastPath: "off" }), sweepConfigHash({ etas: [0.1] }));
+  assert.notEqual(sweepConfigHash({ etas: [0.1], fastPath: "fp32" }), sweepConfigHash({ etas: [0.1] }));
+  assert.throws(
+    () => resolveSweepConfig({ etas: [0.1], fastPath: "fp16" as never }),
+    /^NoiselabError: fastPath: /,
+  );
+  assert.equal(resolveSweepFlags(flags(["--eta", "0.1", "--fast-path", "bf16"])).configs[0].fastPath, "bf16");
+  const o = (fastPath: "off" | "fp32" | "bf16") =>
+    sweepOptionsFor(resolveSweepConfig({ etas: [0.1], fastPath }), { modelId: "m" }).fastPath;
+  assert.deepEqual([o("off"), o("fp32"), o("bf16")], [undefined, true, "bf16"]);
 });

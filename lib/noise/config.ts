@@ -115,7 +115,21 @@ export interface SweepConfig {
   inferenceTime: number;
   /** `pcm` only: global drift compensation (a scalar per tensor from a reference read-out). Default false. */
   driftCompensation: boolean;
+  /**
+   * How each draw is evaluated (issue #11): "off" (the model as it is; default),
+   * "fp32" (lib/models fused.ts: BN folded into the convs after the noise,
+   * conv + bias + ReLU fused; equal up to float rounding, bitwise-equal rows on
+   * the quick models) or "bf16" (the same with bf16 forward convolutions on the
+   * onednn engine, fp32 where it cannot; rows within about 0.4 points). See
+   * lib/noise `SweepOptions.fastPath`.
+   */
+  fastPath: FastPath;
 }
+
+/** Evaluation path of a sweep: see {@link SweepConfig.fastPath}. */
+export type FastPath = "off" | "fp32" | "bf16";
+/** Every evaluation path. */
+export const FAST_PATHS: readonly FastPath[] = ["off", "fp32", "bf16"];
 
 /** Where BN lives: see {@link SweepConfig.bnPlacement}. */
 export type BNPlacement = "analog" | "digital" | "folded";
@@ -153,6 +167,7 @@ export const DEFAULT_SWEEP_CONFIG: Readonly<SweepConfig> = deepFreeze({
   clipSigma: 0,
   inferenceTime: 1,
   driftCompensation: false,
+  fastPath: "off",
 } as SweepConfig);
 
 /**
@@ -165,6 +180,7 @@ const LATER_FIELDS: readonly (keyof SweepConfig)[] = [
   "clipSigma",
   "inferenceTime",
   "driftCompensation",
+  "fastPath",
 ];
 
 /**
@@ -203,6 +219,8 @@ export const SWEEP_CONFIG_DOCS: Readonly<Record<keyof SweepConfig, string>> = Ob
   clipSigma: "clip each perturbed tensor at ±k·std(W) before the noise (0 = off)",
   inferenceTime: "pcm: time after programming the weights are read at: seconds or 1s/1h/1d/1y",
   driftCompensation: "pcm: global drift compensation per tensor from a reference read-out",
+  fastPath:
+    "evaluation: off | fp32 (BN folded after the noise, conv+bias+ReLU fused) | bf16 (same, bf16 convs)",
 });
 
 function bad(field: string, msg: string): NoiselabError {
@@ -319,6 +337,12 @@ export function resolveSweepConfig(
       throw bad(k, `expected a number >= 0, got ${show(v)}`);
     }
   }
+  if (!(FAST_PATHS as readonly unknown[]).includes(c.fastPath)) {
+    throw bad(
+      "fastPath",
+      `unknown evaluation path ${JSON.stringify(c.fastPath)}; use ${FAST_PATHS.join(", ")}`,
+    );
+  }
   if (typeof c.driftCompensation !== "boolean") {
     throw bad("driftCompensation", `expected true or false, got ${show(c.driftCompensation)}`);
   }
@@ -418,6 +442,11 @@ export function sweepOptionsFor(
     scoring: config.scoring,
     batchSize: config.batchSize,
     modelId: ctx.modelId,
+    ...(config.fastPath === "bf16"
+      ? { fastPath: "bf16" as const }
+      : config.fastPath === "fp32"
+      ? { fastPath: true }
+      : {}),
     recalibrateBN,
     onProgress: ctx.onProgress,
   };

@@ -107,6 +107,8 @@ export function legacySweepKey(input: {
         ? { x: input.calibration.x, batches: c.recalibrateBatches, batchSize: c.recalibrateBatchSize }
         : null,
       backend: input.backend === undefined ? undefined : storeBackendName(input.backend),
+      // legacy entries were all computed unfused: a fast-path config never matches one
+      fastPath: c.fastPath === "bf16" ? "bf16" : c.fastPath === "fp32" ? true : undefined,
     }),
     snapshotStep: input.snapshotStep ?? null,
   };
