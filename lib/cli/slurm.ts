@@ -18,7 +18,7 @@ export const summary = "write (--submit: submit) Slurm job arrays for a plan, th
 /** Help text. */
 export const usage = `usage: noiselab slurm --plan plan.json [--dir DIR] [--submit] [--partition P] [--time T]
                      [--cpus-per-task C] [--mem M] [--setup "line"]... [--sbatch "--flag"]...
-                     [--max-running N] [--notebook-time T] [--all]
+                     [--max-running N] [--notebook-time T] [--pack-seconds S] [--all]
   --dir            where scripts, index lists and logs go (default <plan dir>/slurm)
   --submit         run the written submit.sh (sbatch must be on PATH)
   --partition      Slurm partition (default: the cluster's default)
