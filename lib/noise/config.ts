@@ -192,6 +192,8 @@ export function sweepKeyView(c: SweepConfig): Record<string, unknown> {
   const out: Record<string, unknown> = { ...c };
   for (const k of LATER_FIELDS) if (out[k] === DEFAULT_SWEEP_CONFIG[k]) delete out[k];
   if (c.bnPlacement === "folded") delete out.bnPlacement;
+  // the compensation's read-out was corrected to AIHWKit's on 2026-11-30: sweeps with it get new keys
+  if (c.driftCompensation) out.driftReadout = "aihwkit-eye-mean-abs";
   return out;
 }
 

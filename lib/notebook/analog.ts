@@ -232,8 +232,8 @@ export function interpretAnalog(
   }
   out.push(
     `Scale: ${opts.scale} Constants: AIHWKit PCMLikeNoiseModel defaults (g_max 25 µS, programming-noise ` +
-      `polynomial 0.26348 + 1.9650·x − 1.1731·x², t0 20 s, t_read 250 ns, Q_s 0.0088; the drift lines are ` +
-      `recalled from AIHWKit, see lib/noise/models/pcm.ts).`,
+      `polynomial 0.26348 + 1.9650·x − 1.1731·x², t0 20 s, t_read 250 ns, Q_s 0.0088, drift lines as in ` +
+      `aihwkit/inference/noise/pcm.py; see lib/noise/models/pcm.ts).`,
   );
   return out.join("\n\n");
 }

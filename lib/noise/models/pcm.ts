@@ -7,14 +7,14 @@
  * Nat. Commun. 11, 2473 (2020).
  *
  * **Where the constants come from.** They are AIHWKit's `PCMLikeNoiseModel`
- * defaults, written down from the author's knowledge of that file, NOT re-read
- * from it here (the session that wrote this had no access to the source): the
- * structure and the named defaults (g_max = 25 µS, prog_coeff, t_read = 250 ns,
- * t0 = 20 s, Q_s = 0.0088) are well established; the drift-parameter lines
- * (slopes −0.0155 / −0.0125, intercepts 0.0244 / −0.0059, clips [0.049, 0.1] /
- * [0.008, 0.045]), the read-noise exponent 0.65 with its clips (1e-3, 0.2) and
- * the zero clip 1e-7 of g/g_max are recalled, not verified: check them against
- * `pcm.py` before citing a number that depends on them.
+ * defaults. Checked line by line against IBM/aihwkit
+ * `src/aihwkit/inference/noise/pcm.py` (PCMLikeNoiseModel, commit 1384c56,
+ * read 2026-11-30): g_max = 25 µS, prog_coeff = (0.26348, 1.9650, −1.1731)
+ * fitted at g_max 25 µS, t_read = 250 ns, t0 = 20 s, the drift lines (slopes
+ * −0.0155 / −0.0125, intercepts 0.0244 / −0.0059, clips [0.049, 0.1] /
+ * [0.008, 0.045], ν = |μ + σ·z|), Q_s = min(0.0088 / max((|g_prog|/g_max)^0.65,
+ * 1e-3), 0.2), the zero clip 1e-7 of g/g_max, t = t_inf + t0, and the clamps of
+ * programmed and final conductances at 0 all match.
  *
  * **The model, per tensor** (a layer's kernel, or any other selected array;
  * last axis = outputs), with η the sweep's noise level (AIHWKit's
@@ -38,8 +38,8 @@
  *    g_t = max(0, g_drift + |g_drift|·η·σ_read·z);
  * 7. back to weights: W_t = (g⁺_t − g⁻_t)·s/g_max;
  * 8. optional global drift compensation (AIHWKit's `GlobalDriftCompensation`):
- *    a reference read-out r(W) = mean over outputs of |Σ_inputs W| (the layer's
- *    response to an all-ones input) taken right after programming (t_inf = 0,
+ *    a reference read-out r(W) = max(mean |W|, 1e-4) (the layer's mean |output|
+ *    for the one-hot inputs eye(in), as AIHWKit) taken right after programming (t_inf = 0,
  *    its own read-noise draw) and at t_inf; the layer's output is scaled by
  *    α = r(W_0)/r(W_t), here applied to the weights (W_t·α), which is the same
  *    for the matrix-vector product.
@@ -64,7 +64,7 @@ export const PCM_T_READ = 250e-9;
 export const PCM_T0 = 20;
 /** 1/f read-noise constant Q_s. */
 export const PCM_Q_S = 0.0088;
-/** Smallest g/g_max used in the drift-parameter lines (recalled, see the module JSDoc). */
+/** Smallest g/g_max used in the drift-parameter lines (AIHWKit `_ZERO_CLIP`). */
 export const PCM_ZERO_CLIP = 1e-7;
 
 /** Parameters of {@link PcmNoiseModel}. */
@@ -176,18 +176,21 @@ export function pcmReadAt(
 }
 
 /**
- * The reference read-out of global drift compensation: the layer's response to
- * an all-ones input, mean |output| over the outputs (last axis; a 1-D array:
- * every element its own output).
+ * The read-out of global drift compensation, as AIHWKit's `GlobalDriftCompensation`
+ * (aihwkit/inference/compensation/drift.py: read-out inputs = the one-hot vectors
+ * `eye(in_size)`, read-out = `clamp(mean |output|, min=1e-4)`): with one-hot
+ * inputs the outputs are the weights themselves, so the read-out is the mean
+ * |w| over the whole tensor, at least 1e-4. `shape` is accepted for the
+ * interface and unused (the read-out is the same for every layout).
  */
-export function driftReadout(w: ArrayLike<number>, shape: number[]): number {
-  const outs = shape.length >= 2 ? shape[shape.length - 1] : w.length;
-  const sums = new Float64Array(outs);
-  for (let i = 0; i < w.length; i++) sums[i % outs] += w[i];
+export function driftReadout(w: ArrayLike<number>, _shape: number[]): number {
   let s = 0;
-  for (let j = 0; j < outs; j++) s += Math.abs(sums[j]);
-  return s / Math.max(outs, 1);
+  for (let i = 0; i < w.length; i++) s += Math.abs(w[i]);
+  return Math.max(s / Math.max(w.length, 1), 1e-4);
 }
+
+/** Version of the drift-compensation read-out, part of the sweep key when compensation is on. */
+export const DRIFT_READOUT = "aihwkit-eye-mean-abs";
 
 /** PCM-like inference noise as a {@link NoiseModel} (the steps of the module JSDoc; η scales programming and read noise). */
 export class PcmNoiseModel implements NoiseModel {
