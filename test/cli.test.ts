@@ -370,7 +370,7 @@ Deno.test("help lists the commands; train help lists every knob", async () => {
 Deno.test("commands: one list drives dispatch and help; each has name, summary, usage, run", async () => {
   const { COMMANDS, main } = await import("../lib/cli/main.ts");
   const names = COMMANDS.map((c) => c.name);
-  assert.deepEqual(names, ["models", "train", "noise", "data", "reproduce", "help"]);
+  assert.deepEqual(names, ["models", "train", "noise", "data", "reproduce", "plan", "worker", "slurm", "help"]);
   const printed: string[] = [];
   const log = console.log;
   console.log = (...a: unknown[]) => void printed.push(a.join(" "));
