@@ -22,6 +22,8 @@
  * Usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
  *   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
  *   [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]
+ *   [--torch-settings all|nchw,channels_last,nchw-bf16,channels_last-bf16] (PyTorch sides alternated in each round;
+ *   "-bf16": torch.autocast("cpu", dtype=torch.bfloat16); a second table compares with the fastest)
  *   [--sweep [--sweep-images 1000]]
  * Output: a table (or one JSON object per line with --json); the run is saved to
  * results/bench/<timestamp>.jsonl and .md unless --no-write.
@@ -32,7 +34,7 @@ import type * as tfl from "@tensorflow/tfjs-layers";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { backendInfo, initBackend } from "../lib/backend/mod.ts";
-import { engineStats, setEngineProfiling } from "../lib/backend/engine/mod.ts";
+import { engineStats, setConvPrecision, setEngineProfiling } from "../lib/backend/engine/mod.ts";
 import { buildModel } from "../lib/models/mod.ts";
 import { noiseSweep } from "../lib/noise/sweep.ts";
 import { DEFAULT_TRAIN_CONFIG, trainStep, type TrainStepState, trainStepState } from "../lib/train/mod.ts";
@@ -42,6 +44,10 @@ interface Row {
   model: string;
   bn: boolean;
   side: "noiselab" | "pytorch";
+  /** PyTorch side only: nchw | channels_last, with "-bf16" under torch.autocast("cpu", bfloat16). */
+  setting?: string;
+  /** Engine side with --torch-settings: inference with bf16 forward convolutions (setConvPrecision), if the CPU has bf16. */
+  infer_bf16_img_s?: number;
   train_img_s: number;
   infer_img_s: number;
   backend: string;
@@ -51,8 +57,8 @@ interface Row {
 
 const USAGE = `usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
-  [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]
-  [--sweep [--sweep-images 1000]]   (sweep throughput: unfused vs fused fast path, noiselab side only)`;
+  [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--torch-settings all|nchw,channels_last,nchw-bf16,channels_last-bf16]
+  [--profile] [--json] [--no-write] [--sweep [--sweep-images 1000]]   (sweep throughput: unfused vs fused fast path, noiselab side only)`;
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(USAGE);
   Deno.exit(0);
@@ -84,6 +90,7 @@ const { values: args } = parseArgs({
     side: { type: "string", default: "both" },
     backend: { type: "string", default: "auto" },
     "torch-channels-last": { type: "boolean", default: false },
+    "torch-settings": { type: "string", default: "" },
     profile: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
@@ -109,6 +116,20 @@ if (!["true", "false", "both"].includes(args.bn!)) {
   throw new NoiselabError(`--bn must be true, false or both`, "bn");
 }
 const bns = args.bn === "both" ? [true, false] : [args.bn === "true"];
+const TORCH_SETTINGS = ["nchw", "channels_last", "nchw-bf16", "channels_last-bf16"];
+const torchSettings = args["torch-settings"] === "all"
+  ? TORCH_SETTINGS
+  : args["torch-settings"]
+  ? args["torch-settings"].split(",").map((x) => x.trim())
+  : [args["torch-channels-last"] ? "channels_last" : "nchw"];
+for (const t of torchSettings) {
+  if (!TORCH_SETTINGS.includes(t)) {
+    throw new NoiselabError(
+      `--torch-settings: unknown ${JSON.stringify(t)}; use all or ${TORCH_SETTINGS.join(",")}`,
+      "torch-settings",
+    );
+  }
+}
 if (!["both", "noiselab", "pytorch"].includes(args.side!)) {
   throw new NoiselabError(`--side must be both, noiselab or pytorch`, "side");
 }
@@ -302,6 +323,19 @@ function measureNoiselab(name: string, bn: boolean, rep: number): Row {
     );
     setEngineProfiling(false);
   }
+  // the engine's bf16 inference (forward convolutions in bf16), measured beside fp32 when PyTorch's
+  // settings are compared (its training is fp32 only: bf16 training is not built yet)
+  let inferBf16: number | undefined;
+  if (args["torch-settings"] && setConvPrecision("bf16") === "bf16") {
+    try {
+      inferBatch(p);
+      t0 = performance.now();
+      for (let i = 0; i < inferBatches; i++) inferBatch(p);
+      inferBf16 = inferBatches * INFER_BATCH / ((performance.now() - t0) / 1000);
+    } finally {
+      setConvPrecision("fp32");
+    }
+  }
   return {
     model: name,
     bn,
@@ -309,6 +343,7 @@ function measureNoiselab(name: string, bn: boolean, rep: number): Row {
     rep,
     train_img_s: steps * BATCH / trainS,
     infer_img_s: inferBatches * INFER_BATCH / inferS,
+    ...(inferBf16 === undefined ? {} : { infer_bf16_img_s: inferBf16 }),
     backend: backendName,
     threads: backendInfo().threads,
   };
@@ -364,10 +399,19 @@ class TorchPeer {
     peer.info = `torch ${msg.torch}, ${msg.threads} threads`;
     return peer;
   }
-  async measure(name: string, bn: boolean, rep: number): Promise<Row> {
+  async measure(name: string, bn: boolean, rep: number, setting: string): Promise<Row> {
+    const layout = setting.startsWith("channels_last") ? "channels_last" : "nchw";
     await this.writer.write(
       new TextEncoder().encode(
-        JSON.stringify({ model: name, bn, steps, infer_batches: inferBatches }) + "\n",
+        JSON.stringify({
+          model: name,
+          bn,
+          steps,
+          infer_batches: inferBatches,
+          layout,
+          bf16: setting.endsWith("-bf16"),
+        }) +
+          "\n",
       ),
     );
     const r = await this.lines.next();
@@ -415,7 +459,7 @@ const emit = (r: Row) => {
   rows.push(r);
   if (args.json) console.log(JSON.stringify(r));
   else {log(
-      `  ${r.model} bn=${r.bn} ${r.side.padEnd(8)} rep ${r.rep}: train ${
+      `  ${r.model} bn=${r.bn} ${r.side.padEnd(8)}${r.setting ? ` ${r.setting}` : ""} rep ${r.rep}: train ${
         r.train_img_s.toFixed(1)
       } img/s, infer ${r.infer_img_s.toFixed(1)} img/s`,
     );}
@@ -425,7 +469,7 @@ for (const name of models) {
   for (const bn of bns) {
     for (let rep = 1; rep <= reps; rep++) {
       if (args.side !== "pytorch") emit(measureNoiselab(name, bn, rep));
-      if (torch) emit(await torch.measure(name, bn, rep));
+      if (torch) { for (const t of torchSettings) emit(await torch.measure(name, bn, rep, t)); }
     }
     const p = prepared.get(`${name}:${bn}`);
     if (p) {
@@ -458,7 +502,10 @@ const lines = [
 for (const name of models) {
   for (const bn of bns) {
     const pick = (side: string, k: "train_img_s" | "infer_img_s") => {
-      const v = rows.filter((r) => r.model === name && r.bn === bn && r.side === side).map((r) => r[k]);
+      const v = rows.filter((r) =>
+        r.model === name && r.bn === bn && r.side === side &&
+        (side !== "pytorch" || r.setting === torchSettings[0])
+      ).map((r) => r[k]);
       return v.length ? median(v) : NaN;
     };
     const nt = pick("noiselab", "train_img_s"), pt = pick("pytorch", "train_img_s");
@@ -468,6 +515,47 @@ for (const name of models) {
     lines.push(
       `| ${name} | ${bn} | ${f(nt)} | ${f(pt)} | ${r(nt, pt)} | ${f(ni)} | ${f(pi)} | ${r(ni, pi)} |`,
     );
+  }
+}
+if (torch && torchSettings.length > 1) {
+  const cols = torchSettings.map((t) => `pytorch ${t}`);
+  lines.push(
+    "",
+    `PyTorch settings (${torchSettings.join(", ")}; "-bf16": torch.autocast("cpu", dtype=torch.bfloat16)), ` +
+      "alternating with the engine (fp32) in the same rounds; ratio = engine / the fastest PyTorch setting:",
+    "",
+    `| model | bn | what | noiselab fp32 | noiselab bf16 | ${
+      cols.join(" | ")
+    } | fp32 vs fastest | best vs fastest |`,
+    `| --- | --- | --- | --- | --- | ${cols.map(() => "---").join(" | ")} | --- | --- |`,
+  );
+  for (const name of models) {
+    for (const bn of bns) {
+      for (const k of ["train_img_s", "infer_img_s"] as const) {
+        const med = (side: string, setting?: string) => {
+          const v = rows.filter((r) =>
+            r.model === name && r.bn === bn && r.side === side &&
+            (setting === undefined || r.setting === setting)
+          ).map((r) => r[k]);
+          return v.length ? median(v) : NaN;
+        };
+        const ours = med("noiselab");
+        const b16 = rows.filter((r) =>
+          r.model === name && r.bn === bn && r.side === "noiselab" && r.infer_bf16_img_s !== undefined
+        ).map((r) => r.infer_bf16_img_s!);
+        const oursBf16 = k === "infer_img_s" && b16.length ? median(b16) : NaN;
+        const oursBest = Number.isNaN(oursBf16) ? ours : Math.max(ours, oursBf16);
+        const theirs = torchSettings.map((t) => med("pytorch", t));
+        const best = Math.max(...theirs.filter((v) => !Number.isNaN(v)));
+        lines.push(
+          `| ${name} | ${bn} | ${k === "train_img_s" ? "train" : "infer"} | ${ours.toFixed(1)} | ${
+            Number.isNaN(oursBf16) ? "-" : oursBf16.toFixed(1)
+          } | ${theirs.map((v) => v.toFixed(1)).join(" | ")} | ${(ours / best).toFixed(2)}x | ${
+            (oursBest / best).toFixed(2)
+          }x |`,
+        );
+      }
+    }
   }
 }
 const md = lines.join("\n") + "\n";

@@ -15,6 +15,7 @@ Threads: --threads, else NOISELAB_THREADS, else the cores this process may use.
 Prints one JSON object per measurement.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -112,9 +113,13 @@ class Runner:
         self.channels_last = channels_last
         self.cache = {}
 
-    def measure(self, model, bn, steps, infer_batches, batch=128, infer_batch=500):
-        key = (model, bn)
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+    def measure(self, model, bn, steps, infer_batches, batch=128, infer_batch=500, layout=None, bf16=False):
+        """layout: "nchw" | "channels_last" (default: the --channels-last flag); bf16: forward passes under
+        torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's CPU mixed precision; fp32 weights, SGD in fp32)."""
+        channels_last = self.channels_last if layout is None else layout == "channels_last"
+        key = (model, bn, channels_last)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
         if key not in self.cache:
             torch.manual_seed(0)
             m = build(model, bn).to(memory_format=fmt)
@@ -130,8 +135,9 @@ class Runner:
 
         def step():
             opt.zero_grad(set_to_none=True)
-            out = m(x)
-            loss = F.cross_entropy(out, y)
+            with cast():
+                out = m(x)
+                loss = F.cross_entropy(out, y)
             loss.backward()
             opt.step()
             return loss.item()
@@ -144,7 +150,7 @@ class Runner:
             step()
         train_s = time.perf_counter() - t0
         m.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), cast():
             m(xi)
             t0 = time.perf_counter()
             for _ in range(infer_batches):
@@ -157,7 +163,9 @@ class Runner:
             "train_img_s": steps * batch / train_s,
             "infer_img_s": infer_batches * infer_batch / infer_s,
             "backend": f"pytorch {torch.__version__} cpu, {self.threads} threads, "
-            + ("channels_last" if self.channels_last else "NCHW"),
+            + ("channels_last" if channels_last else "NCHW")
+            + (" + bf16 autocast" if bf16 else ""),
+            "setting": ("channels_last" if channels_last else "nchw") + ("-bf16" if bf16 else ""),
             "threads": self.threads,
         }
 
@@ -200,7 +208,8 @@ def main():
             if q.get("quit"):
                 break
             res = r.measure(q["model"], bool(q["bn"]), int(q["steps"]), int(q["infer_batches"]),
-                            int(q.get("batch", 128)), int(q.get("infer_batch", 500)))
+                            int(q.get("batch", 128)), int(q.get("infer_batch", 500)),
+                            q.get("layout"), bool(q.get("bf16", False)))
             print(json.dumps(res), flush=True)
         return
     bns = [True, False] if a.bn == "both" else [a.bn == "true"]
