@@ -237,6 +237,13 @@ Deno.test("stored model: targets that select nothing (--fold-bn, BN targets on a
       assert.ok(line.includes(`${t} selects no weight tensor of model ${twinId} (`), line);
       assert.deepEqual(await treeState(results), twinState, t);
     }
+    // BN re-estimation on a model without BN would re-estimate nothing and say it did: exit 2 naming the flag
+    const recal = await cli(["noise", "--model", twinId, "--eta", "0.1", "--recalibrate-bn", "2"], {
+      NOISELAB_RESULTS_DIR: results,
+      NOISELAB_DATA_DIR: noData,
+    });
+    assertBadInput(recal, /--recalibrate-bn: model \w+ has no BatchNorm layer, so there are no BN statistics/);
+    assert.deepEqual(await treeState(results), twinState, "--recalibrate-bn");
     await Deno.remove(join(results, "models", twinId), { recursive: true });
 
     // corrupt copies of the stored model, each in its own results folder

@@ -144,6 +144,13 @@ export async function runNoise(req: NoiseRequest): Promise<NoiseRun> {
     } catch (e) {
       throw asModelFlagError(e);
     }
+    if (config.recalibrateBatches > 0 && stored.meta.provenance.bnLayers === 0) {
+      // re-estimating BN statistics of a model without BN would change nothing and report that it did
+      throw flagError(
+        "recalibrate-bn",
+        `model ${stored.id} has no BatchNorm layer, so there are no BN statistics to re-estimate`,
+      );
+    }
     const testSize = config.testSize ?? cfg.testSize;
     if (testSize > SPLIT_SIZES[cfg.dataset].test) {
       throw flagError(
