@@ -149,6 +149,12 @@ def clear_outputs(nb):
     nb.metadata.pop("noiselab", None)
 
 
+def error_of(cell, fallback):
+    """(the cell's error output or None, its message line `ename: evalue`, else `fallback`)."""
+    err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+    return err, (f"{err.get('ename')}: {err.get('evalue')}" if err else fallback)
+
+
 def error_cell_markdown(text):
     cell = nbformat.v4.new_markdown_cell(text)
     cell.metadata["tags"] = ["noiselab-runner-error"]
@@ -312,9 +318,8 @@ async def run(args):
                     break
                 except CellExecutionError as e:
                     # the message first (ename: evalue), then the traceback nbclient gives
-                    err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
                     lines = str(e).strip().splitlines()
-                    head = f"{err.get('ename')}: {err.get('evalue')}" if err else (lines[-1] if lines else "error")
+                    err, head = error_of(cell, lines[-1] if lines else "error")
                     status.update(status="error", failedCell=index, error=head + "\n\n" + "\n".join(lines[-20:]))
                     nb.cells.insert(index + 1, error_cell_markdown(
                         f"**noiselab runner: cell {index} raised an error; execution stopped here.**"))
@@ -350,8 +355,7 @@ async def run(args):
                     await client.async_execute_cell(probe, len(nb.cells) - 1, execution_count=k + 1)
                 except CellExecutionError:
                     nb.cells.pop()
-                    err = next((o for o in probe.get("outputs", []) if o.get("output_type") == "error"), None)
-                    head = f"{err.get('ename')}: {err.get('evalue')}" if err else "an error escaped after the last cell"
+                    err, head = error_of(probe, "an error escaped after the last cell")
                     last = max(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
                     status.update(status="error", failedCell=last, error=head)
                     if err:
