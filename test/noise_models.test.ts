@@ -2,10 +2,12 @@
  * lib/noise/models (issue #13): each component of the PCM-like noise model checked against its
  * formula by its statistics — programming noise mean/variance vs the polynomial, the drift
  * exponent's distribution, read-noise scale vs time, global drift compensation restoring the mean
- * output — plus clipping, the Gaussian forms as NoiseModels (bitwise the old numbers), BN placement
- * and the new SweepConfig fields keeping every older config's hash.
+ * output — plus clipping, the Gaussian forms as NoiseModels (bitwise the old numbers), BN placement,
+ * the PCM conductance mapping per layer (bitwise the old numbers) or per output channel (noise scaling
+ * with each channel's max|W|), and the new SweepConfig fields keeping every older config's hash.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../lib/backend/mod.ts";
 import { buildModel } from "../lib/models/mod.ts";
@@ -16,11 +18,13 @@ import {
   GaussianNoiseModel,
   listWeights,
   noiseSpecOf,
+  noiseSweep,
   noisyValues,
   PCM_G_MAX,
   PCM_PROG_COEFF,
   PCM_T0,
   PCM_T_READ,
+  pcmChannelScales,
   pcmDriftExponents,
   pcmDriftFactor,
   pcmDriftMoments,
@@ -30,9 +34,12 @@ import {
   pcmQs,
   pcmReadAt,
   pcmReadSigma,
+  perturbWeights,
+  resolveNoiseSpec,
   resolveSweepConfig,
   type SweepConfig,
   sweepConfigHash,
+  sweepOptionsFor,
   withNoise,
 } from "../lib/noise/mod.ts";
 import { sweepCacheKey } from "../lib/notebook/cache.ts";
@@ -164,7 +171,12 @@ Deno.test("global drift compensation restores the mean output; without it the ou
   for (let i = 0; i < 100; i++) {
     near(comp[i], plain[i] * alpha, 1e-5 * Math.max(1, Math.abs(comp[i])), "scalar");
   }
-  near(driftReadout([1, -2, 3, 4, -5, 6], [3, 2]), 21 / 6, 1e-12, "readout: AIHWKit's mean |w| (one-hot inputs)");
+  near(
+    driftReadout([1, -2, 3, 4, -5, 6], [3, 2]),
+    21 / 6,
+    1e-12,
+    "readout: AIHWKit's mean |w| (one-hot inputs)",
+  );
   near(driftReadout([0, 0], [2, 1]), 1e-4, 1e-12, "readout clamped at 1e-4 as AIHWKit");
 });
 
@@ -296,6 +308,7 @@ Deno.test("new SweepConfig fields keep every older configuration's hash and cach
       { noiseType: "pcm" },
       { noiseType: "pcm", inferenceTime: 3600 },
       { noiseType: "pcm", driftCompensation: true },
+      { noiseType: "pcm", pcmMapping: "per-channel" },
     ]
   ) assert.notEqual(sweepConfigHash({ etas: [0.1], ...c }), h, JSON.stringify(c));
   assert.notEqual(
@@ -303,4 +316,257 @@ Deno.test("new SweepConfig fields keep every older configuration's hash and cach
     sweepConfigHash({ etas: [0.1], noiseType: "pcm", inferenceTime: 86400 }),
   );
   assert.equal(DEFAULT_SWEEP_CONFIG.bnPlacement, "analog");
+  // pcmMapping (added later still): out of the key at its default, so every stored pcm sweep keeps its id
+  assert.equal(DEFAULT_SWEEP_CONFIG.pcmMapping, "per-layer");
+  for (
+    const p of [{ noiseType: "pcm" }, { noiseType: "pcm", inferenceTime: 3600, driftCompensation: true }]
+  ) {
+    const c = resolveSweepConfig({ etas: [1], ...p } as Partial<SweepConfig>);
+    assert.equal(sweepConfigHash({ ...c, pcmMapping: "per-layer" }), sweepConfigHash({ etas: [1], ...p }));
+    const key = (pcmMapping: "per-layer" | "per-channel") =>
+      sweepCacheKey({
+        config: { ...c, pcmMapping },
+        modelId: "m",
+        dataId: "d",
+        testSubset: { size: 10, subsetSeed: 0 },
+      }).config as Record<string, unknown>;
+    assert.ok(!("pcmMapping" in key("per-layer")), "left out at its default");
+    assert.equal(key("per-channel").pcmMapping, "per-channel");
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// PCM conductance mapping: per layer (the old numbers) or per output channel (issue #13)
+
+/** sha256 of PcmNoiseModel outputs on a fixed conv-shaped tensor (some exact zeros) at four settings. */
+function pcmDigest(mapping?: "per-layer" | "per-channel"): string {
+  const shape = [3, 3, 8, 16];
+  const w = gaussianFill(makeRng("per-layer-pin"), new Float32Array(3 * 3 * 8 * 16));
+  for (let i = 0; i < w.length; i += 7) w[i] = 0;
+  const h = createHash("sha256");
+  const settings = [[0, false, 1], [3600, true, 1], [365 * 86400, false, 0.3], [
+    365 * 86400,
+    true,
+    2,
+  ]] as const;
+  for (const [t, comp, eta] of settings) {
+    const model = new PcmNoiseModel({
+      tInference: t,
+      driftCompensation: comp,
+      ...(mapping ? { mapping } : {}),
+    });
+    const out = model.apply(w, makeRng(`pin:${t}:${comp}`), { eta, name: "c/kernel", shape });
+    h.update(new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+  }
+  return h.digest("hex");
+}
+
+Deno.test("PCM per-layer mapping: bitwise the numbers of the code before pcmMapping existed", () => {
+  // recorded by running the same inputs through lib/noise/models/pcm.ts of commit 44bb725 (before the
+  // mapping was a choice): t_inf 0 / 1 h compensated / 1 y at η 0.3 / 1 y compensated at η 2
+  const before = "6480bb3331e3718fe8592b7082e53c51bdd69ca7288f3b31c9feb7b32fe70a2e";
+  assert.equal(pcmDigest(), before, "default mapping");
+  assert.equal(pcmDigest("per-layer"), before, "per-layer spelled out");
+  assert.notEqual(pcmDigest("per-channel"), before, "per-channel maps differently");
+  // the spec and the sweep config say per-layer by leaving it out (old specs, keys and partial files hold)
+  const spec = noiseSpecOf(resolveSweepConfig({ etas: [1], noiseType: "pcm", pcmMapping: "per-layer" }));
+  assert.deepEqual(spec.pcm, { tInference: 1, driftCompensation: false });
+  assert.deepEqual(
+    resolveNoiseSpec({ form: "pcm", pcm: { tInference: 1, driftCompensation: false, mapping: "per-layer" } })
+      .pcm,
+    { tInference: 1, driftCompensation: false },
+  );
+});
+
+Deno.test("PCM per-channel mapping: the noise on each output channel scales with that channel's max|W|", () => {
+  // conv layout [kh, kw, in, out]: channel = last axis; channel c holds ±m_c, so its max|W| is m_c
+  const m = [1, 0.1, 0.01, 0.001];
+  const shape = [5, 5, 2000, m.length];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const w = new Float32Array(n);
+  for (let i = 0; i < n; i++) w[i] = (Math.floor(i / m.length) % 2 ? -1 : 1) * m[i % m.length];
+  assert.deepEqual([...pcmChannelScales(w, shape, "per-channel")], m.map(Math.fround));
+  assert.deepEqual([...pcmChannelScales(w, shape, "per-layer")], [1]);
+
+  // at t_inf = 0 (t = t0: no drift) and small η the noise is linear in η: every device of channel c is
+  // programmed at ±g_max, so W/w − 1 has std η/g_max·√(σ_prog(g_max)² + (g_max·σ_read(g_max))²
+  // + σ_prog(0)²·(1/2 − 1/(2π))) (target device: programming + read noise; the other device of the pair
+  // at g = 0: programming noise clipped at 0, a half normal) — the same for every channel
+  const eta = 0.05;
+  const want = eta / PCM_G_MAX * Math.sqrt(
+    pcmProgSigma(PCM_G_MAX) ** 2 + (PCM_G_MAX * pcmReadSigma(PCM_G_MAX, 0)) ** 2 +
+      pcmProgSigma(0) ** 2 * (0.5 - 1 / (2 * Math.PI)),
+  );
+  const ctx = { eta, name: "conv/kernel", shape };
+  const relStd = (mapping: "per-layer" | "per-channel") => {
+    const out = new PcmNoiseModel({ tInference: 0, driftCompensation: false, mapping }).apply(
+      w,
+      makeRng("chan"),
+      ctx,
+    );
+    return m.map((_, c) => {
+      const rel: number[] = [];
+      for (let i = c; i < n; i += m.length) rel.push(out[i] / w[i] - 1);
+      return moments(rel).std;
+    });
+  };
+  const perChannel = relStd("per-channel");
+  for (const [c, sd] of perChannel.entries()) {
+    near(sd / want, 1, 0.02, `relative noise of channel ${c} (max|W| ${m[c]})`);
+    // i.e. the absolute noise σ is want·m_c: proportional to the channel's own max
+  }
+  // with the layer max the small channels sit near g = 0 and their relative noise explodes
+  const perLayer = relStd("per-layer");
+  near(perLayer[0] / want, 1, 0.02, "the channel holding the layer max: the same either way");
+  assert.ok(
+    perLayer[3] > 100 * perChannel[3],
+    `per-layer: channel max 0.001 gets ${perLayer[3]} relative noise, per-channel ${perChannel[3]}`,
+  );
+
+  // an all-zero channel takes the layer max; rank < 2 is one scale; a shape that does not fit throws
+  assert.deepEqual([...pcmChannelScales(Float32Array.from([2, 0, -4, 0]), [2, 2], "per-channel")], [4, 4]);
+  assert.deepEqual([...pcmChannelScales(Float32Array.from([1, -3]), [2], "per-channel")], [3]);
+  assert.throws(
+    () => pcmChannelScales(new Float32Array(6), [4, 2], "per-channel"),
+    (e) => e instanceof NoiselabError && e.subject === "pcmMapping",
+  );
+  // 1-D arrays (biases, BN vectors) and tensors whose channels share one max: the same numbers as per-layer
+  const both = (v: Float32Array, shape: number[], comp: boolean) =>
+    (["per-layer", "per-channel"] as const).map((mapping) =>
+      new PcmNoiseModel({ tInference: 86400, driftCompensation: comp, mapping })
+        .apply(v, makeRng("same"), { eta: 1, name: "b", shape })
+    );
+  const v = gaussianFill(makeRng("v"), new Float32Array(64));
+  const [a1, b1] = both(v, [64], true);
+  assert.deepEqual(a1, b1, "rank 1: per tensor");
+  for (let j = 0; j < 8; j++) v[j * 8 + j] = 5; // row j of channel j: every channel of [8, 8] has max|W| 5
+  assert.deepEqual([...pcmChannelScales(v, [8, 8], "per-channel")], new Array(8).fill(5));
+  const [a2, b2] = both(v, [8, 8], false);
+  assert.deepEqual(a2, b2, "equal channel maxima, no compensation: bitwise");
+});
+
+Deno.test("PCM per-channel mapping: drift compensation stays one scalar per tensor and restores the mean output", () => {
+  const [nIn, nOut] = [256, 64];
+  const w = gaussianFill(makeRng("wc"), new Float32Array(nIn * nOut));
+  // channels of very different scales (1, 0.1, 0.01) and offsets, as in the per-layer test
+  for (let i = 0; i < w.length; i++) {
+    w[i] = (w[i] * 0.1 + (i % nOut < 32 ? 0.02 : -0.02)) * 10 ** -(i % 3);
+  }
+  const x = gaussianFill(makeRng("xc"), new Float32Array(256 * nIn));
+  for (let i = 0; i < x.length; i++) x[i] = Math.abs(x[i]);
+  // the mean |output| of each scale group, so the small channels count as much as the large ones
+  const meanAbsOut = (ww: Float32Array, group: number) => {
+    let s = 0, k = 0;
+    for (let b = 0; b < 256; b++) {
+      for (let j = group; j < nOut; j += 3) {
+        let o = 0;
+        for (let i = 0; i < nIn; i++) o += x[b * nIn + i] * ww[i * nOut + j];
+        s += Math.abs(o);
+        k++;
+      }
+    }
+    return s / k;
+  };
+  const year = 365 * 86400;
+  const ctx = { eta: 1, name: "fc/kernel", shape: [nIn, nOut] };
+  const model = (comp: boolean) =>
+    new PcmNoiseModel({ tInference: year, driftCompensation: comp, mapping: "per-channel" });
+  const plain = model(false).apply(w, makeRng("dc"), ctx);
+  const comp = model(true).apply(w, makeRng("dc"), ctx);
+  for (let g = 0; g < 3; g++) {
+    const ideal = meanAbsOut(w, g);
+    assert.ok(meanAbsOut(plain, g) / ideal < 0.7, `drift lowers channel group ${g}'s output after a year`);
+    near(meanAbsOut(comp, g) / ideal, 1, 0.06, `compensated mean output of channel group ${g}`);
+  }
+  const alpha = comp[0] / plain[0];
+  for (let i = 0; i < 300; i++) {
+    near(comp[i], plain[i] * alpha, 1e-5 * Math.max(Math.abs(comp[i]), 1e-30), "one scalar for the tensor");
+  }
+});
+
+Deno.test("PCM per-channel mapping on a model: the output channel is the last axis of conv and dense kernels", () => {
+  const model = buildModel("resnet8", { bn: "all", width: 4 });
+  try {
+    const kernels = listWeights(model).filter((r) => r.category === "kernels");
+    const conv = kernels.filter((r) => r.variable.shape.length === 4)
+      .sort((a, b) => b.variable.read().size - a.variable.read().size)[0];
+    const dense = kernels.find((r) => r.variable.shape.length === 2)!;
+    assert.equal(dense.variable.shape[1], 10, "dense kernel [in, out]");
+    // shrink output channel 0 of each a thousandfold: per-channel, its noise shrinks with it
+    for (const r of [conv, dense]) {
+      const v = (r.variable.read().dataSync() as Float32Array).slice();
+      const c = r.variable.shape.at(-1)!;
+      for (let i = 0; i < v.length; i += c) v[i] *= 1e-3;
+      const t = tf.tensor(v, r.variable.shape as number[]);
+      r.variable.write(t);
+      t.dispose();
+    }
+    const noiseOf = (mapping: "per-layer" | "per-channel") => {
+      const clean = [conv, dense].map((r) => (r.variable.read().dataSync() as Float32Array).slice());
+      const restore = perturbWeights(
+        model,
+        { form: "pcm", targets: ["kernels"], pcm: { tInference: 0, driftCompensation: false, mapping } },
+        1,
+        "layout",
+      );
+      try {
+        return [conv, dense].map((r, k) => {
+          const noisy = r.variable.read().dataSync() as Float32Array;
+          const c = r.variable.shape.at(-1)!;
+          let s0 = 0, n0 = 0, s1 = 0, n1 = 0;
+          for (let i = 0; i < noisy.length; i++) {
+            const d = Math.abs(noisy[i] - clean[k][i]);
+            if (i % c === 0) (s0 += d, n0++);
+            else (s1 += d, n1++);
+          }
+          return (s0 / n0) / (s1 / n1); // mean |noise| of channel 0 against the other channels
+        });
+      } finally {
+        restore();
+      }
+    };
+    const [convC, denseC] = noiseOf("per-channel");
+    const [convL, denseL] = noiseOf("per-layer");
+    assert.ok(convC < 0.01 && denseC < 0.01, `per-channel: channel 0's noise ratio ${convC}, ${denseC}`);
+    assert.ok(convL > 0.1 && denseL > 0.1, `per-layer: channel 0's noise ratio ${convL}, ${denseL}`);
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("pcmMapping: a pcm-only SweepConfig field, in the sweep's spec and provenance when per-channel", async () => {
+  assert.throws(
+    () => resolveSweepConfig({ etas: [0.1], pcmMapping: "per-channel" }),
+    (e) => e instanceof NoiselabError && e.subject === "pcmMapping" && /pcm only/.test(e.message),
+  );
+  assert.throws(
+    () => resolveSweepConfig({ etas: [0.1], noiseType: "pcm", pcmMapping: "per-row" as never }),
+    (e) =>
+      e instanceof NoiselabError && e.subject === "pcmMapping" &&
+      /unknown conductance mapping/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      resolveNoiseSpec({
+        form: "pcm",
+        pcm: { tInference: 0, driftCompensation: false, mapping: "x" as never },
+      }),
+    NoiselabError,
+  );
+  const cfg = resolveSweepConfig({ etas: [1], draws: 1, noiseType: "pcm", pcmMapping: "per-channel" });
+  assert.deepEqual(noiseSpecOf(cfg).pcm, { tInference: 1, driftCompensation: false, mapping: "per-channel" });
+  const model = buildModel("resnet8", { bn: "all", width: 4 });
+  try {
+    const x = gaussianFill(makeRng("img"), new Float32Array(4 * 32 * 32 * 3));
+    const res = await noiseSweep(model, { x, labels: [0, 1, 2, 3] }, sweepOptionsFor(cfg, { modelId: "m" }));
+    assert.equal(res.provenance.spec.pcm?.mapping, "per-channel");
+    const plain = await noiseSweep(
+      model,
+      { x, labels: [0, 1, 2, 3] },
+      sweepOptionsFor(resolveSweepConfig({ ...cfg, pcmMapping: "per-layer" }), { modelId: "m" }),
+    );
+    assert.ok(plain.provenance.spec.pcm && !("mapping" in plain.provenance.spec.pcm), "per-layer: as before");
+  } finally {
+    model.dispose();
+  }
 });

@@ -86,6 +86,7 @@ Deno.test("SweepConfig: defaults, every field validated with an error naming it,
     "clipSigma",
     "inferenceTime",
     "driftCompensation",
+    "pcmMapping",
     "fastPath",
   ]);
   assert.deepEqual(
@@ -156,6 +157,7 @@ Deno.test("sweepConfigHash: defaults spelled out or left out hash the same; ever
     { clipSigma: 3 },
     { noiseType: "pcm", inferenceTime: 3600 },
     { noiseType: "pcm", driftCompensation: true },
+    { noiseType: "pcm", pcmMapping: "per-channel" },
     { fastPath: "bf16" },
   ];
   assert.equal(changes.length, SWEEP_CONFIG_KEYS.length, "one change per field");
@@ -184,6 +186,7 @@ Deno.test("noise flags: one per config field (historical names kept), --form a d
     "form",
     "inference-time",
     "noise-type",
+    "pcm-mapping",
     "recalibrate-batch-size",
     "recalibrate-bn",
     "scoring",
@@ -256,6 +259,7 @@ Deno.test("noise flags: values become one resolved config per target group; defa
     clipSigma: 0,
     inferenceTime: 1,
     driftCompensation: false,
+    pcmMapping: "per-layer" as const,
     fastPath: "off" as const,
   };
   assert.deepEqual(configs, [
@@ -304,6 +308,27 @@ Deno.test("noise flags: values become one resolved config per target group; defa
     () => parseNoiseArgs(["--model", "a", "--eta", "1", "--noise-type", "pcm", "--inference-time", "soon"]),
     /--inference-time: expected seconds or a number with a unit/,
   );
+  // the PCM conductance mapping (per layer by default, or per output channel): a flag like the others
+  const chan = parseNoiseArgs([
+    "--model",
+    "a",
+    "--eta",
+    "1",
+    "--noise-type",
+    "pcm",
+    "--pcm-mapping",
+    "per-channel",
+  ]);
+  assert.ok(chan !== "help");
+  assert.equal(chan.configs[0].pcmMapping, "per-channel");
+  assert.throws(
+    () => parseNoiseArgs(["--model", "a", "--eta", "1", "--pcm-mapping", "per-channel"]),
+    /--pcm-mapping: applies to noiseType pcm only/,
+  );
+  assert.throws(
+    () => parseNoiseArgs(["--model", "a", "--eta", "1", "--noise-type", "pcm", "--pcm-mapping", "columns"]),
+    /--pcm-mapping: unknown conductance mapping "columns"; use per-layer, per-channel/,
+  );
   assert.equal(req.json, true);
   assert.throws(() => parseNoiseArgs(["--eta", "0.1"]), /--model: required/);
 });
@@ -330,6 +355,7 @@ Deno.test("notebooks: sweepConfigFor maps the knobs (names kept); validation is 
     clipSigma: 0,
     inferenceTime: 1,
     driftCompensation: false,
+    pcmMapping: "per-layer",
     fastPath: "off",
   });
   const recal = attributionConditions(p).find((x) => x.recalibrate)!;

@@ -40,7 +40,8 @@ export const NOISE_USAGE =
                       [--scoring argmax-numpy|nonfinite-wrong] [--json]
 Adds weight noise to a stored model's weights (results/models/<id>/): Gaussian
 forms, or PCM-like inference noise (--noise-type pcm --inference-time 1h
-[--drift-compensation], η = 1 the nominal device; lib/noise/models/pcm.ts), with
+[--drift-compensation] [--pcm-mapping per-channel], η = 1 the nominal device;
+lib/noise/models/pcm.ts), with
 BN analog, digital or folded (--bn-placement), and measures test accuracy,
 --draws times per noise level η. Every knob of the sweep (lib/noise SweepConfig) is a flag:
 ${sweepFlagsUsage()}
@@ -256,7 +257,7 @@ export function formatNoiseText(run: NoiseRun): string {
         sp.pcm
           ? ` at ${sp.pcm.tInference} s after programming${
             sp.pcm.driftCompensation ? ", drift compensated" : ""
-          }`
+          }${sp.pcm.mapping ? `, ${sp.pcm.mapping} mapping` : ""}`
           : ""
       }${sp.foldBN ? ", BN folded" : ""}${sp.digitalBN ? ", BN digital" : ""}${
         sp.clipSigma ? `, clipped at ${sp.clipSigma}·std(W)` : ""

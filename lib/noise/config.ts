@@ -25,6 +25,7 @@ import { NoiselabError } from "../util/errors.ts";
 import { hashObject } from "../util/hash.ts";
 import { DEFAULT_SCORING_RULE, SCORING_RULES, type ScoringRule } from "../models/predict.ts";
 import { NOISE_FORMS, NOISE_TARGETS, type NoiseForm, type NoiseSpec, type NoiseTarget } from "./inject.ts";
+import { PCM_MAPPINGS, type PcmMapping } from "./models/pcm.ts";
 import type { SweepOptions, SweepProgress } from "./sweep.ts";
 
 /**
@@ -34,7 +35,8 @@ import type { SweepOptions, SweepProgress } from "./sweep.ts";
  * `additive-max` W + η·max|W|·z (AIHWKit's convention), `multiplicative`
  * W·(1 + η·z); z ~ N(0, 1) per element; `pcm` PCM-like inference noise at
  * `inferenceTime` (lib/noise/models/pcm.ts: programming noise, drift, 1/f read
- * noise, η scales programming and read noise; η = 1 is AIHWKit's nominal device).
+ * noise, η scales programming and read noise; η = 1 is AIHWKit's nominal device;
+ * conductances relative to max|W| per layer or per output channel, `pcmMapping`).
  */
 export type NoiseType = NoiseForm;
 /** Every noise type (= lib/noise `NOISE_FORMS`). */
@@ -116,6 +118,13 @@ export interface SweepConfig {
   /** `pcm` only: global drift compensation (a scalar per tensor from a reference read-out). Default false. */
   driftCompensation: boolean;
   /**
+   * `pcm` only: how weights are mapped to conductances (issue #13; lib/noise/models `PcmMapping`):
+   * "per-layer" (max|W| of the tensor → g_max; default, the only mapping before the field existed)
+   * or "per-channel" (max|W| of each output channel, the last axis → g_max; AIHWKit's
+   * `MappingParameter.weight_scaling_columnwise`). Drift compensation stays one scalar per tensor.
+   */
+  pcmMapping: PcmMapping;
+  /**
    * How each draw is evaluated (issue #11): "off" (the model as it is; default),
    * "fp32" (lib/models fused.ts: BN folded into the convs after the noise,
    * conv + bias + ReLU fused; equal up to float rounding, bitwise-equal rows on
@@ -167,6 +176,7 @@ export const DEFAULT_SWEEP_CONFIG: Readonly<SweepConfig> = deepFreeze({
   clipSigma: 0,
   inferenceTime: 1,
   driftCompensation: false,
+  pcmMapping: "per-layer",
   fastPath: "off",
 } as SweepConfig);
 
@@ -180,6 +190,7 @@ const LATER_FIELDS: readonly (keyof SweepConfig)[] = [
   "clipSigma",
   "inferenceTime",
   "driftCompensation",
+  "pcmMapping",
   "fastPath",
 ];
 
@@ -221,6 +232,8 @@ export const SWEEP_CONFIG_DOCS: Readonly<Record<keyof SweepConfig, string>> = Ob
   clipSigma: "clip each perturbed tensor at ±k·std(W) before the noise (0 = off)",
   inferenceTime: "pcm: time after programming the weights are read at: seconds or 1s/1h/1d/1y",
   driftCompensation: "pcm: global drift compensation per tensor from a reference read-out",
+  pcmMapping:
+    "pcm: conductances relative to max|W| per-layer | per-channel (each output channel; 1-D arrays per tensor)",
   fastPath:
     "evaluation: off | fp32 (BN folded after the noise, conv+bias+ReLU fused) | bf16 (same, bf16 convs)",
 });
@@ -253,8 +266,9 @@ function integer(c: Record<string, unknown>, k: keyof SweepConfig, min: number):
  * >= 0 and 0 when `foldBN`; `recalibrateBatchSize` and `batchSize` integers >= 1;
  * `bnPlacement` one of {@link BN_PLACEMENTS} ("folded" sets `foldBN`, `foldBN: true`
  * gives "folded", anything else with `foldBN: true` is an error); `clipSigma` and
- * `inferenceTime` numbers >= 0; `driftCompensation` boolean; `inferenceTime` and
- * `driftCompensation` left at their defaults unless `noiseType` is "pcm";
+ * `inferenceTime` numbers >= 0; `driftCompensation` boolean; `pcmMapping` one of
+ * lib/noise/models `PCM_MAPPINGS`; `inferenceTime`, `driftCompensation` and
+ * `pcmMapping` left at their defaults unless `noiseType` is "pcm";
  * `testSize` null or an integer >= 1. Whether the targets select a tensor of a
  * given model, and whether `testSize` fits its test split, are checked per
  * model (lib/noise `sweepSelection`, lib/noise/inputs.ts `sweepData`).
@@ -348,8 +362,14 @@ export function resolveSweepConfig(
   if (typeof c.driftCompensation !== "boolean") {
     throw bad("driftCompensation", `expected true or false, got ${show(c.driftCompensation)}`);
   }
+  if (!(PCM_MAPPINGS as readonly unknown[]).includes(c.pcmMapping)) {
+    throw bad(
+      "pcmMapping",
+      `unknown conductance mapping ${JSON.stringify(c.pcmMapping)}; use ${PCM_MAPPINGS.join(", ")}`,
+    );
+  }
   if (c.noiseType !== "pcm") {
-    for (const k of ["inferenceTime", "driftCompensation"] as const) {
+    for (const k of ["inferenceTime", "driftCompensation", "pcmMapping"] as const) {
       if (c[k] !== DEFAULT_SWEEP_CONFIG[k]) {
         throw bad(k, `applies to noiseType pcm only (noiseType is ${c.noiseType})`);
       }
@@ -386,12 +406,13 @@ export function sweepConfigHash(config: Partial<SweepConfig> | Record<string, un
 /**
  * The lib/noise `NoiseSpec` of a configuration: noise type, targets, BN
  * folding, and (only when set, so older specs are unchanged) PCM inference
- * time and drift compensation, clipping, digital BN.
+ * time and drift compensation, the per-channel PCM mapping, clipping, digital BN.
  */
 export function noiseSpecOf(config: SweepConfig): NoiseSpec {
   const spec: NoiseSpec = { form: config.noiseType, targets: [...config.targets], foldBN: config.foldBN };
   if (config.noiseType === "pcm") {
     spec.pcm = { tInference: config.inferenceTime, driftCompensation: config.driftCompensation };
+    if (config.pcmMapping !== "per-layer") spec.pcm.mapping = config.pcmMapping;
   }
   if (config.clipSigma > 0) spec.clipSigma = config.clipSigma;
   if (config.bnPlacement === "digital") spec.digitalBN = true;

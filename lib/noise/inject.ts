@@ -7,7 +7,8 @@
  * - `additive-max`:   W + eta·max|W|·z (AIHWKit's convention);
  * - `multiplicative`: W·(1 + eta·z);
  * - `pcm`: PCM-like inference noise at an inference time (programming noise,
- *   drift, 1/f read noise, optional global drift compensation; eta scales the
+ *   drift, 1/f read noise, optional global drift compensation, conductances
+ *   relative to max|W| per layer or per output channel; eta scales the
  *   programming and read noise): lib/noise/models/pcm.ts, with its constants
  *   and sources.
  * Every form is a lib/noise/models `NoiseModel` ({@link noiseModelOf}).
@@ -33,7 +34,15 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
 import { makeRng, type Rng } from "../util/rng.ts";
-import { clipValues, gaussianScale, gaussianValues, type NoiseModel, noiseModelFor } from "./models/mod.ts";
+import {
+  clipValues,
+  gaussianScale,
+  gaussianValues,
+  type NoiseModel,
+  noiseModelFor,
+  PCM_MAPPINGS,
+  type PcmMapping,
+} from "./models/mod.ts";
 
 /** Which stored tensors get noise. */
 export type NoiseTarget = "kernels" | "biases" | "bn-affine" | "bn-mean" | "bn-var" | "all";
@@ -66,8 +75,12 @@ export interface NoiseSpec {
    * `recalibrateBN.x`). 0/undefined = off.
    */
   recalibrateBN?: number;
-  /** `pcm` only: inference time in seconds after programming and global drift compensation (default 0 s, off). */
-  pcm?: { tInference: number; driftCompensation: boolean };
+  /**
+   * `pcm` only: inference time in seconds after programming, global drift compensation (default 0 s,
+   * off) and the conductance mapping (lib/noise/models `PcmMapping`; present only when "per-channel",
+   * so the specs of older sweeps are unchanged).
+   */
+  pcm?: { tInference: number; driftCompensation: boolean; mapping?: PcmMapping };
   /** Clip each selected tensor at ±k·std(W) before the noise (lib/noise/models `clipValues`); 0/undefined = off. */
   clipSigma?: number;
   /** BN kept digital: BN arrays (γ, β, μ, σ²) are never perturbed, whatever the targets. Default false. */
@@ -108,6 +121,14 @@ export function resolveNoiseSpec(spec: Partial<NoiseSpec> = {}): NoiseSpec {
       throw new NoiselabError(`pcm.tInference: expected seconds >= 0, got ${t}`, "tInference");
     }
     out.pcm = { tInference: t, driftCompensation: Boolean(spec.pcm?.driftCompensation) };
+    const mapping = spec.pcm?.mapping ?? "per-layer";
+    if (!PCM_MAPPINGS.includes(mapping)) {
+      throw new NoiselabError(
+        `pcm.mapping: unknown mapping ${JSON.stringify(mapping)}; use ${PCM_MAPPINGS.join(", ")}`,
+        "mapping",
+      );
+    }
+    if (mapping !== "per-layer") out.pcm.mapping = mapping;
   } else if (spec.pcm) {
     throw new NoiselabError(`pcm: inference time and drift compensation need form "pcm", got ${form}`, "pcm");
   }

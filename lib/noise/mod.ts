@@ -28,7 +28,7 @@
  *
  * Noise models (lib/noise/models: one `NoiseModel` interface): the Gaussian
  * forms and PCM-like inference noise (`noiseType: "pcm"`, `inferenceTime`,
- * `driftCompensation`), clipping before mapping (`clipSigma`) and where BN
+ * `driftCompensation`, `pcmMapping`), clipping before mapping (`clipSigma`) and where BN
  * lives (`bnPlacement`: analog / digital / folded) are `SweepConfig` fields.
  *
  * Intervals (Student t, n = 1 → undefined, accuracies clipped to [0, 1],

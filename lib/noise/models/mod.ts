@@ -7,7 +7,7 @@
  * @module
  */
 import { type GaussianForm, GaussianNoiseModel } from "./gaussian.ts";
-import { PcmNoiseModel } from "./pcm.ts";
+import { PcmNoiseModel, type PcmParams } from "./pcm.ts";
 import type { NoiseModel } from "./types.ts";
 
 export * from "./types.ts";
@@ -15,11 +15,11 @@ export * from "./gaussian.ts";
 export * from "./pcm.ts";
 export * from "./clip.ts";
 
-/** The model a noise type names: a Gaussian form, or `pcm` with its parameters (defaults: t_inf 0 s, no compensation). */
-export function noiseModelFor(
-  form: GaussianForm | "pcm",
-  pcm?: { tInference: number; driftCompensation: boolean },
-): NoiseModel {
+/**
+ * The model a noise type names: a Gaussian form, or `pcm` with its parameters (defaults: t_inf 0 s, no
+ * compensation, per-layer mapping).
+ */
+export function noiseModelFor(form: GaussianForm | "pcm", pcm?: PcmParams): NoiseModel {
   if (form === "pcm") return new PcmNoiseModel(pcm ?? { tInference: 0, driftCompensation: false });
   return new GaussianNoiseModel(form);
 }
