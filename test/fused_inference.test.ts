@@ -276,3 +276,73 @@ Deno.test({
     model.dispose();
   },
 });
+
+Deno.test({
+  name: skipTagged(
+    "bf16 training convolutions: dx and dw within 2^-7 of their |.| bounds of fp32; inference scope keeps fp32 gradients",
+    skip,
+  ),
+  ignore: skip != null,
+  fn: async () => {
+    await tf.setBackend("onednn");
+    const { setConvPrecision } = await import("../lib/backend/engine/precision.ts");
+    if (setConvPrecision("bf16", "training") !== "bf16") {
+      setConvPrecision("fp32");
+      console.error("[test] no bf16 on this CPU: the fallback to fp32 is what runs");
+      return;
+    }
+    setConvPrecision("fp32");
+    const r = makeRng(12);
+    for (const [c, oc, hw, stride] of [[3, 16, 8, 1], [16, 32, 8, 2], [32, 32, 4, 1]] as const) {
+      const n = 2;
+      const ohw = Math.ceil(hw / stride);
+      const xv = new Float32Array(n * hw * hw * c).map(() => (r() - 0.5) * 4);
+      const wv = new Float32Array(9 * c * oc).map(() => (r() - 0.5) * 0.5);
+      const dyv = new Float32Array(n * ohw * ohw * oc).map(() => r() - 0.5);
+      /** [y, dx, dw] of conv2d(x, w) with upstream gradient dy, under a precision and scope. */
+      const run = (
+        prec: "fp32" | "bf16",
+        scope: "inference" | "training",
+        x: Float32Array,
+        w: Float32Array,
+        dy: Float32Array,
+      ) => {
+        setConvPrecision(prec, scope);
+        try {
+          return tf.tidy(() => {
+            const xt = tf.tensor4d(x, [n, hw, hw, c]), wt = tf.tensor4d(w, [3, 3, c, oc]);
+            const dyt = tf.tensor4d(dy, [n, ohw, ohw, oc]);
+            const f = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.conv2d(a, b, stride, "same");
+            const [dx, dw] = tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)([xt, wt], dyt);
+            return [f(xt, wt), dx, dw].map((t) => t.dataSync() as Float32Array);
+          });
+        } finally {
+          setConvPrecision("fp32");
+        }
+      };
+      const ref = run("fp32", "training", xv, wv, dyv);
+      const got = run("bf16", "training", xv, wv, dyv);
+      const bound = run("fp32", "training", xv.map(Math.abs), wv.map(Math.abs), dyv.map(Math.abs));
+      ["y", "dx", "dw"].forEach((what, k) => {
+        let differs = false;
+        for (let i = 0; i < ref[k].length; i++) {
+          if (got[k][i] !== ref[k][i]) differs = true;
+          assert.ok(
+            Math.abs(ref[k][i] - got[k][i]) <= 2 ** -7 * bound[k][i] + 1e-6,
+            `c=${c} ${what}: at ${i} fp32 ${ref[k][i]}, bf16 ${got[k][i]} (bound ${bound[k][i]})`,
+          );
+        }
+        assert.ok(differs, `c=${c} ${what}: bf16 training gave fp32's numbers bitwise (not in bf16?)`);
+      });
+      // "inference" scope: bf16 forward, gradients exactly fp32's
+      const inf = run("bf16", "inference", xv, wv, dyv);
+      assert.ok(inf[0].some((v, i) => v !== ref[0][i]), `c=${c}: inference scope forward not in bf16`);
+      for (const k of [1, 2]) {
+        assert.ok(
+          inf[k].every((v, i) => Object.is(v, ref[k][i])),
+          `c=${c}: inference scope changed a gradient`,
+        );
+      }
+    }
+  },
+});

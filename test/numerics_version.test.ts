@@ -203,9 +203,11 @@ Deno.test("numerics fingerprint: a fixed training run and noise sweep match NUME
 Deno.test("model id and sweep key: config, data, backend and NUMERICS_VERSION only, no source hash", () => {
   const cfg = resolveTrainConfig(CONFIG);
   const id = modelId(cfg, "cifar10-jpeg-0123456789ab", "cpu");
-  // trainNoise (issue #13) is left out of the id while 0, so ids from before it exist are unchanged
-  const { trainNoise: _off, ...config } = cfg;
+  // trainNoise (issue #13) and precision (issue #11) are left out of the id at 0 / "fp32", so ids from
+  // before them exist are unchanged
+  const { trainNoise: _off, precision: _fp32, ...config } = cfg;
   assert.equal(cfg.trainNoise, 0);
+  assert.equal(cfg.precision, "fp32");
   assert.equal(
     id,
     hashObject({

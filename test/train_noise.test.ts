@@ -46,7 +46,7 @@ const tmp = () => Deno.makeTempDir({ prefix: "noiselab-trainnoise-" });
 Deno.test("trainNoise: 0 keeps older model ids; validated; > 0 is a different model", () => {
   const c = resolveTrainConfig({ model: "resnet8" });
   assert.equal(c.trainNoise, 0);
-  const { trainNoise: _, ...old } = c;
+  const { trainNoise: _, precision: _p, ...old } = c;
   assert.equal(
     modelId(c, "d", "cpu"),
     hashObject({ config: old, dataId: "d", backend: "cpu", numerics: NUMERICS_VERSION }),

@@ -50,7 +50,12 @@ import {
   type Variant,
 } from "../notebook/study.ts";
 import { analogConditions } from "../notebook/analog.ts";
-import { loadConfigDataset, resolveTrainConfig, type TrainConfig } from "../train/mod.ts";
+import {
+  loadConfigDataset,
+  resolveTrainConfig,
+  resolveTrainPrecision,
+  type TrainConfig,
+} from "../train/mod.ts";
 import { DEFAULT_SNAPSHOTS, snapshotSteps } from "../train/loop.ts";
 import { listSnapshots, modelId, modelsDir } from "../train/store.ts";
 import { exists } from "../util/fs.ts";
@@ -243,10 +248,10 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
 
   const modelRef = async (nb: NotebookId, p: NotebookParams, v: Variant, seed: number) => {
     // as lib/notebook trainVariants: the variant's hardware-aware training noise on top (notebook 06's twins)
-    const config = resolveTrainConfig({
+    const config = resolveTrainPrecision(resolveTrainConfig({
       ...trainConfigFor(p, v.model, v.bn, seed),
       ...(v.trainNoise ? { trainNoise: v.trainNoise } : {}),
-    });
+    }));
     const ds = await datasetOf(config);
     const ref: ModelRef = {
       notebook: nb,

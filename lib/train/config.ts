@@ -21,6 +21,11 @@ import type { BNSpec, ResidualInit, ResNetShortcut } from "../models/mod.ts";
 import type { OptimizerName, WeightDecayMode } from "./optim.ts";
 import type { ScheduleName } from "./schedule.ts";
 
+/** Arithmetic of the training convolutions (see {@link TrainConfig.precision}). */
+export type TrainPrecision = "fp32" | "bf16";
+/** The training precisions. */
+export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ["fp32", "bf16"];
+
 /** Data sets the trainer accepts. */
 export type TrainDatasetName = "cifar10" | "cifar100";
 /** Which copy of the data set (see lib/data `loadDataset`). */
@@ -116,6 +121,22 @@ export interface TrainConfig {
    * 0 = off (default); not part of the model id while 0, so older ids hold.
    */
   trainNoise: number;
+  /**
+   * Arithmetic of the convolutions in training (issue #11): `fp32` (default) or
+   * `bf16` mixed precision — forward and both backward convolutions take bf16
+   * inputs, weights and output gradients with fp32 accumulation (oneDNN's
+   * avx512_core_bf16 / AMX kernels), while the master weights, the optimizer,
+   * BN statistics, the loss and every other op stay fp32 (as PyTorch's
+   * `torch.autocast("cpu", dtype=torch.bfloat16)`, where convolutions and
+   * matmuls are the bf16 ops; the dense classifier stays fp32 here). Clean
+   * accuracy, snapshots and noise sweeps evaluate the fp32 weights in fp32.
+   * Only the `onednn` engine on a CPU with bf16 dot products runs bf16;
+   * elsewhere {@link resolveTrainPrecision} turns it into `fp32` with a
+   * one-line notice before the model id is computed, so the id names the
+   * arithmetic that produced the weights. Not part of the model id while
+   * `fp32`, so older ids hold.
+   */
+  precision: TrainPrecision;
   /** Seed of the weight init, shuffling and augmentation. */
   seed: number;
 }
@@ -159,6 +180,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   augment: true,
   labelSmoothing: 0,
   trainNoise: 0,
+  precision: "fp32",
   seed: 0,
 } as TrainConfig);
 
@@ -305,6 +327,7 @@ export function resolveTrainConfig(
   bool(c, "augment");
   num(c, "labelSmoothing", { min: 0, maxExclusive: 1 });
   num(c, "trainNoise", { min: 0 });
+  oneOf(c, "precision", TRAIN_PRECISIONS);
   num(c, "seed", { int: true, min: 0 });
   return { ...(c as unknown as TrainConfig), stepMilestones: [...ms as number[]] };
 }

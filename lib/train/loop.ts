@@ -27,6 +27,7 @@ import { NoiselabError } from "../util/errors.ts";
 import { interruptChecker, yieldToEventLoop } from "../util/interrupt.ts";
 import { gaussianFill, makeRng, shuffleInPlace } from "../util/rng.ts";
 import type { TrainConfig } from "./config.ts";
+import { setConvPrecision } from "../backend/engine/precision.ts";
 import type { PreparedData } from "./data.ts";
 import { HandOptimizer, type OptimizerSpec } from "./optim.ts";
 import { learningRateAt, type ScheduleSpec } from "./schedule.ts";
@@ -293,6 +294,7 @@ export async function trainModel(
   let cleanAccuracy = history.length ? history[history.length - 1].testAccuracy : 0;
   const snapAt = new Set(snapshotSteps(totalSteps, opts.snapshots ?? DEFAULT_SNAPSHOTS));
   const checkInterrupt = interruptChecker(`training ${basename(opts.dir)}`);
+  const bf16 = cfg.precision === "bf16";
 
   try {
     for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
@@ -316,15 +318,24 @@ export async function trainModel(
           ? augmentBatch(batchX.subarray(0, m * IMAGE_VALUES), m, augRng, { out: augX, fill })
           : batchX;
         lr = learningRateAt(sched, globalStep);
-        const { loss: lossV, predictions: p } = trainStep(
-          st,
-          xin.subarray(0, m * IMAGE_VALUES),
-          batchY.subarray(0, m),
-          lr,
-          cfg.trainNoise > 0
-            ? { sigma: cfg.trainNoise, key: `${cfg.seed}:trainNoise:${globalStep}` }
-            : undefined,
-        );
+        // mixed precision (TrainConfig.precision): bf16 convolutions for the step only, so the
+        // clean-accuracy evaluations and snapshots below evaluate the fp32 weights in fp32
+        if (bf16) setConvPrecision("bf16", "training");
+        let stepOut;
+        try {
+          stepOut = trainStep(
+            st,
+            xin.subarray(0, m * IMAGE_VALUES),
+            batchY.subarray(0, m),
+            lr,
+            cfg.trainNoise > 0
+              ? { sigma: cfg.trainNoise, key: `${cfg.seed}:trainNoise:${globalStep}` }
+              : undefined,
+          );
+        } finally {
+          if (bf16) setConvPrecision("fp32");
+        }
+        const { loss: lossV, predictions: p } = stepOut;
         if (!Number.isFinite(lossV)) {
           // stop instead of storing a NaN model; the last epoch's checkpoint stays untouched
           throw new NoiselabError(

@@ -32,3 +32,4 @@ export {
 } from "./loop.ts";
 export type { TrainLoopOptions, TrainLoopResult, TrainNoise, TrainStepState } from "./loop.ts";
 export * from "./train_or_load.ts";
+export { bf16TrainingUnavailable, resolveTrainPrecision } from "./precision.ts";

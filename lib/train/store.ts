@@ -91,12 +91,14 @@ export function modelsDir(base?: string): string {
  * checksums), the compute backend that trains it (backends differ in the last
  * bits, and in NaN handling before numerics version 2) and {@link NUMERICS_VERSION}.
  * Editing a comment or any code that does not change numbers keeps every id.
- * Fields added later are left out while at their "off" value (`trainNoise` 0),
+ * Fields added later are left out while at their "off" value (`trainNoise` 0,
+ * `precision` "fp32"),
  * so the ids of models stored before them hold.
  */
 export function modelId(cfg: TrainConfig, dataId: string, backend: string): string {
   const config: Record<string, unknown> = { ...cfg };
   if (!cfg.trainNoise) delete config.trainNoise;
+  if (cfg.precision !== "bf16") delete config.precision;
   return hashObject({ config, dataId, backend: storeBackendName(backend), numerics: NUMERICS_VERSION });
 }
 

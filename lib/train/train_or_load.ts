@@ -17,6 +17,7 @@ import { bnSlotCount, buildModel, loadModel, modelInfo, resolveBN, saveModel } f
 import type { Dataset } from "../data/mod.ts";
 import { NoiselabError } from "../util/errors.ts";
 import { backendInfo } from "../backend/mod.ts";
+import { resolveTrainPrecision } from "./precision.ts";
 import { exists, writeJsonAtomic } from "../util/fs.ts";
 import { hashObject } from "../util/hash.ts";
 import { libVersion, NUMERICS_VERSION } from "../util/version.ts";
@@ -95,7 +96,8 @@ export async function trainOrLoad(
   partial: Partial<TrainConfig> | Record<string, unknown>,
   opts: TrainOrLoadOptions = {},
 ): Promise<TrainedModel | undefined> {
-  const cfg = resolveTrainConfig(partial);
+  // bf16 asked where it cannot run becomes fp32 (with a notice) before the id is computed
+  const cfg = resolveTrainPrecision(resolveTrainConfig(partial));
   const dataset = opts.dataset ?? await loadConfigDataset(cfg, { dataDir: opts.dataDir });
   if (dataset.name !== cfg.dataset) {
     throw new NoiselabError(

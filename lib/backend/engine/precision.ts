@@ -1,30 +1,44 @@
 /**
- * Precision of the engine's forward convolutions: "fp32" (default) or "bf16"
- * (inputs and weights rounded to bf16, fp32 accumulation and output; oneDNN
- * `brgconv:avx512_core_bf16` on CPUs with bf16 dot products). Used by the
- * opt-in bf16 sweep fast path (lib/noise `SweepOptions.fastPath: "bf16"`);
- * backward convolutions and every other kernel stay fp32.
+ * Precision of the engine's convolutions: "fp32" (default) or "bf16" (inputs,
+ * weights and — in training — output gradients rounded to bf16; fp32
+ * accumulation, fp32 outputs and gradients; oneDNN's `avx512_core_bf16`
+ * kernels, or AMX, on CPUs with bf16 dot products).
+ *
+ * Two scopes: `"inference"` puts the forward convolutions in bf16 (the opt-in
+ * bf16 sweep fast path, lib/noise `SweepOptions.fastPath: "bf16"`);
+ * `"training"` puts the forward and both backward convolutions in bf16
+ * (mixed-precision training, lib/train `TrainConfig.precision: "bf16"`: the
+ * master weights, the optimizer, BN statistics, the loss and every other kernel
+ * stay fp32, as in PyTorch's `torch.autocast("cpu", dtype=torch.bfloat16)`
+ * where convolutions and matmuls are the bf16 ops). Matmuls (the dense
+ * classifier, <1% of the FLOPs here) stay fp32.
  * @module
  */
 import { loadNative } from "./ffi.ts";
 
-/** A precision of the engine's forward convolutions. */
+/** A precision of the engine's convolutions. */
 export type ConvPrecision = "fp32" | "bf16";
+/** Which convolutions a bf16 precision covers: forward only, or forward and backward. */
+export type PrecisionScope = "inference" | "training";
 
 let current: ConvPrecision = "fp32";
 let noticed = false;
 
 /**
- * Sets the forward-convolution precision and returns the one in effect: "bf16"
- * falls back to "fp32" — with a one-line notice on stderr, once per process —
- * where the CPU lacks bf16 dot products (oneDNN's ISA is below
- * avx512_core_bf16) or the engine/shim is not loaded.
+ * Sets the convolution precision and returns the one in effect: "bf16" falls
+ * back to "fp32" — with a one-line notice on stderr, once per process — where
+ * the CPU lacks bf16 dot products (oneDNN's ISA is below avx512_core_bf16) or
+ * the engine/shim is not loaded.
+ * @param p the precision
+ * @param scope "inference" (forward convolutions; default) or "training"
+ *   (forward and backward convolutions)
  */
-export function setConvPrecision(p: ConvPrecision): ConvPrecision {
+export function setConvPrecision(p: ConvPrecision, scope: PrecisionScope = "inference"): ConvPrecision {
   const nat = loadNative();
   const set = nat?.sym.nl_set_conv_bf16;
   if (p === "bf16") {
-    const on = set ? set(1) === 1 : false;
+    const mode = scope === "training" ? 2 : 1;
+    const on = set ? set(mode) === mode : false;
     if (!on && !noticed) {
       noticed = true;
       console.error(
@@ -43,7 +57,18 @@ export function setConvPrecision(p: ConvPrecision): ConvPrecision {
   return current;
 }
 
-/** The forward-convolution precision in effect. */
+/** The convolution precision in effect. */
 export function convPrecision(): ConvPrecision {
   return current;
+}
+
+/** Whether bf16 convolutions are available here (probes and restores the current setting). */
+export function bf16Available(): boolean {
+  const set = loadNative()?.sym.nl_set_conv_bf16;
+  if (!set) return false;
+  const before = set(0);
+  const ok = set(1) === 1;
+  set(current === "bf16" ? 1 : 0);
+  void before;
+  return ok;
 }
