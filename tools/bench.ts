@@ -12,6 +12,21 @@
  * (forward in training mode, cross-entropy, gradients, SGD momentum update:
  * lib/train's `trainStep`, the step its training loop runs). Infer: images/s of batch-500 inference.
  *
+ * With `--torch-settings` the engine side also measures bf16 (lib/backend/engine
+ * `setConvPrecision`): inference with bf16 forward convolutions, and training
+ * with the forward and both backward convolutions in bf16 (scope "training";
+ * fp32 master weights, optimizer, BN and loss) — PyTorch's counterpart is its
+ * `torch.autocast("cpu", dtype=torch.bfloat16)` settings.
+ *
+ * % of peak: the report starts with the CPU (`cpuName()`, and whether
+ * /proc/cpuinfo lists avx512_bf16 / AMX) and its peak measured at the
+ * benchmark's thread count (the engine shim's `nl_peak_gflops`: register-resident
+ * fp32 FMA and bf16 dot-product loops; AMX tiles are not measured), and a table
+ * gives every side's images/s x FLOPs per image (Conv2D + Dense of the tfjs model,
+ * lib/models `modelFlops`; a training step counts 3x forward: forward, backward
+ * data, backward weights) as a share of that peak — fp32 sides against the fp32
+ * peak, bf16 ones against the bf16 peak.
+ *
  * Sweep (`--sweep`, noiselab side only): images/s over whole noise sweeps (lib/noise
  * `noiseSweep`, noise drawing, weight restore and the clean evaluation included) of
  * the unfused evaluation and the fused fast path (`fastPath: true`: BN folded after
@@ -23,10 +38,12 @@
  *   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
  *   [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]
  *   [--torch-settings all|nchw,channels_last,nchw-bf16,channels_last-bf16] (PyTorch sides alternated in each round;
- *   "-bf16": torch.autocast("cpu", dtype=torch.bfloat16); a second table compares with the fastest)
+ *   "-bf16": torch.autocast("cpu", dtype=torch.bfloat16); the engine also runs bf16 training and inference;
+ *   a second table compares with the fastest)
  *   [--sweep [--sweep-images 1000]]
- * Output: a table (or one JSON object per line with --json); the run is saved to
- * results/bench/<timestamp>.jsonl and .md unless --no-write.
+ * Output: tables (or one JSON object per line with --json, the first a header with the
+ * CPU, the measured peaks and the FLOPs per image); the run is saved to
+ * results/bench/<timestamp>.jsonl (the same lines) and .md unless --no-write.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -34,11 +51,21 @@ import type * as tfl from "@tensorflow/tfjs-layers";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { backendInfo, initBackend } from "../lib/backend/mod.ts";
-import { engineStats, setConvPrecision, setEngineProfiling } from "../lib/backend/engine/mod.ts";
-import { buildModel } from "../lib/models/mod.ts";
+import {
+  engineStats,
+  engineThreads,
+  loadNative,
+  measurePeakGflops,
+  type PeakGflops,
+  setConvPrecision,
+  setEngineProfiling,
+} from "../lib/backend/engine/mod.ts";
+import { nativeLoadError } from "../lib/backend/engine/ffi.ts";
+import { buildModel, modelFlops } from "../lib/models/mod.ts";
 import { noiseSweep } from "../lib/noise/sweep.ts";
 import { DEFAULT_TRAIN_CONFIG, trainStep, type TrainStepState, trainStepState } from "../lib/train/mod.ts";
 import { NoiselabError, projectRoot, writeFileAtomic } from "../lib/util/mod.ts";
+import { cpuName } from "../lib/util/machine.ts";
 
 interface Row {
   model: string;
@@ -48,6 +75,8 @@ interface Row {
   setting?: string;
   /** Engine side with --torch-settings: inference with bf16 forward convolutions (setConvPrecision), if the CPU has bf16. */
   infer_bf16_img_s?: number;
+  /** Engine side with --torch-settings: training with forward and backward convolutions in bf16 (scope "training"). */
+  train_bf16_img_s?: number;
   train_img_s: number;
   infer_img_s: number;
   backend: string;
@@ -58,6 +87,7 @@ interface Row {
 const USAGE = `usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
   [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--torch-settings all|nchw,channels_last,nchw-bf16,channels_last-bf16]
+      (PyTorch settings alternated each round; the engine then also measures bf16 training and inference)
   [--profile] [--json] [--no-write] [--sweep [--sweep-images 1000]]   (sweep throughput: unfused vs fused fast path, noiselab side only)`;
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(USAGE);
@@ -245,6 +275,8 @@ interface Prepared {
   y: Int32Array;
   xi: tf.Tensor4D;
   warmed: boolean;
+  /** bf16 training steps ran once (their primitives are created on the first step). */
+  warmedBf16: boolean;
 }
 const prepared = new Map<string, Prepared>();
 
@@ -278,6 +310,7 @@ function prepare(name: string, bn: boolean): Prepared {
       y,
       xi: tf.tensor4d(randn(INFER_BATCH * 32 * 32 * 3, 2), [INFER_BATCH, 32, 32, 3]),
       warmed: false,
+      warmedBf16: false,
     };
     prepared.set(key, p);
   }
@@ -323,15 +356,29 @@ function measureNoiselab(name: string, bn: boolean, rep: number): Row {
     );
     setEngineProfiling(false);
   }
-  // the engine's bf16 inference (forward convolutions in bf16), measured beside fp32 when PyTorch's
-  // settings are compared (its training is fp32 only: bf16 training is not built yet)
-  let inferBf16: number | undefined;
+  // the engine's bf16 inference (forward convolutions in bf16) and bf16 training (forward and both
+  // backward convolutions in bf16), measured beside fp32 when PyTorch's settings are compared
+  let inferBf16: number | undefined, trainBf16: number | undefined;
   if (args["torch-settings"] && setConvPrecision("bf16") === "bf16") {
     try {
       inferBatch(p);
       t0 = performance.now();
       for (let i = 0; i < inferBatches; i++) inferBatch(p);
       inferBf16 = inferBatches * INFER_BATCH / ((performance.now() - t0) / 1000);
+    } finally {
+      setConvPrecision("fp32");
+    }
+  }
+  if (args["torch-settings"] && setConvPrecision("bf16", "training") === "bf16") {
+    try {
+      for (let i = 0; i < (p.warmedBf16 ? 1 : 2); i++) benchStep(p, 0.01);
+      p.warmedBf16 = true;
+      t0 = performance.now();
+      for (let i = 0; i < steps; i++) {
+        const loss = benchStep(p, 0.01);
+        if (!Number.isFinite(loss)) throw new Error(`${name}: non-finite loss ${loss} in bf16 training`);
+      }
+      trainBf16 = steps * BATCH / ((performance.now() - t0) / 1000);
     } finally {
       setConvPrecision("fp32");
     }
@@ -344,6 +391,7 @@ function measureNoiselab(name: string, bn: boolean, rep: number): Row {
     train_img_s: steps * BATCH / trainS,
     infer_img_s: inferBatches * INFER_BATCH / inferS,
     ...(inferBf16 === undefined ? {} : { infer_bf16_img_s: inferBf16 }),
+    ...(trainBf16 === undefined ? {} : { train_bf16_img_s: trainBf16 }),
     backend: backendName,
     threads: backendInfo().threads,
   };
@@ -453,6 +501,73 @@ if (args.side !== "noiselab") {
   }
 }
 
+// ------------------------------------------------------------------ peak and FLOPs (% of peak)
+/** Whether /proc/cpuinfo's flags list any of `flags` (false where it cannot be read). */
+function cpuFlag(...flags: string[]): boolean {
+  try {
+    const m = /^flags\s*:(.*)$/m.exec(Deno.readTextFileSync("/proc/cpuinfo"));
+    const have = new Set((m?.[1] ?? "").trim().split(/\s+/));
+    return flags.some((f) => have.has(f));
+  } catch {
+    return false;
+  }
+}
+const cpu = cpuName();
+const hasBf16 = cpuFlag("avx512_bf16"), hasAmx = cpuFlag("amx_bf16", "amx_tile");
+const peakThreads = args.side !== "pytorch" ? backendInfo().threads : engineThreads();
+log(`measuring the cores' peak (${peakThreads} threads)...`);
+const peak: PeakGflops | null = measurePeakGflops(peakThreads);
+const peakLine = peak
+  ? `Measured peak at the benchmark's ${peakThreads} threads: fp32 ${peak.fp32.toFixed(1)} GFLOP/s, bf16 ${
+    peak.bf16 == null ? "- (no AVX-512 BF16 in the engine's build)" : `${peak.bf16.toFixed(1)} GFLOP/s`
+  } (the engine shim's nl_peak_gflops: register-resident fp32 FMA / bf16 dot-product loops, ` +
+    "best of 3, timed by each thread's CPU time; AMX tiles are not measured)."
+  : `Peak not measured (${
+    loadNative() ? "the engine shim predates nl_peak_gflops" : nativeLoadError() ?? "engine shim not loaded"
+  }): no % of peak.`;
+log(peakLine);
+/** Forward FLOPs per image of each benchmarked model, by `${name}:${bn}` (lib/models `modelFlops`). */
+const fwdFlops = new Map<string, number>();
+/** The same without the taps on "same" convolutions' implicit zero padding (`forwardNoPad`). */
+const fwdFlopsNoPad = new Map<string, number>();
+for (const name of models) {
+  for (const bn of bns) {
+    const m = buildModel(name, { bn: bn ? "all" : "none", seed: 0 });
+    const f = modelFlops(m);
+    fwdFlops.set(`${name}:${bn}`, f.forward);
+    fwdFlopsNoPad.set(`${name}:${bn}`, f.forwardNoPad);
+    m.dispose();
+  }
+}
+/** A training step's FLOPs per image: forward, backward data and backward weights. */
+const TRAIN_FLOP_FACTOR = 3;
+/** % of the measured peak of `imgS` images/s of `what` (fp32 runs against the fp32 peak, bf16 against bf16). */
+function pctOfPeak(name: string, bn: boolean, what: "train" | "infer", imgS: number, prec: "fp32" | "bf16") {
+  const pk = prec === "bf16" ? peak?.bf16 : peak?.fp32;
+  const f = fwdFlops.get(`${name}:${bn}`);
+  if (pk == null || f == null || Number.isNaN(imgS)) return NaN;
+  return 100 * f * (what === "train" ? TRAIN_FLOP_FACTOR : 1) * imgS / (pk * 1e9);
+}
+const header = {
+  header: true,
+  cpu,
+  avx512_bf16: hasBf16,
+  amx: hasAmx,
+  peak_threads: peakThreads,
+  peak_fp32_gflops: peak?.fp32 ?? null,
+  peak_bf16_gflops: peak?.bf16 ?? null,
+  fwd_flop_per_img: models.flatMap((model) =>
+    bns.map((bn) => ({
+      model,
+      bn,
+      flop: fwdFlops.get(`${model}:${bn}`)!,
+      flop_no_pad: fwdFlopsNoPad.get(`${model}:${bn}`)!,
+    }))
+  ),
+  train_flop_factor: TRAIN_FLOP_FACTOR,
+};
+if (args.json) console.log(JSON.stringify(header));
+
 // ------------------------------------------------------------------ run
 const rows: Row[] = [];
 const emit = (r: Row) => {
@@ -461,7 +576,9 @@ const emit = (r: Row) => {
   else {log(
       `  ${r.model} bn=${r.bn} ${r.side.padEnd(8)}${r.setting ? ` ${r.setting}` : ""} rep ${r.rep}: train ${
         r.train_img_s.toFixed(1)
-      } img/s, infer ${r.infer_img_s.toFixed(1)} img/s`,
+      } img/s, infer ${r.infer_img_s.toFixed(1)} img/s${
+        r.train_bf16_img_s === undefined ? "" : `; bf16 train ${r.train_bf16_img_s.toFixed(1)} img/s`
+      }${r.infer_bf16_img_s === undefined ? "" : `, bf16 infer ${r.infer_bf16_img_s.toFixed(1)} img/s`}`,
     );}
 };
 const started = new Date();
@@ -491,6 +608,11 @@ const lines = [
   `# Benchmark ${started.toISOString()}`,
   "",
   `Command: deno task bench ${Deno.args.join(" ")}`,
+  `CPU: ${cpu}; /proc/cpuinfo: avx512_bf16 ${hasBf16 ? "yes" : "no"}, AMX ${hasAmx ? "yes" : "no"}.`,
+  peakLine,
+  `FLOPs per image, forward (Conv2D + Dense of the tfjs model, 2 per multiply-add; BN and element-wise ops left out): ${
+    models.map((n) => `${n} ${(fwdFlops.get(`${n}:${bns[0]}`)! / 1e6).toFixed(1)} M`).join(", ")
+  }; a training step counts ${TRAIN_FLOP_FACTOR}x forward (forward, backward data, backward weights).`,
   `noiselab side: ${backendName || "-"}; pytorch side: ${torch?.info ?? "-"}${
     args["torch-channels-last"] ? " (channels_last)" : " (NCHW)"
   }`,
@@ -522,7 +644,8 @@ if (torch && torchSettings.length > 1) {
   lines.push(
     "",
     `PyTorch settings (${torchSettings.join(", ")}; "-bf16": torch.autocast("cpu", dtype=torch.bfloat16)), ` +
-      "alternating with the engine (fp32) in the same rounds; ratio = engine / the fastest PyTorch setting:",
+      "alternating with the engine in the same rounds (engine bf16: setConvPrecision, forward convolutions in bf16 " +
+      "for infer, forward and both backward convolutions for train); ratio = engine / the fastest PyTorch setting:",
     "",
     `| model | bn | what | noiselab fp32 | noiselab bf16 | ${
       cols.join(" | ")
@@ -540,10 +663,11 @@ if (torch && torchSettings.length > 1) {
           return v.length ? median(v) : NaN;
         };
         const ours = med("noiselab");
+        const kb = k === "train_img_s" ? "train_bf16_img_s" : "infer_bf16_img_s";
         const b16 = rows.filter((r) =>
-          r.model === name && r.bn === bn && r.side === "noiselab" && r.infer_bf16_img_s !== undefined
-        ).map((r) => r.infer_bf16_img_s!);
-        const oursBf16 = k === "infer_img_s" && b16.length ? median(b16) : NaN;
+          r.model === name && r.bn === bn && r.side === "noiselab" && r[kb] !== undefined
+        ).map((r) => r[kb]!);
+        const oursBf16 = b16.length ? median(b16) : NaN;
         const oursBest = Number.isNaN(oursBf16) ? ours : Math.max(ours, oursBf16);
         const theirs = torchSettings.map((t) => med("pytorch", t));
         const best = Math.max(...theirs.filter((v) => !Number.isNaN(v)));
@@ -558,13 +682,68 @@ if (torch && torchSettings.length > 1) {
     }
   }
 }
+if (peak) {
+  // every side's share of the measured peak, with the same FLOPs per image for all
+  const sides: { label: string; side: string; setting?: string; bf16?: boolean; prec: "fp32" | "bf16" }[] = [
+    ...(args.side === "pytorch" ? [] : [{ label: "noiselab fp32", side: "noiselab", prec: "fp32" as const }]),
+    ...(args.side === "pytorch" || !args["torch-settings"]
+      ? []
+      : [{ label: "noiselab bf16", side: "noiselab", bf16: true, prec: "bf16" as const }]),
+    ...(torch
+      ? torchSettings.map((t) => ({
+        label: `pytorch ${t}`,
+        side: "pytorch",
+        setting: t,
+        prec: (t.endsWith("-bf16") ? "bf16" : "fp32") as "fp32" | "bf16",
+      }))
+      : []),
+  ];
+  lines.push(
+    "",
+    "% of the measured peak: images/s x FLOPs per image / peak (fp32 runs against the fp32 peak, bf16 runs — " +
+      `the engine's bf16, PyTorch's "-bf16" — against the bf16 peak; train = ${TRAIN_FLOP_FACTOR}x forward FLOPs):`,
+    "",
+    `| model | bn | what | GFLOP/img | ${sides.map((c) => c.label).join(" | ")} |`,
+    `| --- | --- | --- | --- | ${sides.map(() => "---").join(" | ")} |`,
+  );
+  for (const name of models) {
+    for (const bn of bns) {
+      for (const what of ["train", "infer"] as const) {
+        const cells = sides.map((c) => {
+          const key = c.bf16 ? `${what}_bf16_img_s` as const : `${what}_img_s` as const;
+          const v = rows.filter((r) =>
+            r.model === name && r.bn === bn && r.side === c.side &&
+            (c.setting === undefined || r.setting === c.setting) && r[key] !== undefined
+          ).map((r) => r[key]!);
+          const pct = v.length ? pctOfPeak(name, bn, what, median(v), c.prec) : NaN;
+          return Number.isNaN(pct) ? "-" : `${pct.toFixed(1)}%`;
+        });
+        const gf = fwdFlops.get(`${name}:${bn}`)! * (what === "train" ? TRAIN_FLOP_FACTOR : 1) / 1e9;
+        lines.push(`| ${name} | ${bn} | ${what} | ${gf.toFixed(3)} | ${cells.join(" | ")} |`);
+      }
+    }
+  }
+  lines.push(
+    "",
+    "The FLOPs are nominal (2·OH·OW·KH·KW·Cin·Cout per conv), which includes the kernel taps over a " +
+      "\"same\" convolution's zero padding; oneDNN skips those, so on small maps (VGG's 4x4 and 2x2 layers) " +
+      "a run can pass 100%. Without them the forward FLOPs per image are " +
+      models.map((n) => {
+        const a = fwdFlopsNoPad.get(`${n}:${bns[0]}`)!, b = fwdFlops.get(`${n}:${bns[0]}`)!;
+        return `${n} ${(a / 1e6).toFixed(1)} M (x${(a / b).toFixed(3)})`;
+      }).join(", ") + ": multiply a % above by that factor for the share of the peak spent on real inputs.",
+  );
+}
 const md = lines.join("\n") + "\n";
 if (!args.json) console.log(md);
 if (!args["no-write"]) {
   const dir = join(projectRoot, "results", "bench");
   await Deno.mkdir(dir, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, "-");
-  await writeFileAtomic(join(dir, `${stamp}.jsonl`), rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  await writeFileAtomic(
+    join(dir, `${stamp}.jsonl`),
+    [header, ...rows].map((r) => JSON.stringify(r)).join("\n") + "\n",
+  );
   await writeFileAtomic(join(dir, `${stamp}.md`), md);
   log(`[bench] wrote results/bench/${stamp}.{jsonl,md}`);
 }

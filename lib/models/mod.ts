@@ -25,3 +25,4 @@ export { resnetConvs, resnetShortcutConvs } from "./resnet.ts";
 export { VGG_CFGS, vggConvs } from "./vgg.ts";
 export * from "./io.ts";
 export * from "./predict.ts";
+export { type LayerFlops, type ModelFlops, modelFlops } from "./flops.ts";

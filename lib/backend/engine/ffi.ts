@@ -49,6 +49,8 @@ const SYMBOLS = {
   nl_spatial_mean_grad: { parameters: ["buffer", "buffer", "i64", "i64", "i64"], result: "i32" },
   // optional: a shim built before it existed still loads (then bf16 is simply unavailable)
   nl_set_conv_bf16: { parameters: ["i32"], result: "i32", optional: true },
+  // optional likewise: the measured fp32 FMA (kind 0) / bf16 dot-product (kind 1) peak in GFLOP/s, -1 where unsupported
+  nl_peak_gflops: { parameters: ["i32", "i32"], result: "f64", optional: true },
 } as const;
 
 /** The shim's functions, as returned by `Deno.dlopen`. */

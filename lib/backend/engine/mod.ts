@@ -15,3 +15,4 @@ export {
   setEngineProfiling,
 } from "./kernels/mod.ts";
 export { type ConvPrecision, convPrecision, setConvPrecision } from "./precision.ts";
+export { measurePeakGflops, type PeakGflops } from "./peak.ts";

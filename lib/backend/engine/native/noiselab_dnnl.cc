@@ -28,7 +28,9 @@
 // nl_last_error(). Build: lib/backend/engine/native/build.sh.
 
 #include <dnnl.hpp>
+#include <immintrin.h>
 #include <omp.h>
+#include <time.h>
 
 #include <chrono>
 #include <cmath>
@@ -87,10 +89,16 @@ enum {
 
 struct ConvEntry {
   memory::desc src_md, w_user_md, dst_md, bias_md;
-  // bf16 inference (nl_set_conv_bf16): the f32 input is converted into src_lp before the conv
+  // bf16 (nl_set_conv_bf16 mode 1 or 2): the f32 input is converted into src_lp before the conv
   bool src_cvt = false;
   memory src_lp;
   reorder src_r;
+  // bf16 training (mode 2): the f32 output gradient is converted into dd_lp before either
+  // backward convolution (the JS side passes f32 buffers only)
+  bool bf16_train = false;
+  memory::desc dd_lp_md;
+  memory dd_lp;
+  reorder dd_r;
   memory::dims strides, dilates, pad_l, pad_r;
   convolution_forward::primitive_desc fwd_pd;
   convolution_forward fwd;
@@ -115,10 +123,12 @@ struct ConvEntry {
 
 std::map<std::vector<int>, std::unique_ptr<ConvEntry>> g_conv;
 
-// Forward convolutions in bf16 (inputs and weights rounded to bf16, f32 accumulation and
-// output): off unless nl_set_conv_bf16(1) turned it on on a CPU with bf16 dot products.
-// Backward convolutions are always f32.
-bool g_conv_bf16 = false;
+// Convolutions in bf16 (inputs, weights and output gradients rounded to bf16, f32 accumulation
+// and f32 outputs/gradients): mode 0 = all f32 (default); 1 = forward convolutions in bf16
+// (inference: the bf16 sweep fast path); 2 = forward and both backward convolutions in bf16
+// (mixed-precision training: the JS side keeps f32 master weights, BN statistics and the loss).
+// Only ever non-zero on a CPU with bf16 dot products (nl_set_conv_bf16).
+int g_conv_bf16 = 0;
 
 bool cpu_has_bf16() {
   const cpu_isa isa = get_effective_cpu_isa();
@@ -196,9 +206,10 @@ PD pick_fastest(PD pd, const std::function<double(const PD&)>& bench, const char
   return best;
 }
 
-ConvEntry& get_conv(const int32_t* p, bool bf16 = false) {
+ConvEntry& get_conv(const int32_t* p, int mode = 0) {
+  const bool bf16 = mode != 0;
   std::vector<int> key(p, p + P_COUNT);
-  if (bf16) key.push_back(1);
+  if (bf16) key.push_back(mode);
   auto it = g_conv.find(key);
   if (it != g_conv.end()) return *it->second;
   auto e = std::make_unique<ConvEntry>();
@@ -220,7 +231,7 @@ ConvEntry& get_conv(const int32_t* p, bool bf16 = false) {
     po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
     attr.set_post_ops(po);
   }
-  const prop_kind pk = bf16 ? prop_kind::forward_inference : prop_kind::forward_training;
+  const prop_kind pk = mode == 1 ? prop_kind::forward_inference : prop_kind::forward_training;
   auto d = p[P_BIAS]
                ? convolution_forward::desc(pk, algorithm::convolution_direct,
                                            src_prim, w_any, e->bias_md, e->dst_md, e->strides, e->dilates,
@@ -242,6 +253,12 @@ ConvEntry& get_conv(const int32_t* p, bool bf16 = false) {
     e->src_lp = memory(e->fwd_pd.src_desc(), *g_eng);
     e->src_r = reorder(memory(e->src_md, *g_eng, nullptr), e->src_lp);
   }
+  if (mode == 2) {
+    e->bf16_train = true;
+    e->dd_lp_md = memory::desc({N, OC, OH, OW}, dt::bf16, tag::nhwc);
+    e->dd_lp = memory(e->dd_lp_md, *g_eng);
+    e->dd_r = reorder(memory(e->dst_md, *g_eng, nullptr), e->dd_lp);
+  }
   if (e->fwd_pd.weights_desc() != e->w_user_md) {
     e->fwd_w_reorder = true;
     e->fwd_w_mem = memory(e->fwd_pd.weights_desc(), *g_eng);
@@ -254,9 +271,10 @@ ConvEntry& get_conv(const int32_t* p, bool bf16 = false) {
 
 void ensure_bwd_data(ConvEntry& e, const int32_t* p) {
   if (e.bwd_d_ready) return;
-  memory::desc w_any({p[P_OC], p[P_C], p[P_KH], p[P_KW]}, dt::f32, tag::any);
-  convolution_backward_data::desc d(algorithm::convolution_direct, e.src_md, w_any, e.dst_md, e.strides,
-                                    e.dilates, e.pad_l, e.pad_r);
+  memory::desc w_any({p[P_OC], p[P_C], p[P_KH], p[P_KW]}, e.bf16_train ? dt::bf16 : dt::f32, tag::any);
+  convolution_backward_data::desc d(algorithm::convolution_direct, e.src_md, w_any,
+                                    e.bf16_train ? e.dd_lp_md : e.dst_md, e.strides, e.dilates, e.pad_l,
+                                    e.pad_r);
   e.bwd_d_pd = pick_fastest<convolution_backward_data::primitive_desc>(
       convolution_backward_data::primitive_desc(d, *g_eng, e.fwd_pd),
       [&](const convolution_backward_data::primitive_desc& pd) {
@@ -280,8 +298,10 @@ void ensure_bwd_data(ConvEntry& e, const int32_t* p) {
 void ensure_bwd_weights(ConvEntry& e, const int32_t* p) {
   if (e.bwd_w_ready) return;
   memory::desc w_any({p[P_OC], p[P_C], p[P_KH], p[P_KW]}, dt::f32, tag::any);
-  convolution_backward_weights::desc d(algorithm::convolution_direct, e.src_md, w_any, e.dst_md, e.strides,
-                                       e.dilates, e.pad_l, e.pad_r);
+  convolution_backward_weights::desc d(algorithm::convolution_direct,
+                                       e.bf16_train ? e.src_lp.get_desc() : e.src_md, w_any,
+                                       e.bf16_train ? e.dd_lp_md : e.dst_md, e.strides, e.dilates, e.pad_l,
+                                       e.pad_r);
   e.bwd_w_pd = pick_fastest<convolution_backward_weights::primitive_desc>(
       convolution_backward_weights::primitive_desc(d, *g_eng, e.fwd_pd),
       [&](const convolution_backward_weights::primitive_desc& pd) {
@@ -622,12 +642,14 @@ const char* nl_info() {
 }
 
 /**
- * Forward convolutions in bf16 (1) or f32 (0, the default). Returns 1 when bf16 is now on, 0 when
- * it is off — also when 1 was asked on a CPU without bf16 dot products (avx512_core_bf16 / AMX).
+ * Convolution precision: 0 = f32 (the default), 1 = forward convolutions in bf16 (inference),
+ * 2 = forward and backward convolutions in bf16 (mixed-precision training; f32 accumulation,
+ * f32 outputs and gradients). Returns the mode now in effect: 0 also when 1 or 2 was asked on a
+ * CPU without bf16 dot products (avx512_core_bf16 / AMX).
  */
 int nl_set_conv_bf16(int on) {
-  g_conv_bf16 = on != 0 && cpu_has_bf16();
-  return g_conv_bf16 ? 1 : 0;
+  g_conv_bf16 = (on == 1 || on == 2) && cpu_has_bf16() ? on : 0;
+  return g_conv_bf16;
 }
 
 /** Name of the oneDNN implementation chosen for a convolution forward (diagnostics). */
@@ -670,9 +692,13 @@ int nl_conv_fwd(const float* x, const float* w, const float* bias, float* y, con
 
 int nl_conv_bwd_data(const float* dy, const float* w, float* dx, const int32_t* p) {
   return guard([&] {
-    ConvEntry& e = get_conv(p);
+    ConvEntry& e = get_conv(p, g_conv_bf16 == 2 ? 2 : 0);
     ensure_bwd_data(e, p);
     memory ddst(e.dst_md, *g_eng, (void*)dy), dsrc(e.src_md, *g_eng, dx);
+    if (e.bf16_train) {
+      e.dd_r.execute(*g_strm, ddst, e.dd_lp);
+      ddst = e.dd_lp;
+    }
     memory wu(e.w_user_md, *g_eng, (void*)w);
     memory wm = wu;
     if (e.bwd_d_w_reorder) {
@@ -686,9 +712,15 @@ int nl_conv_bwd_data(const float* dy, const float* w, float* dx, const int32_t* 
 
 int nl_conv_bwd_weights(const float* x, const float* dy, float* dw, const int32_t* p) {
   return guard([&] {
-    ConvEntry& e = get_conv(p);
+    ConvEntry& e = get_conv(p, g_conv_bf16 == 2 ? 2 : 0);
     ensure_bwd_weights(e, p);
     memory src(e.src_md, *g_eng, (void*)x), ddst(e.dst_md, *g_eng, (void*)dy);
+    if (e.bf16_train) {
+      e.src_r.execute(*g_strm, src, e.src_lp);
+      src = e.src_lp;
+      e.dd_r.execute(*g_strm, ddst, e.dd_lp);
+      ddst = e.dd_lp;
+    }
     memory wu(e.w_user_md, *g_eng, dw);
     memory wm = e.bwd_w_reorder ? e.bwd_w_mem : wu;
     e.bwd_w.execute(*g_strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, wm}});
@@ -1113,6 +1145,123 @@ int nl_spatial_mean_grad(const float* dy, float* dx, int64_t N, int64_t HW, int6
         for (int64_t c = 0; c < C; ++c) o[p * C + c] = g[c] * inv;
     }
   });
+}
+
+
+/**
+ * The measured peak of the cores' vector units, in GFLOP/s over `threads` OpenMP threads (all
+ * threads together; the best of 3 timed runs): kind 0 = fp32 FMA (_mm512_fmadd_ps, 32 flop per
+ * instruction; _mm256_fmadd_ps, 16 flop, in a build without AVX-512F), kind 1 = bf16 dot products
+ * (_mm512_dpbf16_ps, 64 flop per instruction: 32 bf16 pairs multiplied and added into 16 fp32
+ * lanes). Each thread runs independent accumulator chains held in registers (16 with AVX-512, 12
+ * with AVX2), enough to cover the instruction's latency times its throughput, so the loop is bound
+ * by the FMA / dot-product units alone, never by memory; the iteration count is calibrated to about
+ * 0.3 s per run. Each thread is timed by its own CPU time (CLOCK_THREAD_CPUTIME_ID) and the threads'
+ * rates are added, so other processes time-sliced onto the same cores lower the result much less
+ * than a wall-clock timing would (threads sharing a core's units, e.g. SMT siblings, still share
+ * them). The accumulators are summed into a volatile so the loop cannot be optimised away.
+ * This is the measured FMA / dot-product peak of the cores: AMX tiles, where the CPU has them, are
+ * not measured (oneDNN may use them for bf16 convolutions, which can then exceed this "peak").
+ * Returns -1 where the build has no such instructions (kind 1 without AVX-512 BF16; kind 0 without
+ * AVX-512F or AVX2+FMA), for an unknown kind, or for threads < 1.
+ */
+double nl_peak_gflops(int kind, int threads) {
+  if (threads < 1 || (kind != 0 && kind != 1)) return -1;
+#if !defined(__AVX512BF16__)
+  if (kind == 1) return -1;
+#endif
+#if !defined(__AVX512F__) && !(defined(__AVX2__) && defined(__FMA__))
+  return -1;
+#else
+  static volatile float g_peak_seed = 1.0f;
+  static volatile double g_peak_sink = 0.0;
+  auto cpu_s = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  };
+  // one run of `iters` iterations on every thread: {wall seconds, sum of the threads' flop per CPU second}
+  auto run = [&](int64_t iters) -> std::pair<double, double> {
+    double rate = 0.0;
+    const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads) reduction(+ : rate)
+    {
+      const double c0 = cpu_s();
+      double flop = 0.0;
+      const float seed = g_peak_seed;
+      float sum = 0.f;
+      if (kind == 0) {
+#if defined(__AVX512F__)
+        constexpr int A = 16;
+        const __m512 a = _mm512_set1_ps(0.999999f * seed), b = _mm512_set1_ps(1e-7f * seed);
+        __m512 c[A];
+        for (int k = 0; k < A; ++k) c[k] = _mm512_set1_ps(seed * (float)(k + 1));
+        for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 16
+          for (int k = 0; k < A; ++k) c[k] = _mm512_fmadd_ps(c[k], a, b);
+        }
+        alignas(64) float lanes[16];
+        for (int k = 0; k < A; ++k) {
+          _mm512_store_ps(lanes, c[k]);
+          for (int j = 0; j < 16; ++j) sum += lanes[j];
+        }
+        flop = (double)iters * A * 32;
+#else
+        constexpr int A = 12;
+        const __m256 a = _mm256_set1_ps(0.999999f * seed), b = _mm256_set1_ps(1e-7f * seed);
+        __m256 c[A];
+        for (int k = 0; k < A; ++k) c[k] = _mm256_set1_ps(seed * (float)(k + 1));
+        for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+          for (int k = 0; k < A; ++k) c[k] = _mm256_fmadd_ps(c[k], a, b);
+        }
+        alignas(32) float lanes[8];
+        for (int k = 0; k < A; ++k) {
+          _mm256_store_ps(lanes, c[k]);
+          for (int j = 0; j < 8; ++j) sum += lanes[j];
+        }
+        flop = (double)iters * A * 16;
+#endif
+      } else {
+#if defined(__AVX512BF16__)
+        constexpr int A = 16;
+        const __m512 x = _mm512_set1_ps(1e-3f * seed);
+        const __m512bh a = _mm512_cvtne2ps_pbh(x, x);
+        __m512 c[A];
+        for (int k = 0; k < A; ++k) c[k] = _mm512_set1_ps(seed * (float)(k + 1));
+        for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 16
+          for (int k = 0; k < A; ++k) c[k] = _mm512_dpbf16_ps(c[k], a, a);
+        }
+        alignas(64) float lanes[16];
+        for (int k = 0; k < A; ++k) {
+          _mm512_store_ps(lanes, c[k]);
+          for (int j = 0; j < 16; ++j) sum += lanes[j];
+        }
+        flop = (double)iters * A * 64;
+#endif
+      }
+      const double dt = cpu_s() - c0;
+      if (dt > 0) rate = flop / dt;
+#pragma omp critical(nl_peak_sink)
+      g_peak_sink = g_peak_sink + sum;
+    }
+    return {omp_get_wtime() - t0, rate};
+  };
+  // calibrate to ~0.3 s per run, then the best of 3
+  int64_t iters = 1 << 18;
+  for (;;) {
+    const double t = run(iters).first;
+    if (t > 0.03 || iters >= ((int64_t)1 << 34)) {
+      iters = std::max<int64_t>(1, (int64_t)((double)iters * 0.3 / std::max(t, 1e-9)));
+      break;
+    }
+    iters *= 8;
+  }
+  double best = 0.0;
+  for (int r = 0; r < 3; ++r) best = std::max(best, run(iters).second / 1e9);
+  return best;
+#endif
 }
 
 }  // extern "C"
