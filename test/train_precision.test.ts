@@ -99,3 +99,29 @@ Deno.test({
     for (const d of [d1, d2, d3]) await Deno.remove(d, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "bf16Available() probes without changing the precision in effect (a training scope stays one)",
+  ignore: why !== null,
+  fn: async () => {
+    const { bf16Available, setConvPrecision } = await import("../lib/backend/engine/precision.ts");
+    const r = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k + 1));
+    // the weight gradient of a conv: bf16 in the training scope, fp32 otherwise
+    const dw = () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(r(2 * 8 * 8 * 16, 0.37), [2, 8, 8, 16]);
+        const f = (w: tf.Tensor) => tf.sum(tf.conv2d(x, w as tf.Tensor4D, 1, "same"));
+        return tf.grad(f)(tf.tensor4d(r(9 * 16 * 16, 0.11), [3, 3, 16, 16])).dataSync() as Float32Array;
+      });
+    try {
+      const ref = dw();
+      setConvPrecision("bf16", "training");
+      const bf = dw();
+      assert.notDeepEqual(Array.from(bf), Array.from(ref), "training scope: bf16 backward");
+      assert.equal(bf16Available(), true);
+      assert.deepEqual(Array.from(dw()), Array.from(bf), "after the probe: still the training scope");
+    } finally {
+      setConvPrecision("fp32");
+    }
+  },
+});

@@ -22,6 +22,8 @@ export type ConvPrecision = "fp32" | "bf16";
 export type PrecisionScope = "inference" | "training";
 
 let current: ConvPrecision = "fp32";
+/** The shim's mode now in effect: 0 fp32, 1 bf16 forward (inference), 2 bf16 forward + backward (training). */
+let currentMode = 0;
 let noticed = false;
 
 /**
@@ -50,9 +52,11 @@ export function setConvPrecision(p: ConvPrecision, scope: PrecisionScope = "infe
       );
     }
     current = on ? "bf16" : "fp32";
+    currentMode = on ? mode : 0;
   } else {
     set?.(0);
     current = "fp32";
+    currentMode = 0;
   }
   return current;
 }
@@ -66,9 +70,7 @@ export function convPrecision(): ConvPrecision {
 export function bf16Available(): boolean {
   const set = loadNative()?.sym.nl_set_conv_bf16;
   if (!set) return false;
-  const before = set(0);
   const ok = set(1) === 1;
-  set(current === "bf16" ? 1 : 0);
-  void before;
+  set(currentMode); // restores the mode in effect (a bf16 training scope stays a training scope)
   return ok;
 }
