@@ -356,8 +356,9 @@ Deno.test("notebooks: sweepConfigFor maps the knobs (names kept); validation is 
     inferenceTime: 1,
     driftCompensation: false,
     pcmMapping: "per-layer",
-    fastPath: "off",
+    fastPath: p.fastPath,
   });
+  assert.equal(p.fastPath, "bf16", "smoke evaluates sweeps through the bf16 fast path");
   const recal = attributionConditions(p).find((x) => x.recalibrate)!;
   assert.equal(sweepConfigFor(p, recal).recalibrateBatches, p.recalibrateBatches);
   const folded = attributionConditions(p).find((x) => x.key === "folded-all")!;
@@ -374,6 +375,7 @@ Deno.test("notebooks: sweepConfigFor maps the knobs (names kept); validation is 
     [{ draws: 0 }, /^parameter draws: expected an integer >= 1/],
     [{ recalibrateBatches: 1.5 }, /^parameter recalibrateBatches: expected an integer >= 0/],
     [{ scoring: "numpy" }, /^parameter scoring: unknown scoring rule 'numpy'/],
+    [{ fastPath: "fp16" }, /^parameter fastPath: unknown evaluation path "fp16"/],
   ];
   for (const [o, re] of bads) {
     const knob = Object.keys(o)[0];
@@ -491,8 +493,16 @@ Deno.test("numbers: notebook sweeps through SweepConfig equal the old hand-built
   const test = await testSplit(m);
   const trained = { config: MODEL_CFG, normalization: STATS, test };
   const params = [
-    resolveParams("03", "smoke", { etas: [0, 0.3, 1.2], draws: 2, recalibrateBatches: 1, testSize: 20 }),
+    // fastPath "off": the old path evaluated the model as it is (smoke's bf16 fast path is not bitwise)
     resolveParams("03", "smoke", {
+      etas: [0, 0.3, 1.2],
+      draws: 2,
+      recalibrateBatches: 1,
+      testSize: 20,
+      fastPath: "off",
+    }),
+    resolveParams("03", "smoke", {
+      fastPath: "off",
       etas: [0.2, 2],
       draws: 2,
       noiseSeed: 5,
@@ -765,6 +775,7 @@ Deno.test("sweepVariant (notebooks) end to end: rows equal the old path's, store
       draws: 2,
       recalibrateBatches: 1,
       testSize: 20,
+      fastPath: "off",
     });
     const tv = {
       key: "tiny-bn",
