@@ -19,6 +19,7 @@ import {
   type TrainedModel,
   trainOrLoad,
 } from "../lib/train/mod.ts";
+import { resolveFastPath, resolveSweepConfig } from "../lib/noise/mod.ts";
 import { hashObject } from "../lib/util/hash.ts";
 import { NUMERICS_VERSION } from "../lib/util/version.ts";
 import { NoiselabError } from "../lib/util/errors.ts";
@@ -59,6 +60,10 @@ Deno.test("precision bf16 on a backend without bf16 kernels: fp32, with a notice
     // fp32 configs pass through unchanged
     const f = resolveTrainConfig({ model: "resnet8" });
     assert.equal(resolveTrainPrecision(f), f);
+    // the sweep's bf16 fast path likewise (lib/noise resolveFastPath), so its cache key says fp32
+    const sc = resolveSweepConfig({ etas: [0.1], fastPath: "bf16" });
+    assert.equal(resolveFastPath(sc).fastPath, "fp32");
+    assert.equal(sc.fastPath, "bf16");
   } finally {
     await initBackend(prev === "cpu" ? "cpu" : "auto");
   }
@@ -85,6 +90,8 @@ Deno.test({
     const a = (await trainOrLoad(tiny, { resultsDir: d1, dataset }))!;
     const b = (await trainOrLoad(tiny, { resultsDir: d2, dataset }))!;
     assert.equal(a.config.precision, "bf16");
+    const sc = resolveSweepConfig({ etas: [0.1], fastPath: "bf16" });
+    assert.equal(resolveFastPath(sc), sc, "bf16 available: the sweep config is kept");
     assert.equal(a.id, modelId(resolveTrainConfig(tiny), dataset.dataId, "onednn"));
     assert.deepEqual(weightsOf(a), weightsOf(b), "same config + seed: same weights");
     const fp32 = (await trainOrLoad({ ...tiny, precision: "fp32" }, { resultsDir: d3, dataset }))!;

@@ -14,6 +14,7 @@ import { loadDataset } from "../data/mod.ts";
 import {
   noiseSpecOf,
   noiseSweep,
+  resolveFastPath,
   type SweepConfig,
   sweepData,
   sweepOptionsFor,
@@ -178,7 +179,9 @@ export async function runNoise(req: NoiseRequest): Promise<NoiseRun> {
   const results: SweepResult[] = [];
   let dataLabel = "";
   const tty = Boolean(process.stderr.isTTY);
-  for (const config of req.configs) {
+  // the bf16 fast path where it cannot run is fp32, and reported so (lib/noise resolveFastPath)
+  const configs = req.configs.map(resolveFastPath);
+  for (const config of configs) {
     let inputs;
     try {
       inputs = sweepData(config, ds, model);
@@ -212,7 +215,7 @@ export async function runNoise(req: NoiseRequest): Promise<NoiseRun> {
       bar?.stop();
     }
   }
-  return { modelId: stored.id, meta: stored.meta, dataLabel, configs: req.configs, results };
+  return { modelId: stored.id, meta: stored.meta, dataLabel, configs, results };
 }
 
 /** The `--json` output: a row object per draw, then a summary per level, then a result per sweep. */

@@ -37,6 +37,7 @@ import {
   type WeightRef,
   withNoise,
 } from "./inject.ts";
+import type { SweepConfig } from "./config.ts";
 import { foldBatchNorm } from "./fold.ts";
 import { recalibrateBatchNorm } from "./recalibrate.ts";
 import { averageNormalizedAccuracy, summarizeRows, type SweepRow, type SweepSummary } from "./stats.ts";
@@ -233,6 +234,18 @@ export const fusedEvaluateBf16: Evaluator = async (model, x, labels, batchSize, 
 };
 
 let bf16Noticed = false;
+
+/**
+ * The config with the evaluation path that will actually run: `config` itself unless it asks for the
+ * bf16 fast path where bf16 cannot run (another backend than the onednn engine, or a CPU without bf16
+ * dot products); then a copy with `fastPath: "fp32"` (one notice on stderr per process). Call it after
+ * the backend is chosen and before a cache key is computed, so the key names the path that ran.
+ * @param config a resolved sweep config (lib/noise `resolveSweepConfig`)
+ */
+export function resolveFastPath(config: SweepConfig): SweepConfig {
+  if (config.fastPath !== "bf16") return config;
+  return fastPathMode({ fastPath: "bf16" }) === "bf16" ? config : { ...config, fastPath: "fp32" };
+}
 
 /** The fast path a sweep runs: false (unfused), "fp32" or "bf16" (only where the engine can). */
 function fastPathMode(opts: { fastPath?: boolean | "bf16"; evaluate?: Evaluator }): false | ConvPrecision {

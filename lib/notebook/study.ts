@@ -11,6 +11,7 @@ import { bnSlotCount, type BNSpec, loadModel } from "../models/mod.ts";
 import {
   DEFAULT_SWEEP_CONFIG,
   noiseSweep,
+  resolveFastPath,
   type SweepConfig,
   sweepData,
   sweepOptionsFor,
@@ -232,7 +233,9 @@ export function sweepVariant(
   assertCurrent("sweepVariant", p, { trained: tv, dataset });
   return tracked(
     `sweepVariant(${tv.label})`,
-    sweepVariantImpl(p, tv, condition, dataset, opts).then((sw) => (stamp(sw.rows, generationOf(p)), stamp(sw, generationOf(p)))),
+    sweepVariantImpl(p, tv, condition, dataset, opts).then((
+      sw,
+    ) => (stamp(sw.rows, generationOf(p)), stamp(sw, generationOf(p)))),
   );
 }
 
@@ -244,7 +247,8 @@ async function sweepVariantImpl(
   opts: { series?: string; snapshot?: SnapshotInfo } = {},
 ): Promise<VariantSweep> {
   const snap = opts.snapshot ?? null;
-  const config = sweepConfigFor(p, condition);
+  // the bf16 fast path where it cannot run is fp32, and keyed so (lib/noise resolveFastPath)
+  const config = resolveFastPath(sweepConfigFor(p, condition));
   const { test, testSubset, calibration } = sweepData(config, dataset, tv.trained);
   const where = { modelId: tv.trained.id, snapshotStep: snap?.step ?? null, dataId: dataset.dataId };
   const key = sweepCacheKey({ config, ...where, testSubset });
@@ -332,7 +336,10 @@ export function studyProvenance(
 
 /** The parameters in effect, as a two-column table (name, value). */
 export function paramsTable(p: NotebookParams): DataFrame {
-  return stamp(table(Object.entries(p).map(([k, v]) => ({ parameter: k, value: JSON.stringify(v) }))), generationOf(p));
+  return stamp(
+    table(Object.entries(p).map(([k, v]) => ({ parameter: k, value: JSON.stringify(v) }))),
+    generationOf(p),
+  );
 }
 
 /** Clean accuracies of trained variants as a table. */

@@ -30,6 +30,7 @@ import { initBackend } from "../backend/mod.ts";
 import type { Dataset } from "../data/mod.ts";
 import { bnSlotCount } from "../models/mod.ts";
 import { sweepConfigHash } from "../noise/config.ts";
+import { resolveFastPath } from "../noise/sweep.ts";
 import { sweepCacheKey, sweepCachePath } from "../notebook/cache.ts";
 import {
   NOTEBOOK_IDS,
@@ -276,7 +277,8 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
   };
 
   const sweepId = (p: NotebookParams, ref: ModelRef, ds: Dataset, c: SweepCondition, step: number | null) => {
-    const config = sweepConfigFor(p, c);
+    // as lib/notebook sweepVariant: the bf16 fast path where it cannot run is keyed as fp32
+    const config = resolveFastPath(sweepConfigFor(p, c));
     const size = config.testSize ?? ref.config.testSize;
     const key = sweepCacheKey({
       config,
@@ -325,7 +327,7 @@ export async function buildPlan(opts: PlanOptions): Promise<Plan> {
   ) => {
     const id = hashObject({
       kind: "matched",
-      configHash: sweepConfigHash(sweepConfigFor(p, c)),
+      configHash: sweepConfigHash(resolveFastPath(sweepConfigFor(p, c))),
       sweeps: [finals[0].id, finals[1].id],
       numerics: NUMERICS_VERSION,
     }, 16);
