@@ -160,3 +160,23 @@ Deno.test("backend rename: 'noiselab' is accepted as the old name of 'onednn', a
   const { resolveParams } = await import("../lib/notebook/profiles.ts");
   assert.equal(resolveParams("01", "smoke", { backend: "noiselab" }).backend, "onednn");
 });
+
+Deno.test("storeBackendName: the engine keeps its stored name; another reduction layout is named in ids", async () => {
+  const { storeBackendName, engineReductionThreads } = await import("../lib/backend/mod.ts");
+  const before = Deno.env.get("NOISELAB_REDUCTION_THREADS");
+  try {
+    Deno.env.delete("NOISELAB_REDUCTION_THREADS");
+    assert.equal(engineReductionThreads(), 2);
+    assert.equal(storeBackendName("onednn"), "noiselab");
+    assert.equal(storeBackendName("noiselab"), "noiselab");
+    assert.equal(storeBackendName("wasm"), "wasm");
+    Deno.env.set("NOISELAB_REDUCTION_THREADS", "4");
+    assert.equal(storeBackendName("onednn"), "noiselab-r4");
+    assert.equal(storeBackendName("cpu"), "cpu");
+    Deno.env.set("NOISELAB_REDUCTION_THREADS", "0"); // out of range: the default, as the shim reads it
+    assert.equal(storeBackendName("onednn"), "noiselab");
+  } finally {
+    if (before === undefined) Deno.env.delete("NOISELAB_REDUCTION_THREADS");
+    else Deno.env.set("NOISELAB_REDUCTION_THREADS", before);
+  }
+});

@@ -232,6 +232,30 @@ Deno.test({ name: tname("engine: training is bitwise reproducible across process
   assert.equal(a, b, "two identical runs gave different weights");
 });
 
+Deno.test({
+  name: tname("engine: training weights do not depend on the thread count (1, 2, 3 threads: bitwise equal)"),
+  ignore,
+}, async () => {
+  // model ids hold no thread count, so the weights must not depend on it: oneDNN's backward-weights
+  // convolutions split their minibatch reduction among their threads (1 vs 2 threads differed before
+  // they ran in the fixed reduction layout of native reduction_parts())
+  const fixture = new URL("./engine_repro_fixture.ts", import.meta.url).pathname;
+  const run = async (threads: number) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", fixture],
+      env: { NO_COLOR: "1", NOISELAB_THREADS: String(threads) },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    return new TextDecoder().decode(r.stdout).trim();
+  };
+  const [one, two, three] = [await run(1), await run(2), await run(3)];
+  assert.match(two, /^[0-9a-f]{64}$/);
+  assert.equal(one, two, "1 thread vs 2 threads: different weights");
+  assert.equal(three, two, "3 threads vs 2 threads: different weights");
+});
+
 /** Logits of `model` on `x` with the cpu backend and with the engine (profiled: returns its kernel counters). */
 async function logitsBoth(model: tfl.LayersModel, x: Float32Array) {
   await tf.setBackend("cpu");

@@ -146,12 +146,28 @@ export function canonicalBackendName<T extends string>(name: T): T | "onednn" {
 let renamedNoticeShown = false;
 
 /**
+ * The engine's reduction layout (native `reduction_parts()`): every reduction of a training step —
+ * oneDNN's backward-weights convolutions and the hand-written BN / bias-gradient sums — runs in the
+ * layout of this many threads, whatever `NOISELAB_THREADS` is, so the weights a run produces do not
+ * depend on the machine's core count. 2 (the thread count every stored result was trained with)
+ * unless `NOISELAB_REDUCTION_THREADS` is an integer 1-256 (parsed as the shim parses it).
+ */
+export function engineReductionThreads(): number {
+  const raw = Deno.env.get("NOISELAB_REDUCTION_THREADS");
+  const n = raw === undefined ? NaN : parseInt(raw, 10);
+  return Number.isInteger(n) && n >= 1 && n <= 256 ? n : 2;
+}
+
+/**
  * The backend's name inside stored ids (model ids, sweep keys). The oneDNN engine keeps its former name
  * `noiselab` there, so that models and sweeps stored before the rename stay valid (renaming changes no
- * number). Every other name is itself.
+ * number); with a reduction layout other than the default 2 ({@link engineReductionThreads}) it is
+ * `noiselab-r<N>` (those weights differ in the last bits). Every other name is itself.
  */
 export function storeBackendName(name: string): string {
-  return name === "onednn" ? "noiselab" : name;
+  if (name !== "onednn" && name !== "noiselab") return name;
+  const r = engineReductionThreads();
+  return r === 2 ? "noiselab" : `noiselab-r${r}`;
 }
 
 function backendKey(name: BackendName): string {

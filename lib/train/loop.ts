@@ -8,7 +8,9 @@
  * `${seed}:augment:${e}`. Because the streams are re-derived from the epoch
  * number, a run resumed from the checkpoint after epoch k replays epoch k+1
  * exactly as an uninterrupted run would. Same config + seed + backend ⇒
- * bitwise same weights.
+ * bitwise same weights, at any thread count on the onednn engine (its
+ * reductions run in a fixed 2-thread layout: lib/backend
+ * `engineReductionThreads`), on the same CPU kind.
  *
  * Stopping: an abort signal or Kernel > Interrupt in the notebook UI
  * (lib/util/interrupt.ts, checked once per batch) stops the run between two

@@ -143,6 +143,39 @@ bool cpu_has_bf16() {
 // could pick different kernels and round differently, which would break
 // "same config + seed + backend => same weights". Measured gain on ResNet-20:
 // a few percent, within the noise of this shared machine.
+/**
+ * The thread-count-independent layout of every reduction (issue: the weights a training run produces
+ * must not depend on the machine's core count, since model ids do not include it). oneDNN's
+ * backward-weights convolutions split their reduction over the minibatch among the threads they are
+ * created with, so they are created and run with this many threads; the hand-written column sums
+ * (BN statistics and gradients, bias gradients) use the same number of parts. 2 — the thread count
+ * every stored result of this project was trained with (2-core machines) — unless
+ * NOISELAB_REDUCTION_THREADS says otherwise (then the weights differ from 2's in the last bits, and the
+ * backend name in model ids says so: lib/backend).
+ */
+int reduction_parts() {
+  static int parts = [] {
+    const char* v = std::getenv("NOISELAB_REDUCTION_THREADS");
+    int n = v ? std::atoi(v) : 0;
+    return n >= 1 && n <= 256 ? n : 2;
+  }();
+  return parts;
+}
+
+/** Runs f with OpenMP's thread count set to `n` on the calling thread, restoring it after. */
+template <typename F>
+void with_threads(int n, F&& f) {
+  const int prev = omp_get_max_threads();
+  omp_set_num_threads(n);
+  try {
+    f();
+  } catch (...) {
+    omp_set_num_threads(prev);
+    throw;
+  }
+  omp_set_num_threads(prev);
+}
+
 bool autotune_enabled() {
   const char* v = std::getenv("NOISELAB_AUTOTUNE");
   return v && v[0] == '1';
@@ -295,8 +328,16 @@ void ensure_bwd_data(ConvEntry& e, const int32_t* p) {
   e.bwd_d_ready = true;
 }
 
+void create_bwd_weights(ConvEntry& e, const int32_t* p);
+
 void ensure_bwd_weights(ConvEntry& e, const int32_t* p) {
   if (e.bwd_w_ready) return;
+  // created (and run, nl_conv_bwd_weights) with reduction_parts() threads: its minibatch reduction
+  // is split among the threads it is created with
+  with_threads(reduction_parts(), [&] { create_bwd_weights(e, p); });
+}
+
+void create_bwd_weights(ConvEntry& e, const int32_t* p) {
   memory::desc w_any({p[P_OC], p[P_C], p[P_KH], p[P_KW]}, dt::f32, tag::any);
   convolution_backward_weights::desc d(algorithm::convolution_direct,
                                        e.bf16_train ? e.src_lp.get_desc() : e.src_md, w_any,
@@ -609,6 +650,45 @@ inline void split_rows(int64_t rows, int nt, int t, int64_t& r0, int64_t& r1) {
   r1 = r0 + q + (t < rem ? 1 : 0);
 }
 
+/**
+ * Column sums over rows in a fixed layout, so that the result does not depend on the thread count:
+ * the rows are split into `reduction_parts()` parts (as OpenMP's static schedule splits them among
+ * that many threads), each part into blocks of 256 rows from its start; `block(r0, r1, out)` writes a
+ * block's float partial sums (C values); the blocks of a part are added in order into a double, and
+ * the parts' doubles in order — exactly the arithmetic of the earlier per-thread loops run with
+ * reduction_parts() threads, whatever the number of threads that computes the blocks.
+ * `out` receives `nsums` double columns of C values each.
+ */
+template <typename Block>
+void fixed_layout_sums(int64_t rows, int64_t C, int nsums, double* out, const Block& block) {
+  const int parts = reduction_parts();
+  std::vector<int64_t> b0, b1, part_of;
+  for (int t = 0; t < parts; ++t) {
+    int64_t r0, r1;
+    split_rows(rows, parts, t, r0, r1);
+    for (int64_t r = r0; r < r1; r += 256) {
+      b0.push_back(r);
+      b1.push_back(r + 256 < r1 ? r + 256 : r1);
+      part_of.push_back(t);
+    }
+  }
+  const int64_t nb = (int64_t)b0.size(), width = (int64_t)nsums * C;
+  std::vector<float> partial((size_t)(nb * width));
+#pragma omp parallel for schedule(static) if (rows * C > kPar)
+  for (int64_t k = 0; k < nb; ++k) block(b0[k], b1[k], &partial[(size_t)(k * width)]);
+  std::vector<double> acc((size_t)(parts * width), 0.0);
+  for (int64_t k = 0; k < nb; ++k) {
+    double* a = &acc[(size_t)(part_of[k] * width)];
+    const float* p = &partial[(size_t)(k * width)];
+    for (int64_t i = 0; i < width; ++i) a[i] += p[i];
+  }
+  for (int64_t i = 0; i < width; ++i) {
+    double t1 = 0;
+    for (int t = 0; t < parts; ++t) t1 += acc[(size_t)(t * width + i)];
+    out[i] = t1;
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -637,7 +717,8 @@ const char* nl_info() {
     default: break;
   }
   g_info = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-           std::to_string(v->patch) + " isa=" + isa + " omp_threads=" + std::to_string(omp_get_max_threads());
+           std::to_string(v->patch) + " isa=" + isa + " omp_threads=" + std::to_string(omp_get_max_threads()) +
+           " reduction_threads=" + std::to_string(reduction_parts());
   return g_info.c_str();
 }
 
@@ -723,7 +804,10 @@ int nl_conv_bwd_weights(const float* x, const float* dy, float* dw, const int32_
     }
     memory wu(e.w_user_md, *g_eng, dw);
     memory wm = e.bwd_w_reorder ? e.bwd_w_mem : wu;
-    e.bwd_w.execute(*g_strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, wm}});
+    with_threads(reduction_parts(), [&] {
+      e.bwd_w.execute(*g_strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, wm}});
+      g_strm->wait();
+    });
     if (e.bwd_w_reorder) e.bwd_w_r.execute(*g_strm, e.bwd_w_mem, wu);
     g_strm->wait();
   });
@@ -820,43 +904,34 @@ int nl_pool_bwd(const float* x, const float* dy, float* dx, const int32_t* p) {
 // ------------------------------------------------------------- batch norm
 // x, y: [rows, C] (NHWC flattened). Training forward: batch mean and biased
 // variance (tf.moments semantics), y = (x - mean) * gamma / sqrt(var + eps) + beta.
-// Per-thread partial sums in double, so the result does not depend on the
-// thread count beyond float rounding of the final values.
+// Float partial sums per 256-row block, double across blocks, in a layout that does
+// not depend on the thread count (fixed_layout_sums).
 int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var,
                     int64_t rows, int32_t C, double eps) {
   return guard([&] {
-    int nt = omp_get_max_threads();
-    std::vector<double> s1((size_t)nt * C, 0.0), s2((size_t)nt * C, 0.0);
+    const int nt = omp_get_max_threads();
     std::vector<float> shift0(C);
     // shift by the first row's values to keep the single-pass variance accurate
     // (0 where that value is NaN/Inf: a shift by Inf would turn an Inf mean into NaN)
     for (int c = 0; c < C; ++c) shift0[c] = rows > 0 && exp_bits(x[c]) != kExpMask ? x[c] : 0.f;
-#pragma omp parallel num_threads(nt)
-    {
-      int t = omp_get_thread_num();
-      std::vector<float> a1(C, 0.f), a2(C, 0.f);
-      double* d1 = &s1[(size_t)t * C];
-      double* d2 = &s2[(size_t)t * C];
-      int64_t cnt = 0;
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
+    // sum and sum of squares: float partials per 256-row block, double across blocks (fixed layout)
+    std::vector<double> sums((size_t)2 * C);
+    fixed_layout_sums(rows, C, 2, sums.data(), [&](int64_t r0, int64_t r1, float* out) {
+      float* a1 = out;
+      float* a2 = out + C;
+      for (int c = 0; c < C; ++c) a1[c] = a2[c] = 0.f;
+      for (int64_t r = r0; r < r1; ++r) {
         const float* xr = x + r * C;
         for (int c = 0; c < C; ++c) {
           float v = xr[c] - shift0[c];
           a1[c] += v;
           a2[c] += v * v;
         }
-        if (++cnt == 256) {  // flush float partials to double every 256 rows
-          for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; a1[c] = 0.f; a2[c] = 0.f; }
-          cnt = 0;
-        }
       }
-      for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; }
-    }
+    });
     std::vector<float> sc(C), sh(C);
     for (int c = 0; c < C; ++c) {
-      double t1 = 0, t2 = 0;
-      for (int t = 0; t < nt; ++t) { t1 += s1[(size_t)t * C + c]; t2 += s2[(size_t)t * C + c]; }
+      const double t1 = sums[c], t2 = sums[C + c];
       double m = t1 / (double)rows;
       double v = t2 / (double)rows - m * m;
       if (v < 0) v = 0;
@@ -883,39 +958,30 @@ int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float
 int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
                     float* dx, float* dgamma, float* dbeta, int64_t rows, int32_t C, double eps) {
   return guard([&] {
-    int nt = omp_get_max_threads();
-    std::vector<double> s1((size_t)nt * C, 0.0), s2((size_t)nt * C, 0.0);
+    const int nt = omp_get_max_threads();
     std::vector<float> inv(C);
     for (int c = 0; c < C; ++c) inv[c] = (float)(1.0 / std::sqrt((double)var[c] + (double)(float)eps));
-#pragma omp parallel num_threads(nt)
-    {
-      int t = omp_get_thread_num();
-      std::vector<float> a1(C, 0.f), a2(C, 0.f);
-      double* d1 = &s1[(size_t)t * C];
-      double* d2 = &s2[(size_t)t * C];
-      int64_t cnt = 0;
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
+    // sum(dy) and sum(dy * (x - mean)) in the fixed layout (fixed_layout_sums)
+    std::vector<double> sums((size_t)2 * C);
+    fixed_layout_sums(rows, C, 2, sums.data(), [&](int64_t r0, int64_t r1, float* out) {
+      float* a1 = out;
+      float* a2 = out + C;
+      for (int c = 0; c < C; ++c) a1[c] = a2[c] = 0.f;
+      for (int64_t r = r0; r < r1; ++r) {
         const float* xr = x + r * C;
         const float* gr = dy + r * C;
         for (int c = 0; c < C; ++c) {
           a1[c] += gr[c];
           a2[c] += gr[c] * (xr[c] - mean[c]);
         }
-        if (++cnt == 256) {
-          for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; a1[c] = 0.f; a2[c] = 0.f; }
-          cnt = 0;
-        }
       }
-      for (int c = 0; c < C; ++c) { d1[c] += a1[c]; d2[c] += a2[c]; }
-    }
+    });
     std::vector<float> k1(C), k2(C), k3(C);
     // A channel whose dy, statistics or gamma hold NaN/Inf: tfjs' composed gradient
     // (through tf.moments) spreads the non-finite sums to every element as NaN.
     const float qnan = std::numeric_limits<float>::quiet_NaN();
     for (int c = 0; c < C; ++c) {
-      double sdy = 0, sdyx = 0;
-      for (int t = 0; t < nt; ++t) { sdy += s1[(size_t)t * C + c]; sdyx += s2[(size_t)t * C + c]; }
+      const double sdy = sums[c], sdyx = sums[C + c];
       double iv = inv[c];
       double g = gamma ? gamma[c] : 1.0;
       dbeta[c] = (float)sdy;
@@ -1043,33 +1109,18 @@ int nl_binary(const float* a, const float* b, float* y, int64_t n, int64_t bn, i
   });
 }
 
-/** Column sums of a [rows, C] matrix (e.g. the bias gradient over N,H,W). Double partials per thread. */
+/** Column sums of a [rows, C] matrix (e.g. the bias gradient over N,H,W), in the fixed layout (fixed_layout_sums). */
 int nl_sum_rows(const float* x, float* y, int64_t rows, int64_t C) {
   return guard([&] {
-    int nt = omp_get_max_threads();
-    std::vector<double> s((size_t)nt * C, 0.0);
-#pragma omp parallel num_threads(nt)
-    {
-      int t = omp_get_thread_num();
-      std::vector<float> a(C, 0.f);
-      double* d = &s[(size_t)t * C];
-      int64_t cnt = 0;
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows; ++r) {
+    std::vector<double> sums((size_t)C);
+    fixed_layout_sums(rows, C, 1, sums.data(), [&](int64_t r0, int64_t r1, float* a) {
+      for (int64_t c = 0; c < C; ++c) a[c] = 0.f;
+      for (int64_t r = r0; r < r1; ++r) {
         const float* xr = x + r * C;
         for (int64_t c = 0; c < C; ++c) a[c] += xr[c];
-        if (++cnt == 256) {
-          for (int64_t c = 0; c < C; ++c) { d[c] += a[c]; a[c] = 0.f; }
-          cnt = 0;
-        }
       }
-      for (int64_t c = 0; c < C; ++c) d[c] += a[c];
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      double v = 0;
-      for (int t = 0; t < nt; ++t) v += s[(size_t)t * C + c];
-      y[c] = (float)v;
-    }
+    });
+    for (int64_t c = 0; c < C; ++c) y[c] = (float)sums[c];
   });
 }
 
