@@ -90,7 +90,7 @@ Deno.test({
         join(tmp, "plan.json"),
         "--submit",
         "--cpus-per-task",
-        "1",
+        "2", // the engine's reduction layout runs 2 threads: 1-CPU tasks would oversubscribe (README)
         "--mem",
         "2G",
         "--time",
@@ -164,7 +164,7 @@ Deno.test({
         join(tmp, "slurm2"),
         "--submit",
         "--cpus-per-task",
-        "1",
+        "2", // the engine's reduction layout runs 2 threads: 1-CPU tasks would oversubscribe (README)
         "--mem",
         "2G",
       ], env);
@@ -211,7 +211,7 @@ Deno.test({
         join(tmp, "slurm2"),
         "--submit",
         "--cpus-per-task",
-        "1",
+        "2", // the engine's reduction layout runs 2 threads: 1-CPU tasks would oversubscribe (README)
         "--mem",
         "2G",
       ], env);
