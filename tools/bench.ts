@@ -36,7 +36,7 @@
  *
  * Usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
  *   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
- *   [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]
+ *   [--backend auto|onednn|wasm|cpu] [--torch-channels-last] [--profile] [--json] [--no-write]
  *   [--torch-settings all|nchw,channels_last,nchw-bf16,channels_last-bf16] (PyTorch sides alternated in each round;
  *   "-bf16": torch.autocast("cpu", dtype=torch.bfloat16); the engine also runs bf16 training and inference;
  *   a second table compares with the fastest)
@@ -86,7 +86,7 @@ interface Row {
 
 const USAGE = `usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
-  [--backend auto|noiselab|wasm|cpu] [--torch-channels-last] [--torch-settings all|nchw,channels_last,nchw-bf16,channels_last-bf16]
+  [--backend auto|onednn|wasm|cpu] [--torch-channels-last] [--torch-settings all|nchw,channels_last,nchw-bf16,channels_last-bf16]
       (PyTorch settings alternated each round; the engine then also measures bf16 training and inference)
   [--profile] [--json] [--no-write] [--sweep [--sweep-images 1000]]   (sweep throughput: unfused vs fused fast path, noiselab side only)`;
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
@@ -614,8 +614,13 @@ const lines = [
   `Command: deno task bench ${Deno.args.join(" ")}`,
   `CPU: ${cpu}; /proc/cpuinfo: avx512_bf16 ${hasBf16 ? "yes" : "no"}, AMX ${hasAmx ? "yes" : "no"}.`,
   peakLine,
-  `FLOPs per image, forward (Conv2D + Dense of the tfjs model, 2 per multiply-add; BN and element-wise ops left out): ${
-    models.map((n) => `${n} ${(fwdFlops.get(`${n}:${bns[0]}`)! / 1e6).toFixed(1)} M`).join(", ")
+  `FLOPs per image, forward, on real inputs (Conv2D + Dense of the tfjs model, 2 per multiply-add, taps on ` +
+  `implicit zero padding left out; BN and element-wise ops left out): ${
+    models.map((n) =>
+      `${n} ${(fwdFlopsNoPad.get(`${n}:${bns[0]}`)! / 1e6).toFixed(1)} M (nominal ${
+        (fwdFlops.get(`${n}:${bns[0]}`)! / 1e6).toFixed(1)
+      } M)`
+    ).join(", ")
   }; a training step counts ${TRAIN_FLOP_FACTOR}x forward (forward, backward data, backward weights).`,
   `noiselab side: ${backendName || "-"}; pytorch side: ${torch?.info ?? "-"}${
     args["torch-channels-last"] ? " (channels_last)" : " (NCHW)"

@@ -57,7 +57,7 @@ Other flags:
   --model ID                 id (or folder) of a trained model (see: noiselab models --stored) (required)
   --json                     JSON lines on stdout: {"type":"row",...} per draw, then {"type":"summary",...}
                              per level, then {"type":"result",...} per target (progress on stderr)
-  --backend NAME             auto|noiselab|wasm|cpu|tensorflow (default: $NOISELAB_BACKEND or auto)
+  --backend NAME             auto|onednn|wasm|cpu|tensorflow (default: $NOISELAB_BACKEND or auto; "noiselab" = onednn)
   --data-dir DIR             data folder (default data/ or $NOISELAB_DATA_DIR)`;
 
 const SOURCE_OF: Record<string, "jpeg" | "binary"> = {

@@ -29,7 +29,7 @@ Every training knob is a flag:
 ${knobs}
 Other flags:
   --json                 one JSON object on stdout (progress on stderr)
-  --backend NAME         auto|noiselab|wasm|cpu|tensorflow (default: $NOISELAB_BACKEND or auto)
+  --backend NAME         auto|onednn|wasm|cpu|tensorflow (default: $NOISELAB_BACKEND or auto; "noiselab" = onednn)
   --data-dir DIR         data folder (default data/ or $NOISELAB_DATA_DIR)
 Results go to $NOISELAB_RESULTS_DIR/models/<id>/ (default results/models/<id>/).`;
 }
@@ -99,8 +99,11 @@ export async function run(argv: string[]): Promise<number> {
     } on ${t.provenance.testSize} test images of ${t.provenance.sourceLabel}`,
   );
   console.log(`stored in ${t.path}`);
+  // a reduction layout other than the default 2 threads (NOISELAB_REDUCTION_THREADS) changes the weights and the id
+  const layout = /reduction_threads=(\d+)/.exec(t.provenance.backend.detail ?? "")?.[1];
+  const layoutNote = layout && layout !== "2" ? ` (reduction layout of ${layout} threads)` : "";
   console.log(
-    `provenance: data ${t.provenance.dataId}, seed ${t.provenance.seed}, backend ${t.provenance.backend.name}, ` +
+    `provenance: data ${t.provenance.dataId}, seed ${t.provenance.seed}, backend ${t.provenance.backend.name}${layoutNote}, ` +
       `lib ${t.provenance.libVersion}, config ${t.provenance.configHash}, ${
         t.provenance.wallSeconds.toFixed(1)
       } s`,

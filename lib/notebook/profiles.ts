@@ -228,7 +228,7 @@ const PER_NOTEBOOK: Record<ProfileName, Partial<Record<NotebookId, Partial<Base>
     // notebook 03 sweeps 9 conditions per architecture and 05 every snapshot: fewer levels and draws
     "03": { etas: [0, 0.05, 0.1, 0.2, 0.3], draws: 3 },
     "05": { models: ["resnet20"], etas: [0, 0.05, 0.1, 0.2, 0.3], draws: 3 },
-    // notebook 06: ResNet-20 only (one noise-trained twin to train: ~2 minutes), 3 draws per condition and time
+    // notebook 06: ResNet-20 only (no noise-trained twin: trainNoise 0 below, its training would not fit), 3 draws per condition and time
     // 1 s, 1 day, 1 year (1 h left out), 3 draws: 21 sweeps. Measured with 4 times (28 sweeps) the notebook took
     // 219 s on a loaded machine (load average ~4.5 on 2 cores), over the main job's +3 min budget
     "06": { models: ["resnet20"], draws: 3, inferenceTimes: [1, 86400, 31536000] },
