@@ -37,6 +37,14 @@ async function waitFor(
   }
 }
 
+/**
+ * `noiselab slurm ... --submit` with 2 CPUs and 2G per task: the engine's reduction layout runs 2 threads,
+ * so 1-CPU tasks would oversubscribe the node (README "The thread count does not change the numbers").
+ */
+function submitSlurm(args: string[], env: Record<string, string>) {
+  return cli(["slurm", ...args, "--submit", "--cpus-per-task", "2", "--mem", "2G"], env);
+}
+
 /** Job ids printed by submit.sh ("train: job 12 (18 task(s))", "notebooks: job 15"). */
 function jobIds(stdout: string): Record<string, string> {
   return Object.fromEntries([...stdout.matchAll(/^(\w+): job (\d+)/gm)].map((m) => [m[1], m[2]]));
@@ -84,20 +92,10 @@ Deno.test({
       let r = await cli(["plan", "--profile", "smoke", "--out", join(tmp, "plan.json")], env);
       assert.equal(r.code, 0, r.stderr);
       const t0 = performance.now();
-      r = await cli([
-        "slurm",
-        "--plan",
-        join(tmp, "plan.json"),
-        "--submit",
-        "--cpus-per-task",
-        "2", // the engine's reduction layout runs 2 threads: 1-CPU tasks would oversubscribe (README)
-        "--mem",
-        "2G",
-        "--time",
-        "0:20:00",
-        "--pack-seconds",
-        "60",
-      ], env);
+      r = await submitSlurm(
+        ["--plan", join(tmp, "plan.json"), "--time", "0:20:00", "--pack-seconds", "60"],
+        env,
+      );
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const ids = jobIds(r.stdout);
       assert.ok(ids.train && ids.sweep && ids.matched && ids.notebooks, r.stdout);
@@ -156,18 +154,7 @@ Deno.test({
       const plan2: Plan = JSON.parse(Deno.readTextFileSync(p2));
       const train = plan2.jobs.find((j) => j.kind === "train" && !j.done)!;
       assert.ok(train, "plan2 has a training job to do");
-      r = await cli([
-        "slurm",
-        "--plan",
-        p2,
-        "--dir",
-        join(tmp, "slurm2"),
-        "--submit",
-        "--cpus-per-task",
-        "2", // the engine's reduction layout runs 2 threads: 1-CPU tasks would oversubscribe (README)
-        "--mem",
-        "2G",
-      ], env);
+      r = await submitSlurm(["--plan", p2, "--dir", join(tmp, "slurm2")], env);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const ids2 = jobIds(r.stdout);
       const ckpt = join(store, "models", train.id, "checkpoint", "ckpt.bin");
@@ -203,18 +190,7 @@ Deno.test({
         false,
         "the killed training finished anyway (too fast to kill?)",
       );
-      r = await cli([
-        "slurm",
-        "--plan",
-        p2,
-        "--dir",
-        join(tmp, "slurm2"),
-        "--submit",
-        "--cpus-per-task",
-        "2", // the engine's reduction layout runs 2 threads: 1-CPU tasks would oversubscribe (README)
-        "--mem",
-        "2G",
-      ], env);
+      r = await submitSlurm(["--plan", p2, "--dir", join(tmp, "slurm2")], env);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const ids3 = jobIds(r.stdout);
       await waitFor("the re-submitted jobs", () => queueEmpty(env, Object.values(ids3)), 600, 2000);

@@ -21,7 +21,6 @@ export type ConvPrecision = "fp32" | "bf16";
 /** Which convolutions a bf16 precision covers: forward only, or forward and backward. */
 export type PrecisionScope = "inference" | "training";
 
-let current: ConvPrecision = "fp32";
 /** The shim's mode now in effect: 0 fp32, 1 bf16 forward (inference), 2 bf16 forward + backward (training). */
 let currentMode = 0;
 let noticed = false;
@@ -51,19 +50,17 @@ export function setConvPrecision(p: ConvPrecision, scope: PrecisionScope = "infe
         }); using fp32`,
       );
     }
-    current = on ? "bf16" : "fp32";
     currentMode = on ? mode : 0;
   } else {
     set?.(0);
-    current = "fp32";
     currentMode = 0;
   }
-  return current;
+  return convPrecision();
 }
 
 /** The convolution precision in effect. */
 export function convPrecision(): ConvPrecision {
-  return current;
+  return currentMode === 0 ? "fp32" : "bf16";
 }
 
 /** Whether bf16 convolutions are available here (probes and restores the current setting). */
