@@ -53,6 +53,33 @@ Deno.test("backend: cpu can be forced; backendInfo reports it; idempotent", asyn
   assert.match(info.detail, /tfjs-backend-cpu/);
 });
 
+Deno.test("backend: no tfjs 'install our node backend' banner, also for tensors made before initBackend and on cpu", async () => {
+  // a fresh process: tfjs-backend-cpu prints the banner once per backend instance, on its first tensor.
+  // The first tensor goes to tfjs's default cpu backend before initBackend, as the noise CLI loads its model.
+  const mod = new URL("../lib/backend/mod.ts", import.meta.url).href;
+  const script = [
+    'import * as tf from "@tensorflow/tfjs-core";',
+    `import { initBackend } from ${JSON.stringify(mod)};`,
+    "tf.tensor([1, 2]).dataSync();",
+    'await initBackend("cpu");',
+    "tf.tensor([3]).dataSync();",
+    'await initBackend("auto");',
+    "tf.tensor([4]).dataSync();",
+    'console.log("done");',
+  ].join("\n");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    cwd: new URL("..", import.meta.url),
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout), stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.equal(stdout.trim(), "done");
+  assert.doesNotMatch(stderr, /node backend|TensorFlow\.js in Node\.js/, stderr);
+});
+
 /** Runs `fn` with console.error captured; returns its result and the captured lines. */
 async function capturingErrors<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
   const lines: string[] = [];

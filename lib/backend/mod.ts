@@ -10,7 +10,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
+import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { NoiselabError } from "../util/errors.ts";
 import { ENGINE_NAME, engineUnavailableReason, registerEngine } from "./engine/register.ts";
 import { engineThreads } from "./engine/ffi.ts";
@@ -26,6 +26,28 @@ export interface BackendInfo {
   threads: number;
   detail: string;
 }
+
+/**
+ * tfjs-backend-cpu prints a banner on stderr ("Hi, looks like you are running TensorFlow.js in Node.js. To
+ * speed things up dramatically, install our node backend ...") the first time a MathBackendCPU stores a
+ * tensor where tfjs sees Node (Deno included): once per backend instance, behind its `firstUse` flag.
+ * noiselab chooses and reports its backend itself ({@link initBackend}: a notice on every fallback, the
+ * name in every provenance line), so the banner only adds noise to its output. The onednn engine always
+ * turned it off for itself (lib/backend/engine/register.ts), but a tensor made before `initBackend` lands on
+ * tfjs's default `cpu` backend and printed it (the `noise` CLI loads the stored model first), as did
+ * `--backend cpu`. The decision is made here, once, for every MathBackendCPU (the cpu backend and the
+ * engine built on it): the flag reads false for good. This module is imported by every CLI command, the
+ * notebooks' helpers and the study workers before any tensor exists.
+ */
+function silenceCpuBanner(): void {
+  Object.defineProperty(MathBackendCPU.prototype, "firstUse", {
+    configurable: true,
+    get: () => false,
+    // the constructor's `this.firstUse = true` (and the engine's own `= false`) land here
+    set: () => {},
+  });
+}
+silenceCpuBanner();
 
 const NAMES: readonly BackendName[] = ["tensorflow", "onednn", "wasm", "cpu"];
 let current: BackendInfo | null = null;
