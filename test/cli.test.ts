@@ -242,7 +242,10 @@ Deno.test("stored model: targets that select nothing (--fold-bn, BN targets on a
       NOISELAB_RESULTS_DIR: results,
       NOISELAB_DATA_DIR: noData,
     });
-    assertBadInput(recal, /--recalibrate-bn: model \w+ has no BatchNorm layer, so there are no BN statistics/);
+    assertBadInput(
+      recal,
+      /--recalibrate-bn: model \w+ has no BatchNorm layer, so there are no BN statistics/,
+    );
     assert.deepEqual(await treeState(results), twinState, "--recalibrate-bn");
     await Deno.remove(join(results, "models", twinId), { recursive: true });
 
@@ -372,12 +375,34 @@ Deno.test("help lists the commands; train help lists every knob", async () => {
   ) {
     assert.ok(t.stdout.includes(f), f);
   }
+  // a knob with a fixed set of values lists them, from the list the validation uses (its error names it too)
+  const { TRAIN_CONFIG_CHOICES } = await import("../lib/train/config.ts");
+  const { kebab } = await import("../lib/cli/args.ts");
+  for (const [k, allowed] of Object.entries(TRAIN_CONFIG_CHOICES)) {
+    const line = t.stdout.split("\n").find((l) => l.trimStart().startsWith(`--${kebab(k)} `));
+    assert.ok(line?.endsWith(`; one of ${allowed.join(", ")}`), `${k}: ${line}`);
+  }
+  assert.match(t.stdout, /--precision +default "fp32"; one of fp32, bf16\n/);
+  assertBadInput(
+    await cli(["train", "--precision", "fp16"]),
+    /--precision: expected one of fp32, bf16, got "fp16"/,
+  );
 });
 
 Deno.test("commands: one list drives dispatch and help; each has name, summary, usage, run", async () => {
   const { COMMANDS, main } = await import("../lib/cli/main.ts");
   const names = COMMANDS.map((c) => c.name);
-  assert.deepEqual(names, ["models", "train", "noise", "data", "reproduce", "plan", "worker", "slurm", "help"]);
+  assert.deepEqual(names, [
+    "models",
+    "train",
+    "noise",
+    "data",
+    "reproduce",
+    "plan",
+    "worker",
+    "slurm",
+    "help",
+  ]);
   const printed: string[] = [];
   const log = console.log;
   console.log = (...a: unknown[]) => void printed.push(a.join(" "));

@@ -3,7 +3,12 @@
  * @module
  */
 import { initBackend } from "../backend/mod.ts";
-import { DEFAULT_TRAIN_CONFIG, resolveTrainConfig, TRAIN_CONFIG_KEYS } from "../train/config.ts";
+import {
+  DEFAULT_TRAIN_CONFIG,
+  resolveTrainConfig,
+  TRAIN_CONFIG_CHOICES,
+  TRAIN_CONFIG_KEYS,
+} from "../train/config.ts";
 import { terminalProgress } from "../train/progress.ts";
 import { TrainingAborted, trainOrLoad } from "../train/mod.ts";
 import { asFlagError, kebab, parseFlags, trainFlagsToConfig, trainOptionTable } from "./args.ts";
@@ -20,7 +25,13 @@ function trainUsage(): string {
   const knobs = TRAIN_CONFIG_KEYS.map((k) => {
     const d = DEFAULT_TRAIN_CONFIG[k];
     const flag = typeof d === "boolean" ? `--[no-]${kebab(k)}` : `--${kebab(k)}`;
-    return `  ${flag.padEnd(22)} default ${JSON.stringify(d)}`;
+    // the allowed values of a knob with a fixed set: the list the validation uses (lib/train/config.ts)
+    const choices = k in TRAIN_CONFIG_CHOICES
+      ? TRAIN_CONFIG_CHOICES[k as keyof typeof TRAIN_CONFIG_CHOICES]
+      : undefined;
+    return `  ${flag.padEnd(22)} default ${JSON.stringify(d)}${
+      choices ? `; one of ${choices.join(", ")}` : ""
+    }`;
   }).join("\n");
   return `usage: noiselab train [--model resnet20] [--bn all|none|<count>|<i,j,...>] [--epochs E] ... [--json]
 Trains a model (or loads it when results/models/<id>/ already holds it; an

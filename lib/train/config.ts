@@ -190,6 +190,21 @@ export const SPLIT_SIZES: Readonly<Record<TrainDatasetName, { train: number; tes
   cifar100: { train: 50000, test: 10000 },
 };
 
+/**
+ * The allowed values of every training knob that takes one of a fixed set of strings: the one list that
+ * {@link resolveTrainConfig} validates against and `noiselab train --help` prints.
+ */
+export const TRAIN_CONFIG_CHOICES = {
+  dataset: Object.keys(SPLIT_SIZES) as TrainDatasetName[],
+  source: ["auto", "jpeg", "binary"],
+  shortcut: RESNET_SHORTCUTS,
+  residualInit: RESIDUAL_INITS,
+  optimizer: ["sgd", "adam"],
+  weightDecayMode: ["coupled", "decoupled"],
+  schedule: ["constant", "step", "cosine", "onecycle"],
+  precision: TRAIN_PRECISIONS,
+} as const satisfies { readonly [K in keyof TrainConfig]?: readonly TrainConfig[K][] };
+
 /** The names of all configuration fields. */
 export const TRAIN_CONFIG_KEYS: readonly (keyof TrainConfig)[] = Object.keys(
   DEFAULT_TRAIN_CONFIG,
@@ -221,7 +236,8 @@ function num(cfg: Record<string, unknown>, k: string, opts: {
   }
 }
 
-function oneOf(cfg: Record<string, unknown>, k: string, allowed: readonly string[]): void {
+function oneOf(cfg: Record<string, unknown>, k: keyof typeof TRAIN_CONFIG_CHOICES): void {
+  const allowed: readonly string[] = TRAIN_CONFIG_CHOICES[k];
   const v = cfg[k];
   if (typeof v !== "string" || !allowed.includes(v)) {
     throw bad(k, `expected one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
@@ -272,8 +288,8 @@ export function resolveTrainConfig(
   for (const [k, v] of Object.entries(partial)) if (v !== undefined) merged[k] = v;
   const c = merged;
 
-  oneOf(c, "dataset", Object.keys(SPLIT_SIZES));
-  oneOf(c, "source", ["auto", "jpeg", "binary"]);
+  oneOf(c, "dataset");
+  oneOf(c, "source");
   const sizes = SPLIT_SIZES[c.dataset as TrainDatasetName];
   num(c, "trainSize", { int: true, min: 1 });
   if ((c.trainSize as number) > sizes.train) {
@@ -287,11 +303,11 @@ export function resolveTrainConfig(
   if (c.width !== null) num(c, "width", { int: true, min: 1 });
   const total = checkModelName(c.model, c.width as number | null);
   resolveBN(c.bn as BNSpec, total, c.model as string);
-  oneOf(c, "shortcut", RESNET_SHORTCUTS);
-  oneOf(c, "residualInit", RESIDUAL_INITS);
+  oneOf(c, "shortcut");
+  oneOf(c, "residualInit");
   num(c, "bnEpsilon", { minExclusive: 0 });
   num(c, "bnMomentum", { min: 0, maxExclusive: 1 });
-  oneOf(c, "optimizer", ["sgd", "adam"]);
+  oneOf(c, "optimizer");
   num(c, "lr", { minExclusive: 0 });
   num(c, "momentum", { min: 0, maxExclusive: 1 });
   bool(c, "nesterov");
@@ -299,11 +315,11 @@ export function resolveTrainConfig(
     throw bad("nesterov", "Nesterov momentum needs momentum > 0");
   }
   num(c, "weightDecay", { min: 0 });
-  oneOf(c, "weightDecayMode", ["coupled", "decoupled"]);
+  oneOf(c, "weightDecayMode");
   num(c, "adamBeta1", { min: 0, maxExclusive: 1 });
   num(c, "adamBeta2", { min: 0, maxExclusive: 1 });
   num(c, "adamEpsilon", { minExclusive: 0 });
-  oneOf(c, "schedule", ["constant", "step", "cosine", "onecycle"]);
+  oneOf(c, "schedule");
   num(c, "epochs", { int: true, min: 1 });
   num(c, "batchSize", { int: true, min: 1 });
   num(c, "stepGamma", { minExclusive: 0 });
@@ -327,7 +343,7 @@ export function resolveTrainConfig(
   bool(c, "augment");
   num(c, "labelSmoothing", { min: 0, maxExclusive: 1 });
   num(c, "trainNoise", { min: 0 });
-  oneOf(c, "precision", TRAIN_PRECISIONS);
+  oneOf(c, "precision");
   num(c, "seed", { int: true, min: 0 });
   return { ...(c as unknown as TrainConfig), stepMilestones: [...ms as number[]] };
 }
