@@ -311,6 +311,40 @@ Deno.test("stored model: targets that select nothing (--fold-bn, BN targets on a
   }
 });
 
+Deno.test("noise text output: the header names the evaluation fast path that ran, as --json does; no tfjs banner", async () => {
+  const results = await Deno.makeTempDir({ prefix: "noiselab-cli-fastpath-" });
+  try {
+    const env = { NOISELAB_RESULTS_DIR: results };
+    const trained = await cli([...TINY_TRAIN, "--json"], env);
+    assert.equal(trained.code, 0, trained.stderr);
+    const id: string = JSON.parse(trained.stdout).id;
+    const noise = (...args: string[]) =>
+      cli(["noise", "--model", id, "--eta", "0.1", "--draws", "1", ...args], env);
+    const header = (stdout: string) => stdout.split("\n").find((l) => l.startsWith("data: ")) ?? "";
+    // a bf16 request where bf16 cannot run (another backend than onednn) is fp32, and the header says so
+    const cpu = await noise("--fast-path", "bf16", "--backend", "cpu");
+    assert.equal(cpu.code, 0, cpu.stderr);
+    assert.match(header(cpu.stdout), /, backend cpu, fast path fp32, scoring argmax-numpy$/);
+    assert.match(cpu.stderr, /fastPath "bf16" needs the onednn backend; using fp32/);
+    // the model is loaded before initBackend, on tfjs's default cpu backend: no "install tfjs-node" banner
+    assert.doesNotMatch(cpu.stderr, /node backend|TensorFlow\.js in Node\.js/);
+    // with the default backend: the text names the path --json reports (bf16, or fp32 where the CPU lacks it)
+    const text = await noise("--fast-path", "bf16");
+    const json = await noise("--fast-path", "bf16", "--json");
+    assert.equal(json.code, 0, json.stderr);
+    const ran = json.stdout.trim().split("\n").map((l) =>
+      JSON.parse(l)
+    ).find((o) => o.type === "result").config
+      .fastPath;
+    assert.ok(ran === "bf16" || ran === "fp32", ran);
+    assert.ok(header(text.stdout).includes(`, fast path ${ran}, `), text.stdout);
+    assert.doesNotMatch(text.stderr + json.stderr, /node backend|TensorFlow\.js in Node\.js/);
+    assert.match(header((await noise()).stdout), /, fast path off, /);
+  } finally {
+    await Deno.remove(results, { recursive: true }).catch(() => {});
+  }
+});
+
 Deno.test("missing and corrupt data files: exit 2 naming the file, nothing written", async () => {
   const results = await Deno.makeTempDir({ prefix: "noiselab-cli-" });
   const data = await Deno.makeTempDir({ prefix: "noiselab-data-" });

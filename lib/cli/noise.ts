@@ -246,12 +246,14 @@ export function noiseJsonLines(run: NoiseRun): Record<string, unknown>[] {
 export function formatNoiseText(run: NoiseRun): string {
   const cfg = run.meta.config;
   const first = run.configs[0];
+  // the evaluation path that ran (the configs are resolved: a bf16 request that fell back reads fp32)
+  const fastPath = [...new Set(run.configs.map((c) => c.fastPath))].join("/");
   const out: string[] = [
     `model ${run.modelId}: ${cfg.model} bn ${JSON.stringify(cfg.bn)}, trained clean accuracy ${
       pct(run.meta.cleanAccuracy)
     }`,
     `data: ${run.dataLabel}; noise seed ${first.seed}, ${first.draws} draws per level, backend ${backendInfo().name}, ` +
-    `scoring ${first.scoring}`,
+    `fast path ${fastPath}, scoring ${first.scoring}`,
   ];
   for (const r of run.results) {
     const sp = r.provenance.spec;
