@@ -8,11 +8,14 @@ import assert from "node:assert/strict";
 import {
   analogConditions,
   type AnalogInput,
+  analogNoiseProvenance,
   type AnalogSweep,
   interpretAnalog,
   resolveParams,
+  studyProvenance,
 } from "../lib/notebook/mod.ts";
 import type { SweepRow } from "../lib/noise/mod.ts";
+import type { Dataset } from "../lib/data/mod.ts";
 
 const rowsOf = (id: string, values: number[], clean = 0.8): SweepRow[] =>
   values.map((v, k) => ({
@@ -87,4 +90,30 @@ Deno.test("interpretAnalog: inconclusive below minCleanAccuracy or beyond maxAcc
   const same = interpretAnalog([input([0.6, 0.9, 0.75], [0.62, 0.88, 0.76])], opts);
   assert.match(same, /\*\*No difference shown:\*\*/);
   assert.doesNotMatch(same, /\*\*Finding/);
+});
+
+Deno.test("analog provenance: what the PCM sweeps used (model, mapping, η = 1, inference times), not the unused η grid", () => {
+  const q = resolveParams("06", "quick");
+  const fields = analogNoiseProvenance(q);
+  assert.equal(
+    fields.noise,
+    "pcm (AIHWKit PCMLikeNoiseModel constants, per-layer mapping), η = 1 (the nominal device), " +
+      "read 1 s, 1 day and 1 year after programming",
+  );
+  const data = { sourceLabel: "CIFAR-10, test copy" } as Dataset;
+  const line = studyProvenance(q, data, [], { ...fields, cached: false });
+  assert.match(
+    line,
+    / · noise: pcm \(.*\), η = 1 \(the nominal device\), read 1 s, 1 day and 1 year after programming, scoring argmax-numpy, 3 draws per inference time and condition, noise seed 1 · /,
+  );
+  // the parameters' η grid (Gaussian noise, other notebooks) and its "draws/η" are not in it
+  assert.doesNotMatch(line, /η ∈|draws\/η|additive-std/, line);
+  // the other notebooks' provenance keeps the grid
+  assert.match(
+    studyProvenance(q, data, []),
+    /additive-std on all, scoring argmax-numpy, η ∈ \{0, 0\.05, .*\}, 3 draws\/η/,
+  );
+  // the times come from the parameters
+  const std = analogNoiseProvenance(resolveParams("06", "standard"));
+  assert.match(std.noise, /read 1 s, 1 h, 1 day and 1 year after programming$/);
 });

@@ -22,6 +22,8 @@ export interface ProvenanceInfo {
   /** Noise levels and Monte Carlo draws per level. */
   etas?: number[];
   draws?: number;
+  /** What each set of `draws` is taken per when it is not a noise level, e.g. "inference time and condition". */
+  drawsPer?: string;
   noiseSeed?: number | string;
   /** Backend, e.g. "noiselab (oneDNN, 2 threads)". */
   backend?: string;
@@ -62,7 +64,9 @@ export function provenanceLine(info: ProvenanceInfo): string {
     const bits = [
       info.noise ?? "",
       info.etas ? `η ∈ {${list(info.etas)}}` : "",
-      info.draws ? `${info.draws} draws/η` : "",
+      info.draws
+        ? (info.drawsPer ? `${info.draws} draws per ${info.drawsPer}` : `${info.draws} draws/η`)
+        : "",
       info.noiseSeed !== undefined ? `noise seed ${info.noiseSeed}` : "",
     ].filter(Boolean);
     parts.push(`noise: ${bits.join(", ")}`);

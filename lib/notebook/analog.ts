@@ -3,7 +3,8 @@
  * noise (lib/noise/models/pcm.ts) at several times after programming, with BN
  * digital / folded / analog, and the mitigations side by side — the sweep
  * conditions ({@link analogConditions}), the chart points
- * ({@link analogTimePoints}) and the generated text ({@link interpretAnalog}),
+ * ({@link analogTimePoints}), the provenance's noise part ({@link analogNoiseProvenance}) and the generated
+ * text ({@link interpretAnalog}),
  * gated as lib/notebook/interpret.ts gates notebooks 01-03: a statement is a
  * finding only when the models reach `minCleanAccuracy`, the compared models
  * are within `maxAccuracyGap` of clean accuracy, and the 95% intervals
@@ -20,7 +21,7 @@ import type { BNPlacement, SweepRow } from "../noise/mod.ts";
 import { averageNormalizedInterval } from "../noise/stats.ts";
 import { intervalsSeparate, type SeedInterval } from "../stats/mod.ts";
 import { MIN_GAP_POINTS, type TrustThresholds, verdict } from "./interpret.ts";
-import type { NotebookParams } from "./profiles.ts";
+import { type NotebookParams, sweepConfigFor } from "./profiles.ts";
 import type { SweepCondition } from "./study.ts";
 
 /** The mitigations of notebook 06 on the BN model with BN digital (the baseline is "none"). */
@@ -37,6 +38,30 @@ export interface AnalogCondition extends SweepCondition {
 export function timeLabel(t: number): string {
   const named: [number, string][] = [[1, "1 s"], [3600, "1 h"], [86400, "1 day"], [31536000, "1 year"]];
   return named.find(([s]) => s === t)?.[1] ?? `${t} s`;
+}
+
+/** "1 s", "1 s and 1 year", "1 s, 1 day and 1 year" ({@link timeLabel} of each, in the given order). */
+export function timeList(times: number[]): string {
+  const l = times.map(timeLabel);
+  return l.length <= 1 ? l.join("") : `${l.slice(0, -1).join(", ")} and ${l.at(-1)}`;
+}
+
+/**
+ * The noise part of notebook 06's provenance line, for lib/notebook `studyProvenance(p, dataset,
+ * variants, { ...analogNoiseProvenance(p), cached })`: what the PCM sweeps used — the PCM model and its
+ * mapping, η = 1 (the nominal device) and the parameters' inference times — instead of the parameters' η
+ * grid and Gaussian noise form, which these sweeps do not use; the draws are per inference time and
+ * condition.
+ */
+export function analogNoiseProvenance(p: NotebookParams): { noise: string; etas: null; drawsPer: string } {
+  const sweep = sweepConfigFor(p, analogConditions(p, "bn")[0]);
+  return {
+    noise: `pcm (AIHWKit PCMLikeNoiseModel constants, ${sweep.pcmMapping} mapping), η = ${
+      sweep.etas.join(", ")
+    } (the nominal device), read ${timeList(p.inferenceTimes)} after programming`,
+    etas: null,
+    drawsPer: "inference time and condition",
+  };
 }
 
 function condition(

@@ -312,7 +312,14 @@ export function studyProvenance(
   p: NotebookParams,
   dataset: Dataset,
   variants: TrainedVariant[],
-  extra: { noise?: string; cached?: boolean } = {},
+  extra: {
+    noise?: string;
+    /** The noise levels to list; null: none (a sweep that does not use the parameters' `etas`). */
+    etas?: number[] | null;
+    /** What the draws are per, when not per noise level (lib/analysis ProvenanceInfo `drawsPer`). */
+    drawsPer?: string;
+    cached?: boolean;
+  } = {},
 ): string {
   const b = backendInfo();
   return provenanceLine({
@@ -323,8 +330,9 @@ export function studyProvenance(
     epochs: p.epochs,
     seed: p.seeds,
     noise: (extra.noise ?? `${p.noiseForm} on ${p.noiseTargets.join("+")}`) + `, scoring ${p.scoring}`,
-    etas: p.etas,
+    etas: extra.etas === null ? undefined : extra.etas ?? p.etas,
     draws: p.draws,
+    drawsPer: extra.drawsPer,
     noiseSeed: p.noiseSeed,
     backend: `${b.name} (${b.threads} thread${b.threads === 1 ? "" : "s"})`,
     cpu: cpuName(),
