@@ -10,9 +10,11 @@ import {
   type AnalogInput,
   analogNoiseProvenance,
   type AnalogSweep,
+  analogTimesNote,
   interpretAnalog,
   resolveParams,
   studyProvenance,
+  timeList,
 } from "../lib/notebook/mod.ts";
 import type { SweepRow } from "../lib/noise/mod.ts";
 import type { Dataset } from "../lib/data/mod.ts";
@@ -116,4 +118,38 @@ Deno.test("analog provenance: what the PCM sweeps used (model, mapping, η = 1, 
   // the times come from the parameters
   const std = analogNoiseProvenance(resolveParams("06", "standard"));
   assert.match(std.noise, /read 1 s, 1 h, 1 day and 1 year after programming$/);
+});
+
+Deno.test("analog times note: the inference times of the parameters, those the profile leaves out, the x axis", () => {
+  assert.equal(timeList([1]), "1 s");
+  assert.equal(timeList([1, 31536000]), "1 s and 1 year");
+  assert.equal(timeList([1, 3600, 86400]), "1 s, 1 h and 1 day");
+  const quick = analogTimesNote(resolveParams("06", "quick"));
+  assert.match(quick, /profile quick\): 1 s, 1 day and 1 year after programming/);
+  assert.match(
+    quick,
+    /; 1 h, measured by the standard profile \(1 s, 1 h, 1 day and 1 year\), is left out here\./,
+  );
+  assert.match(quick, /\(0 = 1 s, 4\.9 = 1 day, 7\.5 = 1 year\)\.$/);
+  const standard = analogTimesNote(resolveParams("06", "standard"));
+  assert.match(
+    standard,
+    /: 1 s, 1 h, 1 day and 1 year after programming\. x: .*\(0 = 1 s, 3\.6 = 1 h, 4\.9 = 1 day, 7\.5 = 1 year\)\.$/,
+  );
+  assert.doesNotMatch(standard, /left out/);
+  const two = analogTimesNote(resolveParams("06", "quick", { inferenceTimes: [1, 3600] }));
+  assert.match(two, /: 1 s and 1 h after programming; 1 day and 1 year, .* are left out here/);
+});
+
+Deno.test("notebook 06: its prose names no fixed inference time; times and provenance come from the parameters", async () => {
+  const path = new URL("../notebooks/06-analog-hardware.ipynb", import.meta.url);
+  const cells: { cell_type: string; source: string[] | string }[] =
+    JSON.parse(await Deno.readTextFile(path)).cells;
+  const text = (c: { source: string[] | string }) => Array.isArray(c.source) ? c.source.join("") : c.source;
+  for (const c of cells.filter((c) => c.cell_type === "markdown")) {
+    assert.doesNotMatch(text(c), /\b1 (s|h|day|year)\b/, `a markdown cell lists fixed times:\n${text(c)}`);
+  }
+  const code = cells.filter((c) => c.cell_type === "code").map(text).join("\n");
+  assert.match(code, /nb\.analogTimesNote\(P1\)/);
+  assert.match(code, /\.\.\.nb\.analogNoiseProvenance\(P1\)/);
 });

@@ -3,8 +3,8 @@
  * noise (lib/noise/models/pcm.ts) at several times after programming, with BN
  * digital / folded / analog, and the mitigations side by side — the sweep
  * conditions ({@link analogConditions}), the chart points
- * ({@link analogTimePoints}), the provenance's noise part ({@link analogNoiseProvenance}) and the generated
- * text ({@link interpretAnalog}),
+ * ({@link analogTimePoints}), the provenance's noise part ({@link analogNoiseProvenance}), the sentence on
+ * the inference times ({@link analogTimesNote}) and the generated text ({@link interpretAnalog}),
  * gated as lib/notebook/interpret.ts gates notebooks 01-03: a statement is a
  * finding only when the models reach `minCleanAccuracy`, the compared models
  * are within `maxAccuracyGap` of clean accuracy, and the 95% intervals
@@ -21,7 +21,7 @@ import type { BNPlacement, SweepRow } from "../noise/mod.ts";
 import { averageNormalizedInterval } from "../noise/stats.ts";
 import { intervalsSeparate, type SeedInterval } from "../stats/mod.ts";
 import { MIN_GAP_POINTS, type TrustThresholds, verdict } from "./interpret.ts";
-import { type NotebookParams, sweepConfigFor } from "./profiles.ts";
+import { type NotebookParams, profileParams, sweepConfigFor } from "./profiles.ts";
 import type { SweepCondition } from "./study.ts";
 
 /** The mitigations of notebook 06 on the BN model with BN digital (the baseline is "none"). */
@@ -44,6 +44,26 @@ export function timeLabel(t: number): string {
 export function timeList(times: number[]): string {
   const l = times.map(timeLabel);
   return l.length <= 1 ? l.join("") : `${l.slice(0, -1).join(", ")} and ${l.at(-1)}`;
+}
+
+/**
+ * Notebook 06's sentence on the inference times, from the parameters (right in every profile): the
+ * times this run measures, those of the standard profile it leaves out (the quick profile drops 1 h), and
+ * the chart's x axis (log10 seconds) at each measured time.
+ */
+export function analogTimesNote(p: NotebookParams): string {
+  const times = p.inferenceTimes;
+  const standard = profileParams("06", "standard").inferenceTimes;
+  const left = standard.filter((t) => !times.includes(t));
+  const axis = times.map((t) => `${Math.log10(t).toFixed(1).replace(/^-?0\.0$/, "0")} = ${timeLabel(t)}`);
+  return `Inference times of this run (\`inferenceTimes\`, profile ${p.profile}): ${timeList(times)} after ` +
+    `programming${
+      left.length
+        ? `; ${timeList(left)}, measured by the standard profile (${timeList(standard)}), ${
+          left.length === 1 ? "is" : "are"
+        } left out here`
+        : ""
+    }. x: log10 of the seconds after programming (${axis.join(", ")}).`;
 }
 
 /**
