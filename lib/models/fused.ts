@@ -31,8 +31,11 @@ import type * as tfl from "@tensorflow/tfjs-layers";
 type Layer = tfl.LayersModel["layers"][number];
 import { NoiselabError } from "../util/errors.ts";
 import { countImages } from "./predict.ts";
+import { nativeInferencePlan, nativePlanSkipReason } from "./native_plan.ts";
+import type { NativePlan } from "../backend/engine/plan.ts";
 
-/** One step of a {@link FusedPlan}. */
+/** One step of a {@link FusedPlan} (exported for native_plan.ts, which translates the steps). */
+export type FusedStep = Step;
 type Step =
   | {
     kind: "conv";
@@ -56,6 +59,20 @@ export interface FusedPlan {
   run(x: tf.Tensor4D): tf.Tensor;
   /** Chains folded/fused and chains left unfused because their fold was not clean (names of the BN layers). */
   stats: { foldedBN: number; fusedRelu: number; unfoldedBN: string[] };
+  /**
+   * The whole pass as one native plan of the engine (native_plan.ts: residual
+   * add + ReLU fused too, weights reordered once, bf16 activations under bf16
+   * precision), or null where it runs layer by layer; `nativeSkipReason` says why.
+   */
+  native: NativePlan | null;
+  nativeSkipReason: string | null;
+  /**
+   * Logits of `n` NHWC images `x` into `out` through the native plan. Returns
+   * false (out unspecified) when there is no native plan or when an input of a
+   * fused ReLU was not all finite; then use {@link FusedPlan.run}, whose NaN
+   * semantics are tfjs'.
+   */
+  runNative(x: Float32Array, n: number, out: Float32Array): boolean;
   dispose(): void;
 }
 
@@ -247,9 +264,29 @@ export function compileFusedInference(model: tfl.LayersModel): FusedPlan {
     for (const i of s.kind === "conv" ? [s.input] : s.inputs) reads.set(i, (reads.get(i) ?? 0) + 1);
   }
 
+  const native = unfoldedBNNeedsTfjs(stats) ? null : nativeInferencePlan(model, steps, output);
+  const nativeSkipReason = native
+    ? null
+    : stats.unfoldedBN.length
+    ? `BN not folded (${stats.unfoldedBN.join(", ")})`
+    : nativePlanSkipReason;
   let disposed = false;
   return {
     stats,
+    native: native?.plan ?? null,
+    nativeSkipReason,
+    runNative(x: Float32Array, n: number, out: Float32Array): boolean {
+      if (disposed) throw new NoiselabError("model: this fused plan was disposed", "model");
+      if (!native) return false;
+      if (x.length !== n * native.inPer || out.length !== n * native.outPer) {
+        throw new NoiselabError(
+          `model: native plan expects ${n} x ${native.inPer} inputs and ${n} x ${native.outPer} outputs, ` +
+            `got ${x.length} and ${out.length}`,
+          "model",
+        );
+      }
+      return native.plan.run(x, n, out);
+    },
     run(x: tf.Tensor4D): tf.Tensor {
       if (disposed) throw new NoiselabError("model: this fused plan was disposed", "model");
       const values = new Map<string, tf.Tensor>([[inputName, x]]);
@@ -295,10 +332,18 @@ export function compileFusedInference(model: tfl.LayersModel): FusedPlan {
       return out;
     },
     dispose() {
-      if (!disposed) owned.forEach((t) => t.dispose());
+      if (!disposed) {
+        owned.forEach((t) => t.dispose());
+        native?.plan.dispose();
+      }
       disposed = true;
     },
   };
+}
+
+/** A BN left unfolded (its fold was not clean: NaN/Inf) runs through tfjs' kernels, so the whole pass does. */
+function unfoldedBNNeedsTfjs(stats: FusedPlan["stats"]): boolean {
+  return stats.unfoldedBN.length > 0;
 }
 
 /**
@@ -323,7 +368,9 @@ export async function fusedPredictLogits(
   try {
     for (let s = 0; s < n; s += batchSize) {
       const b = Math.min(batchSize, n - s);
-      const xb = tf.tensor4d(x.subarray(s * per, (s + b) * per), [b, h, w, c]);
+      const xs = x.subarray(s * per, (s + b) * per);
+      if (plan.runNative(xs, b, out.subarray(s * classes, (s + b) * classes))) continue;
+      const xb = tf.tensor4d(xs, [b, h, w, c]);
       let y: tf.Tensor | undefined;
       try {
         y = plan.run(xb);

@@ -129,11 +129,22 @@ export interface SweepConfig {
    * "fp32" (lib/models fused.ts: BN folded into the convs after the noise,
    * conv + bias + ReLU fused; equal up to float rounding, bitwise-equal rows on
    * the quick models) or "bf16" (the same with bf16 forward convolutions on the
-   * onednn engine, fp32 where it cannot; rows within about 0.4 points). See
-   * lib/noise `SweepOptions.fastPath`.
+   * onednn engine, fp32 where it cannot; rows within about 0.4 points). On the
+   * engine, both run as one native plan per draw (lib/models native_plan.ts):
+   * fp32 with the same bits as layer by layer, bf16 with bf16 activations
+   * between layers. See lib/noise `SweepOptions.fastPath`.
    */
   fastPath: FastPath;
 }
+
+/**
+ * The arithmetic of the bf16 fast path, part of a bf16 sweep's keys (lib/noise
+ * `sweepKeyView`, `sweepKey`): "bf16-activations" — the engine's native plans
+ * (lib/models native_plan.ts) keep activations in bf16 between layers and fuse
+ * the residual add into the convolution; before 2026-12-01 only convolution
+ * inputs were rounded to bf16 (those sweeps' keys have no such field).
+ */
+export const BF16_FAST_PATH_ARITHMETIC = "bf16-activations";
 
 /** Evaluation path of a sweep: see {@link SweepConfig.fastPath}. */
 export type FastPath = "off" | "fp32" | "bf16";
@@ -205,6 +216,8 @@ export function sweepKeyView(c: SweepConfig): Record<string, unknown> {
   if (c.bnPlacement === "folded") delete out.bnPlacement;
   // the compensation's read-out was corrected to AIHWKit's on 2026-11-30: sweeps with it get new keys
   if (c.driftCompensation) out.driftReadout = "aihwkit-eye-mean-abs";
+  // bf16 sweeps run the engine's native plans with bf16 activations since 2026-12-01: new keys
+  if (c.fastPath === "bf16") out.fastPathArithmetic = BF16_FAST_PATH_ARITHMETIC;
   return out;
 }
 

@@ -37,7 +37,7 @@ import {
   type WeightRef,
   withNoise,
 } from "./inject.ts";
-import type { SweepConfig } from "./config.ts";
+import { BF16_FAST_PATH_ARITHMETIC, type SweepConfig } from "./config.ts";
 import { foldBatchNorm } from "./fold.ts";
 import { recalibrateBatchNorm } from "./recalibrate.ts";
 import { averageNormalizedAccuracy, summarizeRows, type SweepRow, type SweepSummary } from "./stats.ts";
@@ -406,6 +406,7 @@ export function sweepKey(input: SweepKeyInput): Record<string, unknown> {
     numerics: NUMERICS_VERSION,
     // only when set, so the keys of every unfused sweep stay as they were
     ...(input.fastPath ? { fastPath: input.fastPath === "bf16" ? "bf16" : true } : {}),
+    ...(input.fastPath === "bf16" ? { fastPathArithmetic: BF16_FAST_PATH_ARITHMETIC } : {}),
   };
 }
 

@@ -52,6 +52,14 @@ const SYMBOLS = {
   nl_set_conv_bf16: { parameters: ["i32"], result: "i32", optional: true },
   // optional likewise: the measured fp32 FMA (kind 0) / bf16 dot-product (kind 1) peak in GFLOP/s, -1 where unsupported
   nl_peak_gflops: { parameters: ["i32", "i32"], result: "f64", optional: true },
+  // optional likewise: native inference plans (lib/backend/engine plan.ts)
+  nl_plan_create: {
+    parameters: ["buffer", "i32", "buffer", "i32", "buffer", "i64", "i32"],
+    result: "i32",
+    optional: true,
+  },
+  nl_plan_run: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32", optional: true },
+  nl_plan_free: { parameters: ["i32"], result: "i32", optional: true },
 } as const;
 
 /** The shim's functions, as returned by `Deno.dlopen`. */

@@ -16,3 +16,4 @@ export {
 } from "./kernels/mod.ts";
 export { type ConvPrecision, convPrecision, setConvPrecision } from "./precision.ts";
 export { measurePeakGflops, type PeakGflops } from "./peak.ts";
+export { createNativePlan, type NativePlan, nativePlansAvailable, PLAN_OP, PLAN_OP_INTS } from "./plan.ts";

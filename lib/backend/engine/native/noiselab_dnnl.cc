@@ -43,7 +43,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace dnnl;
@@ -1313,6 +1315,413 @@ double nl_peak_gflops(int kind, int threads) {
   for (int r = 0; r < 3; ++r) best = std::max(best, run(iters).second / 1e9);
   return best;
 #endif
+}
+
+}  // extern "C"
+
+// ------------------------------------------------- native inference plans
+// A whole inference forward pass in one call (lib/models fused.ts `compileFusedInference`
+// builds the program when every layer is one of the ops below): BN already folded into the
+// convolutions, conv + bias + ReLU fused, and a ResNet block's residual add + ReLU fused into
+// its second convolution as oneDNN post-ops (sum, then relu), weights reordered into oneDNN's
+// layout once per plan (= once per noise draw) instead of once per batch, and no per-layer
+// round trips through JavaScript. Activations live in buffers ("slots") owned by the plan;
+// in bf16 mode they are stored as bf16 between layers (oneDNN bf16 convolutions: f32
+// accumulation, bf16 outputs), so no f32 -> bf16 conversion precedes each convolution.
+//
+// Semantics: in f32 every op computes what the engine's per-layer kernels compute (the same
+// oneDNN primitives and the same hand-written loops; the residual add is the sum post-op,
+// conv + bias first, then + shortcut, then ReLU: the same float operations as the tfjs
+// Add and Relu kernels). oneDNN's relu post-op maps NaN to 0 where tfjs keeps NaN, so a run
+// checks every input of an op with a fused ReLU and returns 2 ("not all finite") without a
+// result if one is not: the caller then evaluates that batch on its per-layer path, whose
+// NaN semantics are tfjs' own.
+namespace {
+
+enum PlanOpCode { OP_CONV = 1, OP_PAD = 2, OP_SUBSAMPLE = 3, OP_ADD = 4, OP_RELU = 5, OP_MAXPOOL = 6, OP_GAP = 7,
+                  OP_DENSE = 8 };
+constexpr int kOpInts = 24;  // ints per program record: [op, a, b, out, params...]
+
+inline float bf16_to_f32(uint16_t h) {
+  const uint32_t b = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+/** Round to nearest even, as oneDNN's f32 -> bf16 conversion; NaN stays (a quiet) NaN. */
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40u);
+  b += 0x7fffu + ((b >> 16) & 1u);
+  return (uint16_t)(b >> 16);
+}
+inline float ld(const float* p, int64_t i) { return p[i]; }
+inline float ld(const uint16_t* p, int64_t i) { return bf16_to_f32(p[i]); }
+inline void st(float* p, int64_t i, float v) { p[i] = v; }
+inline void st(uint16_t* p, int64_t i, float v) { p[i] = f32_to_bf16(v); }
+
+bool all_finite_bf16(const uint16_t* p, int64_t n) {
+  uint32_t m = 0;
+#pragma omp parallel for schedule(static) reduction(max : m) if (n > kPar)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t e = p[i] & 0x7f80u;
+    m = m > e ? m : e;
+  }
+  return m != 0x7f80u;
+}
+
+struct Slot {
+  int kind = 0;  // 0: f32 always; 1: the plan's activation type (bf16 in bf16 mode)
+  int64_t per = 0;  // elements per image
+  void* ext = nullptr;  // the caller's buffer (input / output) during a run
+  char* buf = nullptr;
+  size_t cap = 0;
+  ~Slot() { std::free(buf); }
+  void* ensure(size_t bytes) {
+    if (ext) return ext;
+    if (bytes > cap) {
+      std::free(buf);
+      buf = (char*)std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      if (!buf) throw std::runtime_error("native plan: out of memory");
+      cap = bytes;
+    }
+    return buf;
+  }
+};
+
+/** A convolution primitive of a plan for one batch size (cached across plans by shape). */
+struct PlanConvPrim {
+  convolution_forward::primitive_desc pd;
+  convolution_forward prim;
+  memory::desc src_md, dst_md, bias_md;
+};
+std::map<std::vector<int>, std::unique_ptr<PlanConvPrim>> g_plan_conv;
+
+struct PlanConv {
+  std::vector<int32_t> rec;  // the program record
+  std::vector<std::pair<memory::desc, memory>> weights;  // reordered weights, per primitive layout
+};
+
+struct Plan {
+  bool bf16 = false;
+  std::vector<std::vector<int32_t>> ops;
+  std::vector<Slot> slots;
+  std::vector<float> params;  // weights and biases, f32 (HWIO conv kernels, [K, U] dense kernels)
+  std::map<size_t, PlanConv> convs;  // by op index
+  memory::desc w_user_md(const int32_t* r) const {
+    return memory::desc({r[9], r[6], r[7], r[8]}, dt::f32, tag::hwio);  // OC, C, KH, KW
+  }
+};
+std::map<int, std::unique_ptr<Plan>> g_plans;
+int g_plan_next = 1;
+
+// conv record: [OP_CONV, in, sum (-1), out, H, W, C, KH, KW, OC, OH, OW, SH, SW, DH, DW, PT, PL, PB, PR, relu,
+//               w_off, b_off (-1)]
+enum { C_H = 4, C_W, C_C, C_KH, C_KW, C_OC, C_OH, C_OW, C_SH, C_SW, C_DH, C_DW, C_PT, C_PL, C_PB, C_PR, C_RELU,
+       C_WOFF, C_BOFF };
+
+PlanConvPrim& plan_conv_prim(const int32_t* r, int N, bool bf16) {
+  std::vector<int> key(r + C_H, r + C_BOFF + 1);
+  key[C_WOFF - C_H] = 0;  // offsets do not shape the primitive
+  key[C_BOFF - C_H] = r[C_BOFF] >= 0;
+  key.push_back(N);
+  key.push_back(bf16);
+  key.push_back(r[2] >= 0);
+  auto it = g_plan_conv.find(key);
+  if (it != g_plan_conv.end()) return *it->second;
+  auto e = std::make_unique<PlanConvPrim>();
+  const dt adt = bf16 ? dt::bf16 : dt::f32;
+  e->src_md = memory::desc({N, r[C_C], r[C_H], r[C_W]}, adt, tag::nhwc);
+  e->dst_md = memory::desc({N, r[C_OC], r[C_OH], r[C_OW]}, adt, tag::nhwc);
+  e->bias_md = memory::desc({r[C_OC]}, dt::f32, tag::x);
+  memory::desc w_any({r[C_OC], r[C_C], r[C_KH], r[C_KW]}, adt, tag::any);
+  primitive_attr attr;
+  post_ops po;
+  if (r[2] >= 0) po.append_sum(1.f);
+  if (r[C_RELU]) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+  attr.set_post_ops(po);
+  memory::dims strides{r[C_SH], r[C_SW]}, dil{r[C_DH] - 1, r[C_DW] - 1}, pl{r[C_PT], r[C_PL]}, pr{r[C_PB], r[C_PR]};
+  // f32: the same prop_kind and implementation preference as the per-layer kernel (get_conv), so the
+  // results are the same bits
+  const prop_kind pk = bf16 ? prop_kind::forward_inference : prop_kind::forward_training;
+  auto d = r[C_BOFF] >= 0 ? convolution_forward::desc(pk, algorithm::convolution_direct, e->src_md, w_any,
+                                                      e->bias_md, e->dst_md, strides, dil, pl, pr)
+                          : convolution_forward::desc(pk, algorithm::convolution_direct, e->src_md, w_any,
+                                                      e->dst_md, strides, dil, pl, pr);
+  convolution_forward::primitive_desc pd(d, attr, *g_eng);
+  e->pd = bf16 ? pd : prefer_impl(pd, "jit:avx512_core");
+  e->prim = convolution_forward(e->pd);
+  auto& ref = *e;
+  g_plan_conv.emplace(std::move(key), std::move(e));
+  return ref;
+}
+
+template <typename T>
+void plan_pad(const T* x, T* y, int64_t N, const int32_t* r) {
+  // [OP_PAD, in, -, out, H, W, C, OH, OW, OC, bh, bw, bc]: zeros around x
+  const int64_t H = r[4], W = r[5], C = r[6], OH = r[7], OW = r[8], OC = r[9], bh = r[10], bw = r[11], bc = r[12];
+  const int64_t rows = N * OH * OW;
+#pragma omp parallel for schedule(static) if (rows * OC > kPar)
+  for (int64_t q = 0; q < rows; ++q) {
+    const int64_t ow = q % OW, t = q / OW, oh = t % OH, n = t / OH;
+    T* dst = y + q * OC;
+    const int64_t h = oh - bh, w = ow - bw;
+    if (h < 0 || h >= H || w < 0 || w >= W) {
+      std::memset(dst, 0, sizeof(T) * OC);
+      continue;
+    }
+    std::memset(dst, 0, sizeof(T) * bc);
+    std::memcpy(dst + bc, x + ((n * H + h) * W + w) * C, sizeof(T) * C);
+    std::memset(dst + bc + C, 0, sizeof(T) * (OC - bc - C));
+  }
+}
+
+template <typename T>
+void plan_subsample(const T* x, T* y, int64_t N, const int32_t* r) {
+  // [OP_SUBSAMPLE, in, -, out, H, W, C, SH, SW, OH, OW]: a 1x1 average pool with strides (x / 1 = x)
+  const int64_t H = r[4], W = r[5], C = r[6], SH = r[7], SW = r[8], OH = r[9], OW = r[10];
+  const int64_t rows = N * OH * OW;
+#pragma omp parallel for schedule(static) if (rows * C > kPar)
+  for (int64_t q = 0; q < rows; ++q) {
+    const int64_t ow = q % OW, t = q / OW, oh = t % OH, n = t / OH;
+    std::memcpy(y + q * C, x + ((n * H + oh * SH) * W + ow * SW) * C, sizeof(T) * C);
+  }
+}
+
+template <typename T>
+void plan_add(const T* a, const T* b, T* y, int64_t n, bool relu) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = ld(a, i) + ld(b, i);
+    st(y, i, relu ? relu_nan(v) : v);
+  }
+}
+
+template <typename T>
+void plan_relu(const T* x, T* y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kPar)
+  for (int64_t i = 0; i < n; ++i) st(y, i, relu_nan(ld(x, i)));
+}
+
+template <typename T>
+void plan_maxpool(const T* x, T* y, int64_t N, const int32_t* r) {
+  // [OP_MAXPOOL, in, -, out, H, W, C, KH, KW, SH, SW, OH, OW, PT, PL]: tfjs' comparison (see maxpool_pixel)
+  const int64_t H = r[4], W = r[5], C = r[6], KH = r[7], KW = r[8], SH = r[9], SW = r[10], OH = r[11], OW = r[12],
+                PT = r[13], PL = r[14];
+#pragma omp parallel for schedule(static) if (N * OH * OW * C * KH * KW > kPar)
+  for (int64_t q = 0; q < N * OH; ++q) {
+    const int64_t n = q / OH, oh = q % OH;
+    const int64_t h0 = oh * SH - PT, hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+    const T* xn = x + n * H * W * C;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t w0 = ow * SW - PL, ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
+      T* yo = y + ((n * OH + oh) * OW + ow) * C;
+      if constexpr (std::is_same<T, float>::value) {
+        maxpool_pixel(xn, yo, W, C, hs, he, ws, we);
+      } else {
+        for (int64_t c = 0; c < C; ++c) {
+          float m = -std::numeric_limits<float>::infinity();
+          for (int64_t h = hs; h < he; ++h)
+            for (int64_t w = ws; w < we; ++w) {
+              const float v = ld(xn, (h * W + w) * C + c);
+              m = v > m ? v : m;
+            }
+          st(yo, c, m);
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void plan_gap(const T* x, float* y, int64_t N, int64_t HW, int64_t C) {
+  // as nl_spatial_mean: double accumulation, one image per iteration
+#pragma omp parallel for schedule(static) if (N * HW * C > kPar)
+  for (int64_t n = 0; n < N; ++n) {
+    std::vector<double> acc(C, 0.0);
+    const T* xn = x + n * HW * C;
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; ++c) acc[c] += ld(xn, p * C + c);
+    for (int64_t c = 0; c < C; ++c) y[n * C + c] = (float)(acc[c] / (double)HW);
+  }
+}
+
+template <typename T>
+bool finite_slot(const T* p, int64_t n) {
+  if constexpr (std::is_same<T, float>::value) return all_finite(p, n);
+  else return all_finite_bf16(p, n);
+}
+
+/** Runs plan `pl` on N images; returns false (and stops) when an input of a fused ReLU is not all finite. */
+template <typename T>
+bool run_plan(Plan& pl, int N) {
+  const size_t esz = sizeof(T);
+  auto ptr = [&](int s) -> void* {
+    Slot& sl = pl.slots[s];
+    return sl.ensure((size_t)N * sl.per * (sl.kind == 1 ? esz : sizeof(float)));
+  };
+  static const bool prof = std::getenv("NOISELAB_PLAN_PROFILE") != nullptr;
+  auto t_prev = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < pl.ops.size(); ++i) {
+    if (prof && i > 0) {
+      auto t = std::chrono::steady_clock::now();
+      std::fprintf(stderr, "[plan] op %zu (%d) %.2f ms\n", i - 1, pl.ops[i - 1][0],
+                   std::chrono::duration<double, std::milli>(t - t_prev).count());
+      t_prev = t;
+    }
+    const int32_t* r = pl.ops[i].data();
+    const int op = r[0];
+    T* a = (T*)ptr(r[1]);
+    if (op == OP_CONV) {
+      // a slot holds its largest value: the sizes of this op's values come from its record
+      const int64_t nin = (int64_t)N * r[C_H] * r[C_W] * r[C_C], nout = (int64_t)N * r[C_OH] * r[C_OW] * r[C_OC];
+      T* y = (T*)ptr(r[3]);
+      if (r[C_RELU]) {
+        if (!finite_slot(a, nin)) return false;
+        if (r[2] >= 0 && !finite_slot((T*)ptr(r[2]), nout)) return false;
+      }
+      if (r[2] >= 0 && r[2] != r[3]) std::memcpy(y, ptr(r[2]), esz * nout);
+      PlanConvPrim& cp = plan_conv_prim(r, N, pl.bf16);
+      PlanConv& pc = pl.convs[i];
+      memory* wm = nullptr;
+      for (auto& [md, m] : pc.weights)
+        if (md == cp.pd.weights_desc()) wm = &m;
+      if (!wm) {
+        memory wu(pl.w_user_md(r), *g_eng, pl.params.data() + r[C_WOFF]);
+        memory w(cp.pd.weights_desc(), *g_eng);
+        reorder(wu, w).execute(*g_strm, wu, w);
+        g_strm->wait();
+        pc.weights.emplace_back(cp.pd.weights_desc(), w);
+        wm = &pc.weights.back().second;
+      }
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(cp.src_md, *g_eng, a)},
+                                           {DNNL_ARG_WEIGHTS, *wm},
+                                           {DNNL_ARG_DST, memory(cp.dst_md, *g_eng, y)}};
+      if (r[C_BOFF] >= 0) args.insert({DNNL_ARG_BIAS, memory(cp.bias_md, *g_eng, pl.params.data() + r[C_BOFF])});
+      cp.prim.execute(*g_strm, args);
+      g_strm->wait();
+    } else if (op == OP_PAD) {
+      plan_pad(a, (T*)ptr(r[3]), N, r);
+    } else if (op == OP_SUBSAMPLE) {
+      plan_subsample(a, (T*)ptr(r[3]), N, r);
+    } else if (op == OP_ADD) {
+      plan_add(a, (T*)ptr(r[2]), (T*)ptr(r[3]), (int64_t)N * r[4], r[5] != 0);
+    } else if (op == OP_RELU) {
+      plan_relu(a, (T*)ptr(r[3]), (int64_t)N * r[4]);
+    } else if (op == OP_MAXPOOL) {
+      plan_maxpool(a, (T*)ptr(r[3]), N, r);
+    } else if (op == OP_GAP) {
+      // [OP_GAP, in, -, out, HW, C]; the output is f32
+      plan_gap(a, (float*)ptr(r[3]), N, r[4], r[5]);
+    } else if (op == OP_DENSE) {
+      // [OP_DENSE, in, -, out, K, U, relu, w_off, b_off]: the engine's matmul (nl_matmul's primitive)
+      const int32_t K = r[4], U = r[5];
+      const float* xin;
+      std::vector<float> tmp;
+      if (pl.slots[r[1]].kind == 1 && !std::is_same<T, float>::value) {
+        tmp.resize((size_t)N * K);
+        for (int64_t j = 0; j < (int64_t)N * K; ++j) tmp[j] = ld(a, j);
+        xin = tmp.data();
+      } else {
+        xin = (const float*)a;
+      }
+      const float* w = pl.params.data() + r[7];
+      const float* b = r[8] >= 0 ? pl.params.data() + r[8] : nullptr;
+      if (r[6] && !(all_finite(xin, (int64_t)N * K))) return false;
+      const int32_t p[M_COUNT] = {1, N, U, K, 0, 0, b ? 1 : 0, r[6] ? 1 : 0};
+      MatmulEntry& e = get_mm(p);
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)xin)},
+                                           {DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)w)},
+                                           {DNNL_ARG_DST, memory(e.c_md, *g_eng, ptr(r[3]))}};
+      if (b) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)b)});
+      e.prim.execute(*g_strm, args);
+      g_strm->wait();
+    } else {
+      throw std::runtime_error("native plan: unknown op " + std::to_string(op));
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+extern "C" {
+
+/**
+ * Creates a native inference plan (see the section notes) and returns its id (> 0), or -1.
+ * prog: nops records of kOpInts ints; slots: nslots pairs [kind, elements per image] (slot 0 =
+ * the input, slot 1 = the output, both f32 at the boundary); params: the f32 weights the records
+ * point into (copied). bf16: 1 for bf16 activations and convolutions (a CPU with bf16 dot
+ * products only; nl_set_conv_bf16 tells), 0 for f32.
+ */
+int nl_plan_create(const int32_t* prog, int32_t nops, const int32_t* slots, int32_t nslots, const float* params,
+                   int64_t nparams, int32_t bf16) {
+  int id = -1;
+  int rc = guard([&] {
+    if (bf16 && !cpu_has_bf16()) throw std::runtime_error("native plan: bf16 needs a CPU with bf16 dot products");
+    if (nslots < 2) throw std::runtime_error("native plan: needs an input and an output slot");
+    auto pl = std::make_unique<Plan>();
+    pl->bf16 = bf16 != 0;
+    pl->slots.resize(nslots);
+    for (int s = 0; s < nslots; ++s) {
+      pl->slots[s].kind = slots[2 * s];
+      pl->slots[s].per = slots[2 * s + 1];
+    }
+    pl->params.assign(params, params + nparams);
+    for (int i = 0; i < nops; ++i) {
+      const int32_t* r = prog + (int64_t)i * kOpInts;
+      for (int k : {1, 3})
+        if (r[k] < 0 || r[k] >= nslots) throw std::runtime_error("native plan: op " + std::to_string(i) + " slot");
+      if (r[3] == 0) throw std::runtime_error("native plan: op " + std::to_string(i) + " writes the input slot");
+      pl->ops.emplace_back(r, r + kOpInts);
+      if (r[0] == OP_CONV) pl->convs[pl->ops.size() - 1].rec.assign(r, r + kOpInts);
+    }
+    id = g_plan_next++;
+    g_plans.emplace(id, std::move(pl));
+  });
+  return rc == 0 ? id : -1;
+}
+
+/**
+ * Runs plan `id` on N images x (NHWC f32, slot 0's elements per image each), writing out (slot 1's
+ * elements per image each, f32). Returns 0, 2 when an input of a fused ReLU was not all finite
+ * (out is then unspecified: evaluate the batch on the per-layer path), or -1.
+ */
+int nl_plan_run(int32_t id, const float* x, int32_t N, float* out) {
+  int res = 0;
+  int rc = guard([&] {
+    auto it = g_plans.find(id);
+    if (it == g_plans.end()) throw std::runtime_error("native plan " + std::to_string(id) + " does not exist");
+    Plan& pl = *it->second;
+    Slot& in = pl.slots[0];
+    pl.slots[1].ext = out;
+    bool ok;
+    if (pl.bf16) {
+      in.ext = nullptr;
+      uint16_t* xb = (uint16_t*)in.ensure((size_t)N * in.per * sizeof(uint16_t));
+      const int64_t n = (int64_t)N * in.per;
+      if (!all_finite(x, n)) {
+        res = 2;
+        return;
+      }
+#pragma omp parallel for schedule(static) if (n > kPar)
+      for (int64_t i = 0; i < n; ++i) xb[i] = f32_to_bf16(x[i]);
+      ok = run_plan<uint16_t>(pl, N);
+    } else {
+      in.ext = (void*)x;
+      ok = run_plan<float>(pl, N);
+    }
+    in.ext = nullptr;
+    pl.slots[1].ext = nullptr;
+    res = ok ? 0 : 2;
+  });
+  return rc == 0 ? res : -1;
+}
+
+/** Frees plan `id` (its slots and reordered weights). */
+int nl_plan_free(int32_t id) {
+  return guard([&] { g_plans.erase(id); });
 }
 
 }  // extern "C"

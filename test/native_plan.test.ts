@@ -1,0 +1,243 @@
+// Native inference plans (lib/models/native_plan.ts over lib/backend/engine plan.ts): a fused
+// plan's whole forward pass in one call into the engine's shim. fp32 plans must give the same bits
+// as the layer-by-layer fused path (which test/fused_inference.test.ts checks against the unfused
+// model); bf16 plans (bf16 activations between layers, residual add fused as a sum post-op) must
+// stay within bf16 rounding of it; anything the native ops cannot do exactly falls back.
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
+import "@tensorflow/tfjs-backend-cpu";
+import { engineSkipReason, registerEngine, setConvPrecision, skipTagged } from "../lib/backend/engine/mod.ts";
+import { bf16Available } from "../lib/backend/engine/precision.ts";
+import { createNativePlan, PLAN_OP, PLAN_OP_INTS } from "../lib/backend/engine/plan.ts";
+import { buildModel } from "../lib/models/mod.ts";
+import { compileFusedInference, fusedPredictLogits } from "../lib/models/fused.ts";
+import { makeRng } from "../lib/util/rng.ts";
+
+const nat = registerEngine();
+const skip = nat == null ? engineSkipReason() : null;
+const bf16Skip = skip ??
+  (bf16Available() ? null : "the CPU has no bf16 dot products (avx512_core_bf16 / AMX)");
+
+function images(n: number, seed: number): Float32Array {
+  const r = makeRng(seed);
+  const x = new Float32Array(n * 32 * 32 * 3);
+  for (let i = 0; i < x.length; i++) x[i] = (r() - 0.5) * 3;
+  return x;
+}
+
+/** Non-trivial BN statistics and affine parameters, so that the fold matters. */
+function randomizeBN(model: tfl.LayersModel, seed: number) {
+  const r = makeRng(seed);
+  for (const l of model.layers) {
+    if (l.getClassName() !== "BatchNormalization") continue;
+    for (const w of l.weights) {
+      const kind = w.originalName.split("/").at(-1)!;
+      const v = new Float32Array(w.shape[0]!).map(() =>
+        kind === "moving_variance" ? 0.2 + r() * 2 : kind === "gamma" ? 0.5 + r() : (r() - 0.5) * 0.6
+      );
+      w.write(tf.tensor1d(v));
+    }
+  }
+}
+
+/** Logits of the layer-by-layer fused path (tfjs kernels) on n images. */
+function layerByLayer(
+  plan: ReturnType<typeof compileFusedInference>,
+  x: Float32Array,
+  n: number,
+): Float32Array {
+  const t = tf.tensor4d(x, [n, 32, 32, 3]);
+  const y = plan.run(t);
+  const out = y.dataSync() as Float32Array;
+  t.dispose();
+  y.dispose();
+  return out;
+}
+
+const MODELS = [
+  ["resnet20", { bn: "all" }],
+  ["resnet20", { bn: "none" }],
+  ["resnet20", { bn: "all", shortcut: "projection" }],
+  ["vgg11", { bn: "all" }],
+] as const;
+
+for (const [name, opts] of MODELS) {
+  const label = `${name} ${JSON.stringify(opts)}`;
+  Deno.test({
+    name: skipTagged(
+      `native plan fp32: ${label} gives the layer-by-layer fused path's bits, at two batch sizes`,
+      skip,
+    ),
+    ignore: skip != null,
+    fn: async () => {
+      await tf.setBackend("onednn");
+      setConvPrecision("fp32");
+      const model = buildModel(name, { ...opts, seed: 3 });
+      randomizeBN(model, 5);
+      const plan = compileFusedInference(model);
+      try {
+        assert.ok(plan.native, `no native plan: ${plan.nativeSkipReason}`);
+        assert.equal(plan.native.precision, "fp32");
+        for (const n of [12, 5]) {
+          const x = images(n, 7 + n);
+          const out = new Float32Array(n * 10);
+          assert.equal(plan.runNative(x, n, out), true);
+          const ref = layerByLayer(plan, x, n);
+          for (let i = 0; i < ref.length; i++) {
+            assert.ok(Object.is(out[i], ref[i]), `${label} n=${n}: logit ${i} native ${out[i]} vs ${ref[i]}`);
+          }
+        }
+      } finally {
+        plan.dispose();
+        model.dispose();
+      }
+    },
+  });
+
+  Deno.test({
+    name: skipTagged(
+      `native plan bf16: ${label} within bf16 rounding of the layer-by-layer bf16 path`,
+      bf16Skip,
+    ),
+    ignore: bf16Skip != null,
+    fn: async () => {
+      await tf.setBackend("onednn");
+      const model = buildModel(name, { ...opts, seed: 3 });
+      randomizeBN(model, 5);
+      const n = 16;
+      const x = images(n, 11);
+      setConvPrecision("bf16");
+      const plan = compileFusedInference(model);
+      try {
+        assert.equal(plan.native?.precision, "bf16", `${plan.nativeSkipReason}`);
+        const out = new Float32Array(n * 10);
+        assert.equal(plan.runNative(x, n, out), true);
+        const ref = layerByLayer(plan, x, n);
+        let max = 0, diff = 0, same = 0;
+        for (let i = 0; i < ref.length; i++) {
+          max = Math.max(max, Math.abs(ref[i]));
+          diff = Math.max(diff, Math.abs(out[i] - ref[i]));
+          if (out[i] === ref[i]) same++;
+        }
+        // bf16 keeps 8 significant bits: a few roundings per layer stay far below 2^-5 of the largest logit,
+        // while a misplaced pad, shortcut or bias changes logits by O(scale)
+        assert.ok(
+          diff <= 2 ** -5 * max + 1e-6,
+          `${label}: max |native - layer-by-layer| ${diff} at scale ${max}`,
+        );
+        assert.ok(
+          same < ref.length,
+          `${label}: bitwise equal to the per-layer path — bf16 activations did not run`,
+        );
+      } finally {
+        setConvPrecision("fp32");
+        plan.dispose();
+        model.dispose();
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: skipTagged(
+    "native plan: a non-finite input falls back to the layer-by-layer path for that batch",
+    skip,
+  ),
+  ignore: skip != null,
+  fn: async () => {
+    await tf.setBackend("onednn");
+    setConvPrecision("fp32");
+    const model = buildModel("resnet20", { bn: "all", seed: 3 });
+    randomizeBN(model, 6);
+    const x = images(8, 9);
+    x[2 * 3072 + 50] = NaN; // batch 0 (images 0-3) has a NaN pixel, batch 1 (4-7) an Inf
+    x[6 * 3072 + 9] = Infinity;
+    const plan = compileFusedInference(model);
+    try {
+      assert.ok(plan.native);
+      assert.equal(plan.runNative(x.subarray(0, 4 * 3072), 4, new Float32Array(40)), false);
+      assert.equal(plan.runNative(x.subarray(4 * 3072), 4, new Float32Array(40)), false);
+      const ref = layerByLayer(plan, x, 8);
+      assert.ok(ref.some(Number.isNaN), "the layer-by-layer path keeps NaN");
+      const got = await fusedPredictLogits(model, x, 4);
+      for (let i = 0; i < ref.length; i++) {
+        assert.ok(Object.is(got[i], ref[i]), `logit ${i}: ${got[i]} vs ${ref[i]}`);
+      }
+    } finally {
+      plan.dispose();
+      model.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: skipTagged(
+    "native plan: refused (layer by layer instead) for an infinite weight, an unknown layer, cpu",
+    skip,
+  ),
+  ignore: skip != null,
+  fn: async () => {
+    await tf.setBackend("onednn");
+    setConvPrecision("fp32");
+    const model = buildModel("resnet20", { bn: "none", seed: 3 });
+    const k = model.getLayer("conv5").weights[0];
+    const v = (k.read().dataSync() as Float32Array).slice();
+    v[3] = Infinity;
+    k.write(tf.tensor(v, k.shape as number[]));
+    let plan = compileFusedInference(model);
+    assert.equal(plan.native, null);
+    assert.match(plan.nativeSkipReason ?? "", /not finite/);
+    assert.equal(plan.runNative(images(1, 1), 1, new Float32Array(10)), false);
+    plan.dispose();
+
+    const input = tfl.input({ shape: [32, 32, 3] });
+    const h = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: "same", activation: "tanh" }).apply(
+      input,
+    );
+    const out = tfl.layers.dense({ units: 10 }).apply(tfl.layers.flatten().apply(h)) as tfl.SymbolicTensor;
+    const odd = tfl.model({ inputs: input, outputs: out });
+    plan = compileFusedInference(odd);
+    assert.equal(plan.native, null);
+    assert.match(plan.nativeSkipReason ?? "", /tanh/);
+    plan.dispose();
+
+    await tf.setBackend("cpu");
+    plan = compileFusedInference(model);
+    assert.equal(plan.native, null);
+    assert.match(plan.nativeSkipReason ?? "", /backend cpu/);
+    plan.dispose();
+    model.dispose();
+    odd.dispose();
+  },
+});
+
+Deno.test({
+  name: skipTagged(
+    "native plan (shim): malformed programs are refused with an error; a disposed plan throws",
+    skip,
+  ),
+  ignore: skip != null,
+  fn: async () => {
+    await tf.setBackend("onednn");
+    const rec = new Int32Array(PLAN_OP_INTS);
+    rec.set([PLAN_OP.relu, 0, -1, 0, 4]); // writes the input slot
+    assert.throws(
+      () => createNativePlan(rec, Int32Array.of(1, 4, 0, 4), new Float32Array(0), "fp32"),
+      /input slot/,
+    );
+    rec.set([PLAN_OP.relu, 0, -1, 7, 4]); // no slot 7
+    assert.throws(
+      () => createNativePlan(rec, Int32Array.of(1, 4, 0, 4), new Float32Array(0), "fp32"),
+      /slot/,
+    );
+    rec.set([PLAN_OP.relu, 0, -1, 1, 4]);
+    const plan = createNativePlan(rec, Int32Array.of(1, 4, 0, 4), new Float32Array(0), "fp32")!;
+    const out = new Float32Array(8);
+    assert.equal(plan.run(Float32Array.of(-1, 2, NaN, -0, 3, -4, 5, Infinity), 2, out), true);
+    assert.deepEqual([...out], [0, 2, NaN, 0, 3, 0, 5, Infinity]); // tfjs' relu: NaN kept, -0 -> +0
+    assert.ok(Object.is(out[3], 0));
+    plan.dispose();
+    assert.throws(() => plan.run(new Float32Array(4), 1, new Float32Array(4)), /after dispose/);
+  },
+});
