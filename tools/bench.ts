@@ -16,7 +16,10 @@
  * `setConvPrecision`): inference with bf16 forward convolutions, and training
  * with the forward and both backward convolutions in bf16 (scope "training";
  * fp32 master weights, optimizer, BN and loss) — PyTorch's counterpart is its
- * `torch.autocast("cpu", dtype=torch.bfloat16)` settings.
+ * `torch.autocast("cpu", dtype=torch.bfloat16)` settings. It also measures
+ * inference through the sweep fast path (lib/models `compileFusedInference`, BN
+ * folded, conv + bias + ReLU fused, the whole pass one native plan of the shim),
+ * in fp32 and in bf16 (bf16 activations between layers).
  *
  * % of peak: the report starts with the CPU (`cpuName()`, and whether
  * /proc/cpuinfo lists avx512_bf16 / AMX) and its peak measured at the
@@ -30,8 +33,8 @@
  * Sweep (`--sweep`, noiselab side only): images/s over whole noise sweeps (lib/noise
  * `noiseSweep`, noise drawing, weight restore and the clean evaluation included) of
  * the unfused evaluation and the fused fast path (`fastPath: true`: BN folded after
- * the noise, conv + bias + ReLU fused) in fp32 and with bf16 forward convolutions
- * (`fastPath: "bf16"`), alternating, on `--sweep-images` random
+ * the noise, conv + bias + ReLU fused, one native plan per draw on the engine) in
+ * fp32 and with bf16 activations and convolutions (`fastPath: "bf16"`), alternating, on `--sweep-images` random
  * images, noise on every tensor (targets "all"), `--steps` draws at each of 2 levels.
  *
  * Usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--bn true|false|both]
@@ -62,6 +65,7 @@ import {
 } from "../lib/backend/engine/mod.ts";
 import { nativeLoadError } from "../lib/backend/engine/ffi.ts";
 import { buildModel, modelFlops } from "../lib/models/mod.ts";
+import { compileFusedInference } from "../lib/models/fused.ts";
 import { noiseSweep } from "../lib/noise/sweep.ts";
 import { DEFAULT_TRAIN_CONFIG, trainStep, type TrainStepState, trainStepState } from "../lib/train/mod.ts";
 import { NoiselabError, projectRoot, writeFileAtomic } from "../lib/util/mod.ts";
@@ -77,6 +81,13 @@ interface Row {
   infer_bf16_img_s?: number;
   /** Engine side with --torch-settings: training with forward and backward convolutions in bf16 (scope "training"). */
   train_bf16_img_s?: number;
+  /**
+   * Engine side with --torch-settings: inference through the sweep fast path (lib/models
+   * `compileFusedInference`: BN folded, conv + bias + ReLU fused, one native plan per model), fp32.
+   */
+  infer_fused_img_s?: number;
+  /** The same with a bf16 native plan (bf16 activations and convolutions), if the CPU has bf16. */
+  infer_fused_bf16_img_s?: number;
   train_img_s: number;
   infer_img_s: number;
   backend: string;
@@ -369,6 +380,39 @@ function measureNoiselab(name: string, bn: boolean, rep: number): Row {
       setConvPrecision("fp32");
     }
   }
+  // the sweep fast path: a fused plan built once (as a sweep does per draw), then whole batches
+  let inferFused: number | undefined, inferFusedBf16: number | undefined;
+  if (args["torch-settings"]) {
+    for (const prec of ["fp32", "bf16"] as const) {
+      if (setConvPrecision(prec) !== prec) continue;
+      try {
+        const plan = compileFusedInference(p.model);
+        try {
+          if (!plan.native) {
+            log(`[bench] ${name}: fused ${prec} runs layer by layer (${plan.nativeSkipReason})`);
+          }
+          const x = p.xi.dataSync() as Float32Array;
+          const out = new Float32Array(INFER_BATCH * (p.model.outputs[0].shape.at(-1) as number));
+          const run = () => {
+            if (plan.runNative(x, INFER_BATCH, out)) return;
+            const y = plan.run(p.xi);
+            y.dataSync();
+            y.dispose();
+          };
+          run();
+          t0 = performance.now();
+          for (let i = 0; i < inferBatches; i++) run();
+          const v = inferBatches * INFER_BATCH / ((performance.now() - t0) / 1000);
+          if (prec === "fp32") inferFused = v;
+          else inferFusedBf16 = v;
+        } finally {
+          plan.dispose();
+        }
+      } finally {
+        setConvPrecision("fp32");
+      }
+    }
+  }
   if (args["torch-settings"] && setConvPrecision("bf16", "training") === "bf16") {
     try {
       for (let i = 0; i < (p.warmedBf16 ? 1 : 2); i++) benchStep(p, 0.01);
@@ -392,6 +436,8 @@ function measureNoiselab(name: string, bn: boolean, rep: number): Row {
     infer_img_s: inferBatches * INFER_BATCH / inferS,
     ...(inferBf16 === undefined ? {} : { infer_bf16_img_s: inferBf16 }),
     ...(trainBf16 === undefined ? {} : { train_bf16_img_s: trainBf16 }),
+    ...(inferFused === undefined ? {} : { infer_fused_img_s: inferFused }),
+    ...(inferFusedBf16 === undefined ? {} : { infer_fused_bf16_img_s: inferFusedBf16 }),
     backend: backendName,
     threads: backendInfo().threads,
   };
@@ -582,7 +628,13 @@ const emit = (r: Row) => {
         r.train_img_s.toFixed(1)
       } img/s, infer ${r.infer_img_s.toFixed(1)} img/s${
         r.train_bf16_img_s === undefined ? "" : `; bf16 train ${r.train_bf16_img_s.toFixed(1)} img/s`
-      }${r.infer_bf16_img_s === undefined ? "" : `, bf16 infer ${r.infer_bf16_img_s.toFixed(1)} img/s`}`,
+      }${r.infer_bf16_img_s === undefined ? "" : `, bf16 infer ${r.infer_bf16_img_s.toFixed(1)} img/s`}${
+        r.infer_fused_img_s === undefined ? "" : `; fused infer ${r.infer_fused_img_s.toFixed(1)} img/s`
+      }${
+        r.infer_fused_bf16_img_s === undefined
+          ? ""
+          : `, fused bf16 ${r.infer_fused_bf16_img_s.toFixed(1)} img/s`
+      }`,
     );}
 };
 const started = new Date();
@@ -654,12 +706,15 @@ if (torch && torchSettings.length > 1) {
     "",
     `PyTorch settings (${torchSettings.join(", ")}; "-bf16": torch.autocast("cpu", dtype=torch.bfloat16)), ` +
       "alternating with the engine in the same rounds (engine bf16: setConvPrecision, forward convolutions in bf16 " +
-      "for infer, forward and both backward convolutions for train); ratio = engine / the fastest PyTorch setting:",
+      "for infer, forward and both backward convolutions for train; engine fused: the sweep fast path, BN folded " +
+      "and conv + bias + ReLU fused, the whole pass as one native plan, in fp32 and with bf16 activations — " +
+      "PyTorch's side runs its modules unfused, as the issue's settings define); ratio = engine / the fastest " +
+      'PyTorch setting, "best" = the engine\'s fastest column:',
     "",
-    `| model | bn | what | noiselab fp32 | noiselab bf16 | ${
+    `| model | bn | what | noiselab fp32 | noiselab bf16 | noiselab fused fp32 | noiselab fused bf16 | ${
       cols.join(" | ")
     } | fp32 vs fastest | best vs fastest |`,
-    `| --- | --- | --- | --- | --- | ${cols.map(() => "---").join(" | ")} | --- | --- |`,
+    `| --- | --- | --- | --- | --- | --- | --- | ${cols.map(() => "---").join(" | ")} | --- | --- |`,
   );
   for (const name of models) {
     for (const bn of bns) {
@@ -677,15 +732,23 @@ if (torch && torchSettings.length > 1) {
           r.model === name && r.bn === bn && r.side === "noiselab" && r[kb] !== undefined
         ).map((r) => r[kb]!);
         const oursBf16 = b16.length ? median(b16) : NaN;
-        const oursBest = Number.isNaN(oursBf16) ? ours : Math.max(ours, oursBf16);
+        const medKey = (key: "infer_fused_img_s" | "infer_fused_bf16_img_s") => {
+          const v = rows.filter((r) =>
+            r.model === name && r.bn === bn && r.side === "noiselab" && r[key] !== undefined
+          ).map((r) => r[key]!);
+          return k === "infer_img_s" && v.length ? median(v) : NaN;
+        };
+        const fused = medKey("infer_fused_img_s"), fusedBf16 = medKey("infer_fused_bf16_img_s");
+        const oursBest = Math.max(...[ours, oursBf16, fused, fusedBf16].filter((v) => !Number.isNaN(v)));
+        const cell = (v: number) => (Number.isNaN(v) ? "-" : v.toFixed(1));
         const theirs = torchSettings.map((t) => med("pytorch", t));
         const best = Math.max(...theirs.filter((v) => !Number.isNaN(v)));
         lines.push(
           `| ${name} | ${bn} | ${k === "train_img_s" ? "train" : "infer"} | ${ours.toFixed(1)} | ${
-            Number.isNaN(oursBf16) ? "-" : oursBf16.toFixed(1)
-          } | ${theirs.map((v) => v.toFixed(1)).join(" | ")} | ${(ours / best).toFixed(2)}x | ${
-            (oursBest / best).toFixed(2)
-          }x |`,
+            cell(oursBf16)
+          } | ${cell(fused)} | ${cell(fusedBf16)} | ${theirs.map((v) => v.toFixed(1)).join(" | ")} | ${
+            (ours / best).toFixed(2)
+          }x | ${(oursBest / best).toFixed(2)}x |`,
         );
       }
     }
@@ -693,20 +756,31 @@ if (torch && torchSettings.length > 1) {
 }
 if (peak) {
   // every side's share of the measured peak, with the same FLOPs per image for all
-  const sides: { label: string; side: string; setting?: string; bf16?: boolean; prec: "fp32" | "bf16" }[] = [
-    ...(args.side === "pytorch" ? [] : [{ label: "noiselab fp32", side: "noiselab", prec: "fp32" as const }]),
-    ...(args.side === "pytorch" || !args["torch-settings"]
-      ? []
-      : [{ label: "noiselab bf16", side: "noiselab", bf16: true, prec: "bf16" as const }]),
-    ...(torch
-      ? torchSettings.map((t) => ({
-        label: `pytorch ${t}`,
-        side: "pytorch",
-        setting: t,
-        prec: (t.endsWith("-bf16") ? "bf16" : "fp32") as "fp32" | "bf16",
-      }))
-      : []),
-  ];
+  type Variant = "" | "_bf16" | "_fused" | "_fused_bf16";
+  const sides: { label: string; side: string; setting?: string; variant?: Variant; prec: "fp32" | "bf16" }[] =
+    [
+      ...(args.side === "pytorch"
+        ? []
+        : [{ label: "noiselab fp32", side: "noiselab", prec: "fp32" as const }]),
+      ...(args.side === "pytorch" || !args["torch-settings"] ? [] : [
+        { label: "noiselab bf16", side: "noiselab", variant: "_bf16" as const, prec: "bf16" as const },
+        { label: "noiselab fused fp32", side: "noiselab", variant: "_fused" as const, prec: "fp32" as const },
+        {
+          label: "noiselab fused bf16",
+          side: "noiselab",
+          variant: "_fused_bf16" as const,
+          prec: "bf16" as const,
+        },
+      ]),
+      ...(torch
+        ? torchSettings.map((t) => ({
+          label: `pytorch ${t}`,
+          side: "pytorch",
+          setting: t,
+          prec: (t.endsWith("-bf16") ? "bf16" : "fp32") as "fp32" | "bf16",
+        }))
+        : []),
+    ];
   lines.push(
     "",
     "% of the measured peak: images/s x FLOPs per image on real inputs / peak (fp32 runs against the fp32 " +
@@ -720,11 +794,12 @@ if (peak) {
     for (const bn of bns) {
       for (const what of ["train", "infer"] as const) {
         const cells = sides.map((c) => {
-          const key = c.bf16 ? `${what}_bf16_img_s` as const : `${what}_img_s` as const;
+          const key = `${what}${c.variant ?? ""}_img_s` as keyof Row;
+          if (what === "train" && c.variant?.startsWith("_fused")) return "-";
           const v = rows.filter((r) =>
             r.model === name && r.bn === bn && r.side === c.side &&
             (c.setting === undefined || r.setting === c.setting) && r[key] !== undefined
-          ).map((r) => r[key]!);
+          ).map((r) => r[key] as number);
           const pct = v.length ? pctOfPeak(name, bn, what, median(v), c.prec) : NaN;
           return Number.isNaN(pct) ? "-" : `${pct.toFixed(1)}%`;
         });

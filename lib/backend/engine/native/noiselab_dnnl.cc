@@ -32,6 +32,7 @@
 #include <omp.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -1644,6 +1645,16 @@ bool run_plan(Plan& pl, int N) {
   return true;
 }
 
+/** Images per chunk of a plan run: NOISELAB_PLAN_CHUNK (1-100000), default 64. */
+int plan_chunk() {
+  static int chunk = [] {
+    const char* v = std::getenv("NOISELAB_PLAN_CHUNK");
+    int n = v ? std::atoi(v) : 0;
+    return n >= 1 && n <= 100000 ? n : 64;
+  }();
+  return chunk;
+}
+
 }  // namespace
 
 extern "C" {
@@ -1695,26 +1706,36 @@ int nl_plan_run(int32_t id, const float* x, int32_t N, float* out) {
     if (it == g_plans.end()) throw std::runtime_error("native plan " + std::to_string(id) + " does not exist");
     Plan& pl = *it->second;
     Slot& in = pl.slots[0];
-    pl.slots[1].ext = out;
-    bool ok;
-    if (pl.bf16) {
+    // The batch runs in chunks of plan_chunk() images, each through the whole program, so that a
+    // layer's activations stay in the caches for the next layer (batch 500 of ResNet-20's first stage
+    // is 16-32 MB per activation; 2-thread bf16 convolutions there ran at ~60% of the stage-3 rate).
+    const int chunk = plan_chunk();
+    for (int s = 0; s < N; s += chunk) {
+      const int n = std::min(chunk, N - s);
+      const float* xs = x + (int64_t)s * in.per;
+      pl.slots[1].ext = out + (int64_t)s * pl.slots[1].per;
+      bool ok;
+      if (pl.bf16) {
+        in.ext = nullptr;
+        uint16_t* xb = (uint16_t*)in.ensure((size_t)n * in.per * sizeof(uint16_t));
+        const int64_t m = (int64_t)n * in.per;
+        ok = all_finite(xs, m);
+        if (ok) {
+#pragma omp parallel for schedule(static) if (m > kPar)
+          for (int64_t i = 0; i < m; ++i) xb[i] = f32_to_bf16(xs[i]);
+          ok = run_plan<uint16_t>(pl, n);
+        }
+      } else {
+        in.ext = (void*)xs;
+        ok = run_plan<float>(pl, n);
+      }
       in.ext = nullptr;
-      uint16_t* xb = (uint16_t*)in.ensure((size_t)N * in.per * sizeof(uint16_t));
-      const int64_t n = (int64_t)N * in.per;
-      if (!all_finite(x, n)) {
+      pl.slots[1].ext = nullptr;
+      if (!ok) {
         res = 2;
         return;
       }
-#pragma omp parallel for schedule(static) if (n > kPar)
-      for (int64_t i = 0; i < n; ++i) xb[i] = f32_to_bf16(x[i]);
-      ok = run_plan<uint16_t>(pl, N);
-    } else {
-      in.ext = (void*)x;
-      ok = run_plan<float>(pl, N);
     }
-    in.ext = nullptr;
-    pl.slots[1].ext = nullptr;
-    res = ok ? 0 : 2;
   });
   return rc == 0 ? res : -1;
 }
