@@ -98,7 +98,7 @@ for (const [name, opts] of MODELS) {
 
   Deno.test({
     name: skipTagged(
-      `native plan bf16: ${label} within bf16 rounding of the layer-by-layer bf16 path`,
+      `native plan bf16: ${label} within bf16 rounding of the layer-by-layer bf16 path, batch-independent`,
       bf16Skip,
     ),
     ignore: bf16Skip != null,
@@ -131,6 +131,18 @@ for (const [name, opts] of MODELS) {
           same < ref.length,
           `${label}: bitwise equal to the per-layer path — bf16 activations did not run`,
         );
+        // an image's logits do not depend on the batch it is in (a run is split into chunks of 64)
+        const m = 70, xm = images(m, 12), whole = new Float32Array(m * 10), parts = new Float32Array(m * 10);
+        assert.equal(plan.runNative(xm, m, whole), true);
+        for (let s = 0; s < m; s += 5) {
+          assert.equal(
+            plan.runNative(xm.subarray(s * 3072, (s + 5) * 3072), 5, parts.subarray(s * 10, (s + 5) * 10)),
+            true,
+          );
+        }
+        for (let i = 0; i < whole.length; i++) {
+          assert.ok(Object.is(whole[i], parts[i]), `${label}: logit ${i} by batch`);
+        }
       } finally {
         setConvPrecision("fp32");
         plan.dispose();

@@ -60,7 +60,9 @@ export let nativePlanSkipReason: string | null = null;
  * A native plan for `steps` of `model` (see the module notes), in the engine's
  * convolution precision now in effect (lib/backend/engine `convPrecision`), or
  * null (with {@link nativePlanSkipReason} set) where the layer-by-layer path
- * must run. `NOISELAB_NATIVE_PLAN=0` turns native plans off (for comparisons).
+ * must run. There is deliberately no switch to turn native plans off: a bf16
+ * sweep's key names the native plans' arithmetic (lib/noise
+ * `BF16_FAST_PATH_ARITHMETIC`), so the path must follow from the model alone.
  */
 export function nativeInferencePlan(
   model: tfl.LayersModel,
@@ -70,7 +72,6 @@ export function nativeInferencePlan(
   nativePlanSkipReason = null;
   try {
     if (tf.getBackend() !== ENGINE_NAME) no(`backend ${tf.getBackend()} is not ${ENGINE_NAME}`);
-    if (Deno.env.get("NOISELAB_NATIVE_PLAN") === "0") no("NOISELAB_NATIVE_PLAN=0");
     return build(model, steps, output);
   } catch (e) {
     if (e instanceof Unsupported) {
