@@ -1521,14 +1521,21 @@ void plan_maxpool(const T* x, T* y, int64_t N, const int32_t* r) {
       if constexpr (std::is_same<T, float>::value) {
         maxpool_pixel(xn, yo, W, C, hs, he, ws, we);
       } else {
-        for (int64_t c = 0; c < C; ++c) {
-          float m = -std::numeric_limits<float>::infinity();
+        // bf16: the same comparison on the exact f32 values, one window element (C contiguous
+        // channels) at a time so the loop vectorises; the max of bf16 values is stored exactly
+        float acc[512];
+        for (int64_t c0 = 0; c0 < C; c0 += 512) {
+          const int64_t nc = std::min<int64_t>(512, C - c0);
+          for (int64_t c = 0; c < nc; ++c) acc[c] = -std::numeric_limits<float>::infinity();
           for (int64_t h = hs; h < he; ++h)
             for (int64_t w = ws; w < we; ++w) {
-              const float v = ld(xn, (h * W + w) * C + c);
-              m = v > m ? v : m;
+              const T* xi = xn + (h * W + w) * C + c0;
+              for (int64_t c = 0; c < nc; ++c) {
+                const float v = ld(xi, c);
+                acc[c] = v > acc[c] ? v : acc[c];
+              }
             }
-          st(yo, c, m);
+          for (int64_t c = 0; c < nc; ++c) st(yo + c0, c, acc[c]);
         }
       }
     }
