@@ -106,15 +106,17 @@ Deno.test("analog provenance: what the PCM sweeps used (model, mapping, η = 1, 
   const line = studyProvenance(q, data, [], { ...fields, cached: false });
   assert.match(
     line,
-    / · noise: pcm \(.*\), η = 1 \(the nominal device\), read 1 s, 1 day and 1 year after programming, scoring argmax-numpy, 3 draws per inference time and condition, noise seed 1 · /,
+    / · noise: pcm \(.*\), η = 1 \(the nominal device\), read 1 s, 1 day and 1 year after programming, scoring argmax-numpy, evaluation fused (fp32|bf16) \([^)]*\), 3 draws per inference time and condition, noise seed 1 · /,
   );
   // the parameters' η grid (Gaussian noise, other notebooks) and its "draws/η" are not in it
   assert.doesNotMatch(line, /η ∈|draws\/η|additive-std/, line);
   // the other notebooks' provenance keeps the grid
   assert.match(
     studyProvenance(q, data, []),
-    /additive-std on all, scoring argmax-numpy, η ∈ \{0, 0\.05, .*\}, 3 draws\/η/,
+    /additive-std on all, scoring argmax-numpy, evaluation fused (fp32|bf16) \([^)]*\), η ∈ \{0, 0\.05, .*\}, 3 draws\/η/,
   );
+  // the evaluation path is named: quick evaluates fused (bf16 where it can), standard unfused
+  assert.match(studyProvenance(resolveParams("06", "standard"), data, []), /, evaluation unfused, /);
   // the times come from the parameters
   const std = analogNoiseProvenance(resolveParams("06", "standard"));
   assert.match(std.noise, /read 1 s, 1 h, 1 day and 1 year after programming$/);

@@ -247,6 +247,22 @@ export function resolveFastPath(config: SweepConfig): SweepConfig {
   return fastPathMode({ fastPath: "bf16" }) === "bf16" ? config : { ...config, fastPath: "fp32" };
 }
 
+/**
+ * How a sweep with `fastPath` evaluates its draws here, in words for provenance lines: "unfused",
+ * "fused fp32 (BN folded after the noise)" or "fused bf16 (bf16 activations and convolutions)" — the
+ * latter only where bf16 can run (as {@link resolveFastPath}); on the onednn engine both fused paths
+ * run as native plans (lib/models native_plan.ts).
+ */
+export function fastPathLabel(fastPath: SweepConfig["fastPath"]): string {
+  const mode = fastPath === "off" ? false : fastPathMode({ fastPath: fastPath === "bf16" ? "bf16" : true });
+  const native = backendInfo().name === ENGINE_NAME ? ", native plans" : "";
+  return mode === false
+    ? "unfused"
+    : mode === "fp32"
+    ? `fused fp32 (BN folded after the noise${native})`
+    : `fused bf16 (bf16 activations and convolutions${native})`;
+}
+
 /** The fast path a sweep runs: false (unfused), "fp32" or "bf16" (only where the engine can). */
 function fastPathMode(opts: { fastPath?: boolean | "bf16"; evaluate?: Evaluator }): false | ConvPrecision {
   if (!opts.fastPath || opts.evaluate) return false;

@@ -10,6 +10,7 @@ import type { Dataset } from "../data/mod.ts";
 import { bnSlotCount, type BNSpec, loadModel } from "../models/mod.ts";
 import {
   DEFAULT_SWEEP_CONFIG,
+  fastPathLabel,
   noiseSweep,
   resolveFastPath,
   type SweepConfig,
@@ -329,7 +330,8 @@ export function studyProvenance(
     models: variants.map((v) => ({ name: v.label, id: v.trained.id })),
     epochs: p.epochs,
     seed: p.seeds,
-    noise: (extra.noise ?? `${p.noiseForm} on ${p.noiseTargets.join("+")}`) + `, scoring ${p.scoring}`,
+    noise: (extra.noise ?? `${p.noiseForm} on ${p.noiseTargets.join("+")}`) + `, scoring ${p.scoring}` +
+      `, evaluation ${fastPathLabel(p.fastPath)}`,
     etas: extra.etas === null ? undefined : extra.etas ?? p.etas,
     draws: p.draws,
     drawsPer: extra.drawsPer,
