@@ -63,7 +63,7 @@ export const PARAMETER_KNOBS: readonly { name: string; type: string; doc?: strin
     name: "fastPath",
     type: "string | null",
     doc:
-      'sweep evaluation: "off" | "fp32" (BN folded, fused) | "bf16" (fused, bf16 convs where the CPU has them)',
+      'sweep evaluation: "off" | "fp32" (BN folded, fused) | "bf16" (fused, bf16 activations where the CPU has them)',
   },
   {
     name: "bnCounts",
