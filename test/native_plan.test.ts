@@ -10,7 +10,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import { engineSkipReason, registerEngine, setConvPrecision, skipTagged } from "../lib/backend/engine/mod.ts";
 import { bf16Available } from "../lib/backend/engine/precision.ts";
 import { createNativePlan, PLAN_OP, PLAN_OP_INTS } from "../lib/backend/engine/plan.ts";
-import { buildModel } from "../lib/models/mod.ts";
+import { buildModel, predictLogits } from "../lib/models/mod.ts";
 import { compileFusedInference, fusedPredictLogits } from "../lib/models/fused.ts";
 import { makeRng } from "../lib/util/rng.ts";
 
@@ -79,8 +79,13 @@ for (const [name, opts] of MODELS) {
       try {
         assert.ok(plan.native, `no native plan: ${plan.nativeSkipReason}`);
         assert.equal(plan.native.precision, "fp32");
-        // 70 > the default chunk of 64 images (nl_plan_run runs a batch in chunks)
-        for (const n of [70, 5]) {
+        // 70 > the default chunk of 64 images (nl_plan_run runs a batch in chunks); 500, a sweep's
+        // batch, for ResNet-20 + BN
+        for (
+          const n of name === "resnet20" && opts.bn === "all" && !("shortcut" in opts)
+            ? [500, 70, 5]
+            : [70, 5]
+        ) {
           const x = images(n, 7 + n);
           const out = new Float32Array(n * 10);
           assert.equal(plan.runNative(x, n, out), true);
@@ -181,6 +186,131 @@ Deno.test({
       plan.dispose();
       model.dispose();
     }
+  },
+});
+
+Deno.test({
+  name: skipTagged(
+    "native plan: finite inputs whose partial sums could overflow run layer by layer, per image, with the unfused model's NaN",
+    skip,
+  ),
+  ignore: skip != null,
+  fn: async () => {
+    await tf.setBackend("onednn");
+    setConvPrecision("fp32");
+    const model = buildModel("resnet20", { bn: "none", seed: 3 });
+    // conv1's first output channel: +1e38 on input channel 0 and -1e38 on input channel 2 of one tap;
+    // a pixel of (10, ·, 10) gives products of +1e39 and -1e39: +-Inf or NaN before the ReLU, depending
+    // on how the kernel accumulates (FMAs keep the first infinity; bf16 dot products that round each
+    // product give NaN). Either way the unfused model ends in NaN logits, and so must the fused path:
+    // the native plan's bound refuses such a batch, and only the images that need it run layer by
+    // layer. Pixels of 0.01 stay far below the bound.
+    const k = model.getLayer("conv1").weights[0];
+    const v = (k.read().dataSync() as Float32Array).slice();
+    const oc = k.shape[3]!;
+    v[0 * oc] = 1e38; // (kh 0, kw 0, ic 0)
+    v[2 * oc] = -1e38; // (kh 0, kw 0, ic 2)
+    k.write(tf.tensor(v, k.shape as number[]));
+    const n = 6;
+    const x = new Float32Array(n * 3072).fill(0.01);
+    for (let i = 0; i < n; i += 2) x[(i * 1024 + 500) * 3] = x[(i * 1024 + 500) * 3 + 2] = 10; // even images
+    for (const prec of ["fp32", "bf16"] as const) {
+      if (prec === "bf16" && bf16Skip) continue;
+      setConvPrecision(prec);
+      try {
+        const ref = await predictLogits(model, x, n);
+        for (let i = 0; i < n; i++) {
+          const row = ref.subarray(i * 10, (i + 1) * 10);
+          assert.equal(
+            row.some(Number.isNaN),
+            i % 2 === 0,
+            `${prec} image ${i}: the unfused model's NaN pattern`,
+          );
+        }
+        const plan = compileFusedInference(model);
+        try {
+          assert.equal(plan.native?.precision, prec);
+          assert.equal(
+            plan.runNative(x, n, new Float32Array(n * 10)),
+            false,
+            `${prec}: the bound refuses the batch`,
+          );
+          assert.equal(
+            plan.runNative(x.subarray(3072, 2 * 3072), 1, new Float32Array(10)),
+            true,
+            "image 1 alone",
+          );
+        } finally {
+          plan.dispose();
+        }
+        const got = await fusedPredictLogits(model, x, n);
+        for (let i = 0; i < n; i++) {
+          const row = got.subarray(i * 10, (i + 1) * 10);
+          assert.equal(
+            row.some(Number.isNaN),
+            i % 2 === 0,
+            `${prec} image ${i}: NaN where the unfused model has it`,
+          );
+          if (i % 2) {
+            for (let c = 0; c < 10; c++) {
+              assert.ok(
+                Math.abs(row[c] - ref[i * 10 + c]) <= 1e-3 * (1 + Math.abs(ref[i * 10 + c])),
+                `${prec} ${i}`,
+              );
+            }
+          }
+        }
+      } finally {
+        setConvPrecision("fp32");
+      }
+    }
+    model.dispose();
+  },
+});
+
+Deno.test({
+  name: skipTagged("native plan: ReLU and Add on [N, K] values (after a Dense) in fp32 and bf16 plans", skip),
+  ignore: skip != null,
+  fn: async () => {
+    await tf.setBackend("onednn");
+    const input = tfl.input({ shape: [32, 32, 3] });
+    const h = tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: "same", activation: "relu" }).apply(
+      input,
+    );
+    const f = tfl.layers.flatten().apply(tfl.layers.maxPooling2d({ poolSize: 4 }).apply(h));
+    const d1 = tfl.layers.dense({ units: 12 }).apply(f) as tfl.SymbolicTensor;
+    const d2 = tfl.layers.dense({ units: 12 }).apply(f) as tfl.SymbolicTensor;
+    const r = tfl.layers.activation({ activation: "relu" }).apply(tfl.layers.add().apply([d1, d2]));
+    const out = tfl.layers.dense({ units: 10 }).apply(r) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: input, outputs: out });
+    const n = 9, x = images(n, 4);
+    for (const prec of ["fp32", "bf16"] as const) {
+      if (prec === "bf16" && bf16Skip) continue;
+      setConvPrecision(prec);
+      const plan = compileFusedInference(model);
+      try {
+        assert.equal(plan.native?.precision, prec, `${plan.nativeSkipReason}`);
+        const got = new Float32Array(n * 10);
+        assert.equal(plan.runNative(x, n, got), true);
+        const ref = layerByLayer(plan, x, n);
+        let max = 0, diff = 0;
+        for (let i = 0; i < ref.length; i++) {
+          max = Math.max(max, Math.abs(ref[i]));
+          diff = Math.max(diff, Math.abs(got[i] - ref[i]));
+          if (prec === "fp32") {
+            assert.ok(Object.is(got[i], ref[i]), `fp32 logit ${i}: ${got[i]} vs ${ref[i]}`);
+          }
+        }
+        assert.ok(
+          diff <= 2 ** -5 * max + 1e-6,
+          `${prec}: max |native - layer-by-layer| ${diff} at scale ${max}`,
+        );
+      } finally {
+        setConvPrecision("fp32");
+        plan.dispose();
+      }
+    }
+    model.dispose();
   },
 });
 

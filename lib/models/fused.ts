@@ -68,9 +68,10 @@ export interface FusedPlan {
   nativeSkipReason: string | null;
   /**
    * Logits of `n` NHWC images `x` into `out` through the native plan. Returns
-   * false (out unspecified) when there is no native plan or when an input of a
-   * fused ReLU was not all finite; then use {@link FusedPlan.run}, whose NaN
-   * semantics are tfjs'.
+   * false (out unspecified) when there is no native plan or when the inputs of
+   * a fused ReLU were not finite or large enough for a partial sum to overflow
+   * (lib/backend/engine plan.ts); then use {@link FusedPlan.run}, whose NaN
+   * semantics are tfjs'. {@link fusedPredictLogits} does so image by image.
    */
   runNative(x: Float32Array, n: number, out: Float32Array): boolean;
   dispose(): void;
@@ -264,7 +265,13 @@ export function compileFusedInference(model: tfl.LayersModel): FusedPlan {
     for (const i of s.kind === "conv" ? [s.input] : s.inputs) reads.set(i, (reads.get(i) ?? 0) + 1);
   }
 
-  const native = unfoldedBNNeedsTfjs(stats) ? null : nativeInferencePlan(model, steps, output);
+  let native: ReturnType<typeof nativeInferencePlan>;
+  try {
+    native = unfoldedBNNeedsTfjs(stats) ? null : nativeInferencePlan(model, steps, output);
+  } catch (e) {
+    owned.forEach((t) => t.dispose());
+    throw e;
+  }
   const nativeSkipReason = native
     ? null
     : stats.unfoldedBN.length
@@ -369,7 +376,37 @@ export async function fusedPredictLogits(
     for (let s = 0; s < n; s += batchSize) {
       const b = Math.min(batchSize, n - s);
       const xs = x.subarray(s * per, (s + b) * per);
-      if (plan.runNative(xs, b, out.subarray(s * classes, (s + b) * classes))) continue;
+      if (plan.native) {
+        if (plan.runNative(xs, b, out.subarray(s * classes, (s + b) * classes))) continue;
+        // Some image needs the layer-by-layer path (non-finite or unbounded ReLU inputs): find which,
+        // one image at a time, so that an image's logits never depend on its batch-mates, and run
+        // those images together layer by layer.
+        const slow: number[] = [];
+        for (let i = s; i < s + b; i++) {
+          if (
+            !plan.runNative(
+              x.subarray(i * per, (i + 1) * per),
+              1,
+              out.subarray(i * classes, (i + 1) * classes),
+            )
+          ) {
+            slow.push(i);
+          }
+        }
+        const xl = new Float32Array(slow.length * per);
+        slow.forEach((i, j) => xl.set(x.subarray(i * per, (i + 1) * per), j * per));
+        const tl = tf.tensor4d(xl, [slow.length, h, w, c]);
+        let yl: tf.Tensor | undefined;
+        try {
+          yl = plan.run(tl);
+          const v = await yl.data() as Float32Array;
+          slow.forEach((i, j) => out.set(v.subarray(j * classes, (j + 1) * classes), i * classes));
+        } finally {
+          tl.dispose();
+          yl?.dispose();
+        }
+        continue;
+      }
       const xb = tf.tensor4d(xs, [b, h, w, c]);
       let y: tf.Tensor | undefined;
       try {

@@ -248,7 +248,7 @@ export const SWEEP_CONFIG_DOCS: Readonly<Record<keyof SweepConfig, string>> = Ob
   pcmMapping:
     "pcm: conductances relative to max|W| per-layer | per-channel (each output channel; 1-D arrays per tensor)",
   fastPath:
-    "evaluation: off | fp32 (BN folded after the noise, conv+bias+ReLU fused) | bf16 (same, bf16 convs)",
+    "evaluation: off | fp32 (BN folded after the noise, conv+bias+ReLU fused) | bf16 (same, bf16 activations)",
 });
 
 function bad(field: string, msg: string): NoiselabError {

@@ -2,9 +2,10 @@
  * Native inference plans: a whole inference forward pass run by the engine's
  * shim in one call (`nl_plan_create` / `nl_plan_run`, the "native inference
  * plans" section of native/noiselab_dnnl.cc). lib/models `compileFusedInference`
- * builds the program (BN folded, conv + bias + ReLU fused, a residual add + ReLU
- * fused into the convolution before it) and uses a plan when the engine is the
- * active backend; this module is the thin FFI layer.
+ * builds the program (BN folded, conv + bias + ReLU fused; a residual add + ReLU
+ * one pass in fp32 plans, fused into the convolution before it in bf16 plans)
+ * and uses a plan when the engine is the active backend; this module is the
+ * thin FFI layer.
  *
  * Program format (Int32Array, {@link PLAN_OP_INTS} ints per op): `[op, a, b,
  * out, ...params]` with slot numbers `a`, `b` (-1 when unused) and `out`;
@@ -46,9 +47,10 @@ export interface NativePlan {
   /**
    * Runs the plan on `n` images `x` (NHWC f32, the input slot's elements per
    * image each), writing `out` (the output slot's elements per image each).
-   * Returns false, with `out` unspecified, when an input of a fused ReLU was not
-   * all finite (oneDNN's relu post-op would map NaN to 0): evaluate that batch on
-   * the per-layer path. Throws the shim's error otherwise.
+   * Returns false, with `out` unspecified, when the inputs of a fused ReLU were
+   * not finite or so large that a partial sum could overflow (oneDNN's relu
+   * post-op would map the NaN of +Inf + -Inf to 0, where tfjs keeps it): evaluate
+   * those images on the per-layer path. Throws the shim's error otherwise.
    */
   run(x: Float32Array, n: number, out: Float32Array): boolean;
   dispose(): void;

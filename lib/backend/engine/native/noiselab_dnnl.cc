@@ -17,8 +17,8 @@
 // noisy model (e.g. a BN moving variance pushed below zero) must give NaN where
 // TensorFlow/Keras and tfjs do: ReLU keeps NaN (relu(x) = x <= 0 ? 0 : x, like
 // Math.max(0, x)); oneDNN's relu post-op maps NaN to 0, so fused conv/matmul relu
-// falls back to an unfused primitive + NaN-keeping relu when an input is not all
-// finite; max pooling is hand-written with tfjs' comparison (`v > acc` from -Inf:
+// falls back to an unfused primitive + NaN-keeping relu unless the inputs are finite
+// and bounded so that no partial sum can overflow (relu_postop_exact); max pooling is hand-written with tfjs' comparison (`v > acc` from -Inf:
 // NaN never wins, a window of NaN/-Inf gives -Inf; its gradient goes to the first
 // strict maximum, or nowhere); batch norm recomputes tfjs' exact formula wherever
 // the fast scale/shift form gives a non-finite value. Finite inputs take the same
@@ -471,6 +471,62 @@ void relu_nan_inplace(float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = relu_nan(y[i]);
 }
 
+/**
+ * max |p[i]| over p[0..n), or +Inf when an element is NaN or +-Inf (one read pass: the largest
+ * absolute-value bit pattern; NaN's are above +Inf's). 0 for n == 0 or a null p.
+ */
+double max_abs_or_inf(const float* p, int64_t n) {
+  if (!p) return 0;
+  uint32_t m = 0;
+#pragma omp parallel for schedule(static) reduction(max : m) if (n > kPar)
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, p + i, sizeof b);
+    b &= 0x7fffffffu;
+    m = m > b ? m : b;
+  }
+  if (m > 0x7f7fffffu) return std::numeric_limits<double>::infinity();
+  float f;
+  std::memcpy(&f, &m, sizeof f);
+  return f;
+}
+
+/** The largest sum of |w| over one output: w is [rows, cols] (rows summed per column); +Inf if not finite. */
+double max_col_abs_sum(const float* w, int64_t rows, int64_t cols) {
+  std::vector<double> acc((size_t)cols, 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) acc[c] += std::fabs((double)w[r * cols + c]);
+  double m = 0;
+  for (double v : acc) {
+    if (!(v <= std::numeric_limits<double>::max())) return std::numeric_limits<double>::infinity();
+    m = v > m ? v : m;
+  }
+  return m;
+}
+
+/** The largest sum of |w| over one row of w [rows, cols]; +Inf if not finite. */
+double max_row_abs_sum(const float* w, int64_t rows, int64_t cols) {
+  double m = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    double acc = 0;
+    for (int64_t c = 0; c < cols; ++c) acc += std::fabs((double)w[r * cols + c]);
+    if (!(acc <= std::numeric_limits<double>::max())) return std::numeric_limits<double>::infinity();
+    m = acc > m ? acc : m;
+  }
+  return m;
+}
+
+/**
+ * Whether a fused ReLU post-op is exact here: oneDNN's maps a NaN pre-activation to 0 where tfjs keeps
+ * NaN, and a NaN can arise from finite inputs when a partial sum overflows (+Inf + -Inf). With
+ * |input| <= amax, sum_k |w_k| <= wsum per output, |bias| <= bmax and |summand| <= smax, every partial
+ * sum stays below amax*wsum + bmax + smax; below 1e38 (FLT_MAX is 3.4e38: room for rounding, and for
+ * bf16 rounding the weights up by 2^-8) nothing overflows. A non-finite input gives amax = +Inf.
+ */
+inline bool relu_postop_exact(double amax, double wsum, double bmax, double smax = 0) {
+  return amax * wsum + bmax + smax < 1e38;
+}
+
 /** tfjs cpu FusedBatchNorm, in double as JavaScript computes it: offset + (x - mean) * scale / sqrt(var + eps). */
 inline float bn_exact(float x, float mean, float var, const float* gamma, const float* beta, int c, double eps) {
   const double g = gamma ? (double)gamma[c] : 1.0;
@@ -744,12 +800,14 @@ const char* nl_conv_impl(const int32_t* p) {
 
 int nl_conv_fwd(const float* x, const float* w, const float* bias, float* y, const int32_t* p) {
   return guard([&] {
-    // oneDNN's relu post-op turns a NaN pre-activation into 0; tfjs keeps NaN. With a
-    // non-finite input, run the convolution without the post-op, then tfjs' relu.
+    // oneDNN's relu post-op turns a NaN pre-activation into 0; tfjs keeps NaN. Unless the inputs are
+    // finite and bounded so that no partial sum can overflow (relu_postop_exact), run the convolution
+    // without the post-op, then tfjs' relu.
     std::vector<int32_t> q;
     if (p[P_ACT] == 1 &&
-        !(all_finite(x, (int64_t)p[P_N] * p[P_H] * p[P_W] * p[P_C]) &&
-          all_finite(w, (int64_t)p[P_KH] * p[P_KW] * p[P_C] * p[P_OC]) && (!p[P_BIAS] || all_finite(bias, p[P_OC])))) {
+        !relu_postop_exact(max_abs_or_inf(x, (int64_t)p[P_N] * p[P_H] * p[P_W] * p[P_C]),
+                           max_col_abs_sum(w, (int64_t)p[P_KH] * p[P_KW] * p[P_C], p[P_OC]),
+                           p[P_BIAS] ? max_abs_or_inf(bias, p[P_OC]) : 0)) {
       q.assign(p, p + P_COUNT);
       q[P_ACT] = 0;
       p = q.data();
@@ -818,11 +876,14 @@ int nl_conv_bwd_weights(const float* x, const float* dy, float* dw, const int32_
 
 int nl_matmul(const float* a, const float* b, const float* bias, float* c, const int32_t* p) {
   return guard([&] {
-    // as in nl_conv_fwd: no relu post-op (it maps NaN to 0) when an input is not all finite
+    // as in nl_conv_fwd: no relu post-op (it maps NaN to 0) unless no partial sum can overflow
     std::vector<int32_t> q;
     const int64_t nab = (int64_t)p[M_B] * p[M_K];
-    if (p[M_ACT] == 1 && !(all_finite(a, nab * p[M_M]) && all_finite(b, nab * p[M_N]) &&
-                           (!p[M_BIAS] || all_finite(bias, p[M_N])))) {
+    auto wsum = [&] {
+      return p[M_TB] ? max_row_abs_sum(b, (int64_t)p[M_B] * p[M_N], p[M_K]) : max_col_abs_sum(b, nab, p[M_N]);
+    };
+    if (p[M_ACT] == 1 &&
+        !relu_postop_exact(max_abs_or_inf(a, nab * p[M_M]), wsum(), p[M_BIAS] ? max_abs_or_inf(bias, p[M_N]) : 0)) {
       q.assign(p, p + M_COUNT);
       q[M_ACT] = 0;
       p = q.data();
@@ -1331,12 +1392,13 @@ double nl_peak_gflops(int kind, int threads) {
 // accumulation, bf16 outputs), so no f32 -> bf16 conversion precedes each convolution.
 //
 // Semantics: in f32 every op computes what the engine's per-layer kernels compute (the same
-// oneDNN primitives and the same hand-written loops; the residual add is the sum post-op,
-// conv + bias first, then + shortcut, then ReLU: the same float operations as the tfjs
-// Add and Relu kernels). oneDNN's relu post-op maps NaN to 0 where tfjs keeps NaN, so a run
-// checks every input of an op with a fused ReLU and returns 2 ("not all finite") without a
-// result if one is not: the caller then evaluates that batch on its per-layer path, whose
-// NaN semantics are tfjs' own.
+// oneDNN primitives and the same hand-written loops; the residual add + ReLU is one pass of the
+// same float operations as the tfjs Add and Relu kernels — the sum post-op would add the shortcut
+// into the accumulator before the bias, another rounding, so only bf16 plans use it). oneDNN's
+// relu post-op maps NaN to 0 where tfjs keeps NaN, so before every op with a fused ReLU a run
+// checks that no partial sum can overflow from its inputs (relu_postop_exact: finite and bounded
+// inputs) and otherwise returns 2 without a result: the caller then evaluates those images on
+// its per-layer path, whose NaN semantics are tfjs' own.
 namespace {
 
 enum PlanOpCode { OP_CONV = 1, OP_PAD = 2, OP_SUBSAMPLE = 3, OP_ADD = 4, OP_RELU = 5, OP_MAXPOOL = 6, OP_GAP = 7,
@@ -1362,14 +1424,16 @@ inline float ld(const uint16_t* p, int64_t i) { return bf16_to_f32(p[i]); }
 inline void st(float* p, int64_t i, float v) { p[i] = v; }
 inline void st(uint16_t* p, int64_t i, float v) { p[i] = f32_to_bf16(v); }
 
-bool all_finite_bf16(const uint16_t* p, int64_t n) {
+/** max |p[i]| of bf16 data, or +Inf when an element is NaN or +-Inf (as max_abs_or_inf). */
+double max_abs_or_inf(const uint16_t* p, int64_t n) {
   uint32_t m = 0;
 #pragma omp parallel for schedule(static) reduction(max : m) if (n > kPar)
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t e = p[i] & 0x7f80u;
-    m = m > e ? m : e;
+    const uint32_t b = p[i] & 0x7fffu;
+    m = m > b ? m : b;
   }
-  return m != 0x7f80u;
+  if (m > 0x7f7fu) return std::numeric_limits<double>::infinity();
+  return bf16_to_f32((uint16_t)m);
 }
 
 struct Slot {
@@ -1378,11 +1442,17 @@ struct Slot {
   void* ext = nullptr;  // the caller's buffer (input / output) during a run
   char* buf = nullptr;
   size_t cap = 0;
+  Slot() = default;
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  Slot(Slot&& o) noexcept : kind(o.kind), per(o.per), ext(o.ext), buf(o.buf), cap(o.cap) { o.buf = nullptr; }
   ~Slot() { std::free(buf); }
   void* ensure(size_t bytes) {
     if (ext) return ext;
     if (bytes > cap) {
       std::free(buf);
+      buf = nullptr;
+      cap = 0;
       buf = (char*)std::aligned_alloc(64, (bytes + 63) / 64 * 64);
       if (!buf) throw std::runtime_error("native plan: out of memory");
       cap = bytes;
@@ -1410,6 +1480,8 @@ struct Plan {
   std::vector<Slot> slots;
   std::vector<float> params;  // weights and biases, f32 (HWIO conv kernels, [K, U] dense kernels)
   std::map<size_t, PlanConv> convs;  // by op index
+  // per op with a fused ReLU (conv, dense): the weights' and the bias's bounds of relu_postop_exact
+  std::vector<double> wsum, bmax;
   memory::desc w_user_md(const int32_t* r) const {
     return memory::desc({r[9], r[6], r[7], r[8]}, dt::f32, tag::hwio);  // OC, C, KH, KW
   }
@@ -1555,11 +1627,6 @@ void plan_gap(const T* x, float* y, int64_t N, int64_t HW, int64_t C) {
   }
 }
 
-template <typename T>
-bool finite_slot(const T* p, int64_t n) {
-  if constexpr (std::is_same<T, float>::value) return all_finite(p, n);
-  else return all_finite_bf16(p, n);
-}
 
 /** Runs plan `pl` on N images; returns false (and stops) when an input of a fused ReLU is not all finite. */
 template <typename T>
@@ -1585,9 +1652,9 @@ bool run_plan(Plan& pl, int N) {
       // a slot holds its largest value: the sizes of this op's values come from its record
       const int64_t nin = (int64_t)N * r[C_H] * r[C_W] * r[C_C], nout = (int64_t)N * r[C_OH] * r[C_OW] * r[C_OC];
       T* y = (T*)ptr(r[3]);
-      if (r[C_RELU]) {
-        if (!finite_slot(a, nin)) return false;
-        if (r[2] >= 0 && !finite_slot((T*)ptr(r[2]), nout)) return false;
+      if (r[C_RELU] && !relu_postop_exact(max_abs_or_inf(a, nin), pl.wsum[i], pl.bmax[i],
+                                          r[2] >= 0 ? max_abs_or_inf((T*)ptr(r[2]), nout) : 0)) {
+        return false;
       }
       if (r[2] >= 0 && r[2] != r[3]) std::memcpy(y, ptr(r[2]), esz * nout);
       PlanConvPrim& cp = plan_conv_prim(r, N, pl.bf16);
@@ -1614,9 +1681,12 @@ bool run_plan(Plan& pl, int N) {
     } else if (op == OP_SUBSAMPLE) {
       plan_subsample(a, (T*)ptr(r[3]), N, r);
     } else if (op == OP_ADD) {
-      plan_add(a, (T*)ptr(r[2]), (T*)ptr(r[3]), (int64_t)N * r[4], r[5] != 0);
+      // a kind-0 slot (a [N, K] value after a Dense or the pooling) is f32 in every plan
+      if (pl.slots[r[1]].kind == 0) plan_add((float*)a, (float*)ptr(r[2]), (float*)ptr(r[3]), (int64_t)N * r[4], r[5] != 0);
+      else plan_add(a, (T*)ptr(r[2]), (T*)ptr(r[3]), (int64_t)N * r[4], r[5] != 0);
     } else if (op == OP_RELU) {
-      plan_relu(a, (T*)ptr(r[3]), (int64_t)N * r[4]);
+      if (pl.slots[r[1]].kind == 0) plan_relu((float*)a, (float*)ptr(r[3]), (int64_t)N * r[4]);
+      else plan_relu(a, (T*)ptr(r[3]), (int64_t)N * r[4]);
     } else if (op == OP_MAXPOOL) {
       plan_maxpool(a, (T*)ptr(r[3]), N, r);
     } else if (op == OP_GAP) {
@@ -1636,7 +1706,7 @@ bool run_plan(Plan& pl, int N) {
       }
       const float* w = pl.params.data() + r[7];
       const float* b = r[8] >= 0 ? pl.params.data() + r[8] : nullptr;
-      if (r[6] && !(all_finite(xin, (int64_t)N * K))) return false;
+      if (r[6] && !relu_postop_exact(max_abs_or_inf(xin, (int64_t)N * K), pl.wsum[i], pl.bmax[i])) return false;
       const int32_t p[M_COUNT] = {1, N, U, K, 0, 0, b ? 1 : 0, r[6] ? 1 : 0};
       MatmulEntry& e = get_mm(p);
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)xin)},
@@ -1687,11 +1757,32 @@ int nl_plan_create(const int32_t* prog, int32_t nops, const int32_t* slots, int3
       pl->slots[s].per = slots[2 * s + 1];
     }
     pl->params.assign(params, params + nparams);
+    if (pl->slots[1].kind != 0) throw std::runtime_error("native plan: the output slot must be f32 (kind 0)");
     for (int i = 0; i < nops; ++i) {
       const int32_t* r = prog + (int64_t)i * kOpInts;
+      const std::string at = "native plan: op " + std::to_string(i);
       for (int k : {1, 3})
-        if (r[k] < 0 || r[k] >= nslots) throw std::runtime_error("native plan: op " + std::to_string(i) + " slot");
-      if (r[3] == 0) throw std::runtime_error("native plan: op " + std::to_string(i) + " writes the input slot");
+        if (r[k] < 0 || r[k] >= nslots) throw std::runtime_error(at + " slot");
+      if (r[2] < -1 || r[2] >= nslots) throw std::runtime_error(at + " slot");
+      if (r[3] == 0) throw std::runtime_error(at + " writes the input slot");
+      auto in_params = [&](int64_t off, int64_t n) {
+        if (off < 0 || off + n > nparams) throw std::runtime_error(at + " weights outside the parameters");
+      };
+      double wsum = 0, bmax = 0;
+      if (r[0] == OP_CONV) {
+        const int64_t rows = (int64_t)r[C_KH] * r[C_KW] * r[C_C];
+        in_params(r[C_WOFF], rows * r[C_OC]);
+        if (r[C_BOFF] >= 0) in_params(r[C_BOFF], r[C_OC]);
+        wsum = max_col_abs_sum(params + r[C_WOFF], rows, r[C_OC]);
+        bmax = r[C_BOFF] >= 0 ? max_abs_or_inf(params + r[C_BOFF], r[C_OC]) : 0;
+      } else if (r[0] == OP_DENSE) {
+        in_params(r[7], (int64_t)r[4] * r[5]);
+        if (r[8] >= 0) in_params(r[8], r[5]);
+        wsum = max_col_abs_sum(params + r[7], r[4], r[5]);
+        bmax = r[8] >= 0 ? max_abs_or_inf(params + r[8], r[5]) : 0;
+      }
+      pl->wsum.push_back(wsum);
+      pl->bmax.push_back(bmax);
       pl->ops.emplace_back(r, r + kOpInts);
       if (r[0] == OP_CONV) pl->convs[pl->ops.size() - 1].rec.assign(r, r + kOpInts);
     }
