@@ -12,6 +12,7 @@ import { buildModel, predictLogits } from "../lib/models/mod.ts";
 import { compileFusedInference, foldConvBN, fusedPredictLogits } from "../lib/models/fused.ts";
 import { noiseSweep, sweepKey } from "../lib/noise/sweep.ts";
 import { makeRng } from "../lib/util/rng.ts";
+import { images, randomizeBN } from "./model_helpers.ts";
 
 const nat = registerEngine();
 const skip = nat == null ? engineSkipReason() : null;
@@ -19,28 +20,6 @@ const backends = nat == null ? ["cpu"] : ["cpu", "onednn"];
 
 /** Relative tolerance of fused vs unfused logits: |a - b| <= TOL * (1 + max |logit| of the batch). */
 const TOL = 1e-4;
-
-function images(n: number, seed: number): Float32Array {
-  const r = makeRng(seed);
-  const x = new Float32Array(n * 32 * 32 * 3);
-  for (let i = 0; i < x.length; i++) x[i] = (r() - 0.5) * 3;
-  return x;
-}
-
-/** Give every BN layer non-trivial statistics and affine parameters (a trained model's are not 0/1). */
-function randomizeBN(model: tfl.LayersModel, seed: number) {
-  const r = makeRng(seed);
-  for (const l of model.layers) {
-    if (l.getClassName() !== "BatchNormalization") continue;
-    for (const w of l.weights) {
-      const kind = w.originalName.split("/").at(-1)!;
-      const v = new Float32Array(w.shape[0]!).map(() =>
-        kind === "moving_variance" ? 0.2 + r() * 2 : kind === "gamma" ? 0.5 + r() : (r() - 0.5) * 0.6
-      );
-      w.write(tf.tensor1d(v));
-    }
-  }
-}
 
 function setBN(model: tfl.LayersModel, layer: string, kind: string, channel: number, value: number) {
   const w = model.getLayer(layer).weights.find((v) => v.originalName.endsWith(kind))!;

@@ -12,33 +12,28 @@ import { bf16Available } from "../lib/backend/engine/precision.ts";
 import { createNativePlan, PLAN_OP, PLAN_OP_INTS } from "../lib/backend/engine/plan.ts";
 import { buildModel, predictLogits } from "../lib/models/mod.ts";
 import { compileFusedInference, fusedPredictLogits } from "../lib/models/fused.ts";
-import { makeRng } from "../lib/util/rng.ts";
+import { images, randomizeBN } from "./model_helpers.ts";
 
 const nat = registerEngine();
 const skip = nat == null ? engineSkipReason() : null;
 const bf16Skip = skip ??
   (bf16Available() ? null : "the CPU has no bf16 dot products (avx512_core_bf16 / AMX)");
 
-function images(n: number, seed: number): Float32Array {
-  const r = makeRng(seed);
-  const x = new Float32Array(n * 32 * 32 * 3);
-  for (let i = 0; i < x.length; i++) x[i] = (r() - 0.5) * 3;
-  return x;
-}
-
-/** Non-trivial BN statistics and affine parameters, so that the fold matters. */
-function randomizeBN(model: tfl.LayersModel, seed: number) {
-  const r = makeRng(seed);
-  for (const l of model.layers) {
-    if (l.getClassName() !== "BatchNormalization") continue;
-    for (const w of l.weights) {
-      const kind = w.originalName.split("/").at(-1)!;
-      const v = new Float32Array(w.shape[0]!).map(() =>
-        kind === "moving_variance" ? 0.2 + r() * 2 : kind === "gamma" ? 0.5 + r() : (r() - 0.5) * 0.6
-      );
-      w.write(tf.tensor1d(v));
-    }
+/**
+ * Asserts `got` within bf16 rounding of `ref`: bf16 keeps 8 significant bits, and a few roundings per
+ * layer stay far below 2^-5 of the largest logit, while a misplaced pad, shortcut or bias changes logits
+ * by O(scale). `exact`: also bitwise equal (fp32 plans). Returns how many logits are bitwise equal.
+ */
+function assertNear(got: Float32Array, ref: Float32Array, what: string, exact = false): number {
+  let max = 0, diff = 0, same = 0;
+  for (let i = 0; i < ref.length; i++) {
+    max = Math.max(max, Math.abs(ref[i]));
+    diff = Math.max(diff, Math.abs(got[i] - ref[i]));
+    if (Object.is(got[i], ref[i])) same++;
+    else if (exact) assert.fail(`${what}: logit ${i} native ${got[i]} vs ${ref[i]}`);
   }
+  assert.ok(diff <= 2 ** -5 * max + 1e-6, `${what}: max |native - layer-by-layer| ${diff} at scale ${max}`);
+  return same;
 }
 
 /** Logits of the layer-by-layer fused path (tfjs kernels) on n images. */
@@ -119,21 +114,9 @@ for (const [name, opts] of MODELS) {
         assert.equal(plan.native?.precision, "bf16", `${plan.nativeSkipReason}`);
         const out = new Float32Array(n * 10);
         assert.equal(plan.runNative(x, n, out), true);
-        const ref = layerByLayer(plan, x, n);
-        let max = 0, diff = 0, same = 0;
-        for (let i = 0; i < ref.length; i++) {
-          max = Math.max(max, Math.abs(ref[i]));
-          diff = Math.max(diff, Math.abs(out[i] - ref[i]));
-          if (out[i] === ref[i]) same++;
-        }
-        // bf16 keeps 8 significant bits: a few roundings per layer stay far below 2^-5 of the largest logit,
-        // while a misplaced pad, shortcut or bias changes logits by O(scale)
+        const same = assertNear(out, layerByLayer(plan, x, n), label);
         assert.ok(
-          diff <= 2 ** -5 * max + 1e-6,
-          `${label}: max |native - layer-by-layer| ${diff} at scale ${max}`,
-        );
-        assert.ok(
-          same < ref.length,
+          same < out.length,
           `${label}: bitwise equal to the per-layer path — bf16 activations did not run`,
         );
         // an image's logits do not depend on the batch it is in (a run is split into chunks of 64)
@@ -292,19 +275,7 @@ Deno.test({
         assert.equal(plan.native?.precision, prec, `${plan.nativeSkipReason}`);
         const got = new Float32Array(n * 10);
         assert.equal(plan.runNative(x, n, got), true);
-        const ref = layerByLayer(plan, x, n);
-        let max = 0, diff = 0;
-        for (let i = 0; i < ref.length; i++) {
-          max = Math.max(max, Math.abs(ref[i]));
-          diff = Math.max(diff, Math.abs(got[i] - ref[i]));
-          if (prec === "fp32") {
-            assert.ok(Object.is(got[i], ref[i]), `fp32 logit ${i}: ${got[i]} vs ${ref[i]}`);
-          }
-        }
-        assert.ok(
-          diff <= 2 ** -5 * max + 1e-6,
-          `${prec}: max |native - layer-by-layer| ${diff} at scale ${max}`,
-        );
+        assertNear(got, layerByLayer(plan, x, n), prec, prec === "fp32");
       } finally {
         setConvPrecision("fp32");
         plan.dispose();

@@ -463,6 +463,39 @@ bool all_finite(const float* p, int64_t n) {
   return m != kExpMask;
 }
 
+// bf16 <-> f32 (the native plans keep activations in bf16)
+inline float bf16_to_f32(uint16_t h) {
+  const uint32_t b = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+/** Round to nearest even, as oneDNN's f32 -> bf16 conversion; NaN stays (a quiet) NaN. */
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40u);
+  b += 0x7fffu + ((b >> 16) & 1u);
+  return (uint16_t)(b >> 16);
+}
+inline float ld(const float* p, int64_t i) { return p[i]; }
+inline float ld(const uint16_t* p, int64_t i) { return bf16_to_f32(p[i]); }
+inline void st(float* p, int64_t i, float v) { p[i] = v; }
+inline void st(uint16_t* p, int64_t i, float v) { p[i] = f32_to_bf16(v); }
+
+/** Mean over the spatial axes of NHWC x (f32 or bf16): y[n, c] = mean_hw x[n, h, w, c], double accumulation. */
+template <typename T>
+void spatial_mean(const T* x, float* y, int64_t N, int64_t HW, int64_t C) {
+#pragma omp parallel for schedule(static) if (N * HW * C > kPar)
+  for (int64_t n = 0; n < N; ++n) {
+    std::vector<double> acc(C, 0.0);
+    const T* xn = x + n * HW * C;
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; ++c) acc[c] += ld(xn, p * C + c);
+    for (int64_t c = 0; c < C; ++c) y[n * C + c] = (float)(acc[c] / (double)HW);
+  }
+}
+
 /** tfjs' relu (Math.max(0, x)): NaN stays NaN, -0 and -Inf give +0. */
 inline float relu_nan(float v) { return v <= 0.f ? 0.f : v; }
 
@@ -1236,16 +1269,7 @@ int nl_pad4(const float* x, float* y, const int32_t* xs, const int32_t* before, 
 
 /** Mean over the spatial axes of NHWC x: y[n, c] = mean_hw x[n, h, w, c] (double accumulation). */
 int nl_spatial_mean(const float* x, float* y, int64_t N, int64_t HW, int64_t C) {
-  return guard([&] {
-#pragma omp parallel for schedule(static) if (N * HW * C > kPar)
-    for (int64_t n = 0; n < N; ++n) {
-      std::vector<double> acc(C, 0.0);
-      const float* xn = x + n * HW * C;
-      for (int64_t p = 0; p < HW; ++p)
-        for (int64_t c = 0; c < C; ++c) acc[c] += xn[p * C + c];
-      for (int64_t c = 0; c < C; ++c) y[n * C + c] = (float)(acc[c] / (double)HW);
-    }
-  });
+  return guard([&] { spatial_mean(x, y, N, HW, C); });
 }
 
 /** Gradient of nl_spatial_mean: dx[n, h, w, c] = dy[n, c] / HW. */
@@ -1405,24 +1429,6 @@ enum PlanOpCode { OP_CONV = 1, OP_PAD = 2, OP_SUBSAMPLE = 3, OP_ADD = 4, OP_RELU
                   OP_DENSE = 8 };
 constexpr int kOpInts = 24;  // ints per program record: [op, a, b, out, params...]
 
-inline float bf16_to_f32(uint16_t h) {
-  const uint32_t b = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &b, sizeof f);
-  return f;
-}
-/** Round to nearest even, as oneDNN's f32 -> bf16 conversion; NaN stays (a quiet) NaN. */
-inline uint16_t f32_to_bf16(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40u);
-  b += 0x7fffu + ((b >> 16) & 1u);
-  return (uint16_t)(b >> 16);
-}
-inline float ld(const float* p, int64_t i) { return p[i]; }
-inline float ld(const uint16_t* p, int64_t i) { return bf16_to_f32(p[i]); }
-inline void st(float* p, int64_t i, float v) { p[i] = v; }
-inline void st(uint16_t* p, int64_t i, float v) { p[i] = f32_to_bf16(v); }
 
 /** max |p[i]| of bf16 data, or +Inf when an element is NaN or +-Inf (as max_abs_or_inf). */
 double max_abs_or_inf(const uint16_t* p, int64_t n) {
@@ -1614,18 +1620,6 @@ void plan_maxpool(const T* x, T* y, int64_t N, const int32_t* r) {
   }
 }
 
-template <typename T>
-void plan_gap(const T* x, float* y, int64_t N, int64_t HW, int64_t C) {
-  // as nl_spatial_mean: double accumulation, one image per iteration
-#pragma omp parallel for schedule(static) if (N * HW * C > kPar)
-  for (int64_t n = 0; n < N; ++n) {
-    std::vector<double> acc(C, 0.0);
-    const T* xn = x + n * HW * C;
-    for (int64_t p = 0; p < HW; ++p)
-      for (int64_t c = 0; c < C; ++c) acc[c] += ld(xn, p * C + c);
-    for (int64_t c = 0; c < C; ++c) y[n * C + c] = (float)(acc[c] / (double)HW);
-  }
-}
 
 
 /** Runs plan `pl` on N images; returns false (and stops) when an input of a fused ReLU is not all finite. */
@@ -1691,7 +1685,7 @@ bool run_plan(Plan& pl, int N) {
       plan_maxpool(a, (T*)ptr(r[3]), N, r);
     } else if (op == OP_GAP) {
       // [OP_GAP, in, -, out, HW, C]; the output is f32
-      plan_gap(a, (float*)ptr(r[3]), N, r[4], r[5]);
+      spatial_mean(a, (float*)ptr(r[3]), N, r[4], r[5]);
     } else if (op == OP_DENSE) {
       // [OP_DENSE, in, -, out, K, U, relu, w_off, b_off]: the engine's matmul (nl_matmul's primitive)
       const int32_t K = r[4], U = r[5];
