@@ -674,6 +674,45 @@ NL_INLINE void maxpool_pixel(const float* __restrict xn, float* __restrict yo, i
 }
 
 /**
+ * Max pooling of NHWC x (f32, or bf16 for the native plans) with tfjs cpu's comparison (maxpool_pixel):
+ * windows clipped to the image (padding never wins).
+ */
+template <typename T>
+void maxpool_fwd(const T* x, T* y, int64_t N, int64_t H, int64_t W, int64_t C, int64_t KH, int64_t KW, int64_t SH,
+                 int64_t SW, int64_t OH, int64_t OW, int64_t PT, int64_t PL) {
+#pragma omp parallel for schedule(static) if (N * OH * OW * C * KH * KW > kPar)
+  for (int64_t q = 0; q < N * OH; ++q) {
+    const int64_t n = q / OH, oh = q % OH;
+    const int64_t h0 = oh * SH - PT, hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+    const T* xn = x + n * H * W * C;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t w0 = ow * SW - PL, ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
+      T* yo = y + ((n * OH + oh) * OW + ow) * C;
+      if constexpr (std::is_same<T, float>::value) {
+        maxpool_pixel(xn, yo, W, C, hs, he, ws, we);
+      } else {
+        // bf16: the same comparison on the exact f32 values, one window element (C contiguous
+        // channels) at a time so the loop vectorises; the max of bf16 values is stored exactly
+        float acc[512];
+        for (int64_t c0 = 0; c0 < C; c0 += 512) {
+          const int64_t nc = std::min<int64_t>(512, C - c0);
+          for (int64_t c = 0; c < nc; ++c) acc[c] = -std::numeric_limits<float>::infinity();
+          for (int64_t h = hs; h < he; ++h)
+            for (int64_t w = ws; w < we; ++w) {
+              const T* xi = xn + (h * W + w) * C + c0;
+              for (int64_t c = 0; c < nc; ++c) {
+                const float v = ld(xi, c);
+                acc[c] = v > acc[c] ? v : acc[c];
+              }
+            }
+          for (int64_t c = 0; c < nc; ++c) st(yo + c0, c, acc[c]);
+        }
+      }
+    }
+  }
+}
+
+/**
  * Max pooling gradient of one window over all C channels: dy goes to the first
  * strict maximum in row-major order (tfjs cpu's maxPoolPositions), nowhere for a
  * window of only NaN/-Inf. `tiled`: this window alone covers its elements, so
@@ -947,18 +986,8 @@ int nl_pool_fwd(const float* x, float* y, const int32_t* p) {
       g_strm->wait();
       return;
     }
-    const int64_t N = p[Q_N], H = p[Q_H], W = p[Q_W], C = p[Q_C], KH = p[Q_KH], KW = p[Q_KW], OH = p[Q_OH],
-                  OW = p[Q_OW], SH = p[Q_SH], SW = p[Q_SW], PT = p[Q_PT], PL = p[Q_PL];
-#pragma omp parallel for schedule(static) if (N * OH * OW * C * KH * KW > kPar)
-    for (int64_t r = 0; r < N * OH; ++r) {
-      const int64_t n = r / OH, oh = r % OH;
-      const int64_t h0 = oh * SH - PT, hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
-      const float* xn = x + n * H * W * C;
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const int64_t w0 = ow * SW - PL, ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
-        maxpool_pixel(xn, y + ((n * OH + oh) * OW + ow) * C, W, C, hs, he, ws, we);
-      }
-    }
+    maxpool_fwd(x, y, p[Q_N], p[Q_H], p[Q_W], p[Q_C], p[Q_KH], p[Q_KW], p[Q_SH], p[Q_SW], p[Q_OH], p[Q_OW], p[Q_PT],
+                p[Q_PL]);
   });
 }
 
@@ -1583,42 +1612,6 @@ void plan_relu(const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) st(y, i, relu_nan(ld(x, i)));
 }
 
-template <typename T>
-void plan_maxpool(const T* x, T* y, int64_t N, const int32_t* r) {
-  // [OP_MAXPOOL, in, -, out, H, W, C, KH, KW, SH, SW, OH, OW, PT, PL]: tfjs' comparison (see maxpool_pixel)
-  const int64_t H = r[4], W = r[5], C = r[6], KH = r[7], KW = r[8], SH = r[9], SW = r[10], OH = r[11], OW = r[12],
-                PT = r[13], PL = r[14];
-#pragma omp parallel for schedule(static) if (N * OH * OW * C * KH * KW > kPar)
-  for (int64_t q = 0; q < N * OH; ++q) {
-    const int64_t n = q / OH, oh = q % OH;
-    const int64_t h0 = oh * SH - PT, hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
-    const T* xn = x + n * H * W * C;
-    for (int64_t ow = 0; ow < OW; ++ow) {
-      const int64_t w0 = ow * SW - PL, ws = w0 < 0 ? 0 : w0, we = w0 + KW < W ? w0 + KW : W;
-      T* yo = y + ((n * OH + oh) * OW + ow) * C;
-      if constexpr (std::is_same<T, float>::value) {
-        maxpool_pixel(xn, yo, W, C, hs, he, ws, we);
-      } else {
-        // bf16: the same comparison on the exact f32 values, one window element (C contiguous
-        // channels) at a time so the loop vectorises; the max of bf16 values is stored exactly
-        float acc[512];
-        for (int64_t c0 = 0; c0 < C; c0 += 512) {
-          const int64_t nc = std::min<int64_t>(512, C - c0);
-          for (int64_t c = 0; c < nc; ++c) acc[c] = -std::numeric_limits<float>::infinity();
-          for (int64_t h = hs; h < he; ++h)
-            for (int64_t w = ws; w < we; ++w) {
-              const T* xi = xn + (h * W + w) * C + c0;
-              for (int64_t c = 0; c < nc; ++c) {
-                const float v = ld(xi, c);
-                acc[c] = v > acc[c] ? v : acc[c];
-              }
-            }
-          for (int64_t c = 0; c < nc; ++c) st(yo + c0, c, acc[c]);
-        }
-      }
-    }
-  }
-}
 
 
 
@@ -1682,7 +1675,8 @@ bool run_plan(Plan& pl, int N) {
       if (pl.slots[r[1]].kind == 0) plan_relu((float*)a, (float*)ptr(r[3]), (int64_t)N * r[4]);
       else plan_relu(a, (T*)ptr(r[3]), (int64_t)N * r[4]);
     } else if (op == OP_MAXPOOL) {
-      plan_maxpool(a, (T*)ptr(r[3]), N, r);
+      // [OP_MAXPOOL, in, -, out, H, W, C, KH, KW, SH, SW, OH, OW, PT, PL]
+      maxpool_fwd(a, (T*)ptr(r[3]), N, r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14]);
     } else if (op == OP_GAP) {
       // [OP_GAP, in, -, out, HW, C]; the output is f32
       spatial_mean(a, (float*)ptr(r[3]), N, r[4], r[5]);
