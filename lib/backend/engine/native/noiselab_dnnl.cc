@@ -1504,17 +1504,37 @@ struct PlanConvPrim {
 };
 std::map<std::vector<int>, std::unique_ptr<PlanConvPrim>> g_plan_conv;
 
+/** A dense layer's matmul for one batch size: nl_matmul's descriptor, with a caller-owned scratchpad. */
+struct PlanMMPrim {
+  matmul::primitive_desc pd;
+  matmul prim;
+  memory::desc a_md, b_md, c_md, bias_md;
+};
+std::map<std::vector<int>, std::unique_ptr<PlanMMPrim>> g_plan_mm;
+
 struct PlanConv {
   std::vector<int32_t> rec;  // the program record
   std::vector<std::pair<memory::desc, memory>> weights;  // reordered weights, per primitive layout
+  // per batch size: the primitive and its reordered weights (filled by prepare_plan before a run)
+  std::map<int, std::pair<PlanConvPrim*, memory*>> by_n;
+};
+
+/** What one thread of a run owns: its activation slots, its stream and its scratchpad. */
+struct PlanCtx {
+  std::vector<Slot> slots;
+  std::unique_ptr<stream> strm;
+  Slot scratch;  // kind/per unused: a raw buffer
 };
 
 struct Plan {
   bool bf16 = false;
   std::vector<std::vector<int32_t>> ops;
-  std::vector<Slot> slots;
+  std::vector<Slot> slots;  // kinds and elements per image (each run context gets its own buffers)
   std::vector<float> params;  // weights and biases, f32 (HWIO conv kernels, [K, U] dense kernels)
   std::map<size_t, PlanConv> convs;  // by op index
+  std::map<size_t, std::map<int, PlanMMPrim*>> denses;  // by op index, then batch size
+  std::vector<std::unique_ptr<PlanCtx>> ctx;  // per thread of a run
+  size_t scratch_bytes = 0;  // the largest scratchpad of the primitives prepared
   // per op with a fused ReLU (conv, dense): the weights' and the bias's bounds of relu_postop_exact
   std::vector<double> wsum, bmax;
   memory::desc w_user_md(const int32_t* r) const {
@@ -1549,6 +1569,8 @@ PlanConvPrim& plan_conv_prim(const int32_t* r, int N, bool bf16) {
   if (r[2] >= 0) po.append_sum(1.f);
   if (r[C_RELU]) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
   attr.set_post_ops(po);
+  // threads run the same primitive on different chunks at once: each passes its own scratchpad
+  attr.set_scratchpad_mode(scratchpad_mode::user);
   memory::dims strides{r[C_SH], r[C_SW]}, dil{r[C_DH] - 1, r[C_DW] - 1}, pl{r[C_PT], r[C_PL]}, pr{r[C_PB], r[C_PR]};
   // f32: the same prop_kind and implementation preference as the per-layer kernel (get_conv), so the
   // results are the same bits
@@ -1617,12 +1639,14 @@ void plan_relu(const T* x, T* y, int64_t n) {
 
 /** Runs plan `pl` on N images; returns false (and stops) when an input of a fused ReLU is not all finite. */
 template <typename T>
-bool run_plan(Plan& pl, int N) {
+bool run_plan(const Plan& pl, PlanCtx& cx, int N) {
   const size_t esz = sizeof(T);
   auto ptr = [&](int s) -> void* {
-    Slot& sl = pl.slots[s];
+    Slot& sl = cx.slots[s];
     return sl.ensure((size_t)N * sl.per * (sl.kind == 1 ? esz : sizeof(float)));
   };
+  stream& strm = *cx.strm;
+  void* scratch = cx.scratch.ensure(std::max<size_t>(pl.scratch_bytes, 64));
   static const bool prof = std::getenv("NOISELAB_PLAN_PROFILE") != nullptr;
   auto t_prev = std::chrono::steady_clock::now();
   for (size_t i = 0; i < pl.ops.size(); ++i) {
@@ -1644,8 +1668,100 @@ bool run_plan(Plan& pl, int N) {
         return false;
       }
       if (r[2] >= 0 && r[2] != r[3]) std::memcpy(y, ptr(r[2]), esz * nout);
+      const auto& [cp, wm] = pl.convs.at(i).by_n.at(N);
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(cp->src_md, *g_eng, a)},
+                                           {DNNL_ARG_WEIGHTS, *wm},
+                                           {DNNL_ARG_DST, memory(cp->dst_md, *g_eng, y)},
+                                           {DNNL_ARG_SCRATCHPAD, memory(cp->pd.scratchpad_desc(), *g_eng, scratch)}};
+      if (r[C_BOFF] >= 0) {
+        args.insert({DNNL_ARG_BIAS, memory(cp->bias_md, *g_eng, (void*)(pl.params.data() + r[C_BOFF]))});
+      }
+      cp->prim.execute(strm, args);
+      strm.wait();
+    } else if (op == OP_PAD) {
+      plan_pad(a, (T*)ptr(r[3]), N, r);
+    } else if (op == OP_SUBSAMPLE) {
+      plan_subsample(a, (T*)ptr(r[3]), N, r);
+    } else if (op == OP_ADD) {
+      // a kind-0 slot (a [N, K] value after a Dense or the pooling) is f32 in every plan
+      if (cx.slots[r[1]].kind == 0) plan_add((float*)a, (float*)ptr(r[2]), (float*)ptr(r[3]), (int64_t)N * r[4], r[5] != 0);
+      else plan_add(a, (T*)ptr(r[2]), (T*)ptr(r[3]), (int64_t)N * r[4], r[5] != 0);
+    } else if (op == OP_RELU) {
+      if (cx.slots[r[1]].kind == 0) plan_relu((float*)a, (float*)ptr(r[3]), (int64_t)N * r[4]);
+      else plan_relu(a, (T*)ptr(r[3]), (int64_t)N * r[4]);
+    } else if (op == OP_MAXPOOL) {
+      // [OP_MAXPOOL, in, -, out, H, W, C, KH, KW, SH, SW, OH, OW, PT, PL]
+      maxpool_fwd(a, (T*)ptr(r[3]), N, r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14]);
+    } else if (op == OP_GAP) {
+      // [OP_GAP, in, -, out, HW, C]; the output is f32
+      spatial_mean(a, (float*)ptr(r[3]), N, r[4], r[5]);
+    } else if (op == OP_DENSE) {
+      // [OP_DENSE, in, -, out, K, U, relu, w_off, b_off]: the engine's matmul (nl_matmul's primitive)
+      const int32_t K = r[4];
+      const float* xin;
+      std::vector<float> tmp;
+      if (cx.slots[r[1]].kind == 1 && !std::is_same<T, float>::value) {
+        tmp.resize((size_t)N * K);
+        for (int64_t j = 0; j < (int64_t)N * K; ++j) tmp[j] = ld(a, j);
+        xin = tmp.data();
+      } else {
+        xin = (const float*)a;
+      }
+      const float* w = pl.params.data() + r[7];
+      const float* b = r[8] >= 0 ? pl.params.data() + r[8] : nullptr;
+      if (r[6] && !relu_postop_exact(max_abs_or_inf(xin, (int64_t)N * K), pl.wsum[i], pl.bmax[i])) return false;
+      const PlanMMPrim& e = *pl.denses.at(i).at(N);
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)xin)},
+                                           {DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)w)},
+                                           {DNNL_ARG_DST, memory(e.c_md, *g_eng, ptr(r[3]))},
+                                           {DNNL_ARG_SCRATCHPAD, memory(e.pd.scratchpad_desc(), *g_eng, scratch)}};
+      if (b) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)b)});
+      e.prim.execute(strm, args);
+      strm.wait();
+    } else {
+      throw std::runtime_error("native plan: unknown op " + std::to_string(op));
+    }
+  }
+  return true;
+}
+
+/** nl_matmul's matmul (get_mm) for a dense op on N rows, with a caller-owned scratchpad. */
+PlanMMPrim& plan_mm_prim(const int32_t* p) {
+  std::vector<int> key(p, p + M_COUNT);
+  auto it = g_plan_mm.find(key);
+  if (it != g_plan_mm.end()) return *it->second;
+  MatmulEntry& base = get_mm(p);
+  auto e = std::make_unique<PlanMMPrim>();
+  e->a_md = base.a_md;
+  e->b_md = base.b_md;
+  e->c_md = base.c_md;
+  e->bias_md = base.bias_md;
+  primitive_attr attr;
+  if (p[M_ACT] == 1) {
+    post_ops po;
+    po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  attr.set_scratchpad_mode(scratchpad_mode::user);
+  auto d = p[M_BIAS] ? matmul::desc(e->a_md, e->b_md, e->bias_md, e->c_md) : matmul::desc(e->a_md, e->b_md, e->c_md);
+  e->pd = matmul::primitive_desc(d, attr, *g_eng);
+  e->prim = matmul(e->pd);
+  auto& ref = *e;
+  g_plan_mm.emplace(std::move(key), std::move(e));
+  return ref;
+}
+
+/**
+ * Creates (serially, before threads run chunks) every primitive a run on chunks of N images needs,
+ * and reorders the convolutions' weights into each primitive's layout once.
+ */
+void prepare_plan(Plan& pl, int N) {
+  for (size_t i = 0; i < pl.ops.size(); ++i) {
+    const int32_t* r = pl.ops[i].data();
+    if (r[0] == OP_CONV) {
+      PlanConv& pc = pl.convs.at(i);
+      if (pc.by_n.count(N)) continue;
       PlanConvPrim& cp = plan_conv_prim(r, N, pl.bf16);
-      PlanConv& pc = pl.convs[i];
       memory* wm = nullptr;
       for (auto& [md, m] : pc.weights)
         if (md == cp.pd.weights_desc()) wm = &m;
@@ -1657,57 +1773,17 @@ bool run_plan(Plan& pl, int N) {
         pc.weights.emplace_back(cp.pd.weights_desc(), w);
         wm = &pc.weights.back().second;
       }
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(cp.src_md, *g_eng, a)},
-                                           {DNNL_ARG_WEIGHTS, *wm},
-                                           {DNNL_ARG_DST, memory(cp.dst_md, *g_eng, y)}};
-      if (r[C_BOFF] >= 0) args.insert({DNNL_ARG_BIAS, memory(cp.bias_md, *g_eng, pl.params.data() + r[C_BOFF])});
-      cp.prim.execute(*g_strm, args);
-      g_strm->wait();
-    } else if (op == OP_PAD) {
-      plan_pad(a, (T*)ptr(r[3]), N, r);
-    } else if (op == OP_SUBSAMPLE) {
-      plan_subsample(a, (T*)ptr(r[3]), N, r);
-    } else if (op == OP_ADD) {
-      // a kind-0 slot (a [N, K] value after a Dense or the pooling) is f32 in every plan
-      if (pl.slots[r[1]].kind == 0) plan_add((float*)a, (float*)ptr(r[2]), (float*)ptr(r[3]), (int64_t)N * r[4], r[5] != 0);
-      else plan_add(a, (T*)ptr(r[2]), (T*)ptr(r[3]), (int64_t)N * r[4], r[5] != 0);
-    } else if (op == OP_RELU) {
-      if (pl.slots[r[1]].kind == 0) plan_relu((float*)a, (float*)ptr(r[3]), (int64_t)N * r[4]);
-      else plan_relu(a, (T*)ptr(r[3]), (int64_t)N * r[4]);
-    } else if (op == OP_MAXPOOL) {
-      // [OP_MAXPOOL, in, -, out, H, W, C, KH, KW, SH, SW, OH, OW, PT, PL]
-      maxpool_fwd(a, (T*)ptr(r[3]), N, r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14]);
-    } else if (op == OP_GAP) {
-      // [OP_GAP, in, -, out, HW, C]; the output is f32
-      spatial_mean(a, (float*)ptr(r[3]), N, r[4], r[5]);
-    } else if (op == OP_DENSE) {
-      // [OP_DENSE, in, -, out, K, U, relu, w_off, b_off]: the engine's matmul (nl_matmul's primitive)
-      const int32_t K = r[4], U = r[5];
-      const float* xin;
-      std::vector<float> tmp;
-      if (pl.slots[r[1]].kind == 1 && !std::is_same<T, float>::value) {
-        tmp.resize((size_t)N * K);
-        for (int64_t j = 0; j < (int64_t)N * K; ++j) tmp[j] = ld(a, j);
-        xin = tmp.data();
-      } else {
-        xin = (const float*)a;
-      }
-      const float* w = pl.params.data() + r[7];
-      const float* b = r[8] >= 0 ? pl.params.data() + r[8] : nullptr;
-      if (r[6] && !relu_postop_exact(max_abs_or_inf(xin, (int64_t)N * K), pl.wsum[i], pl.bmax[i])) return false;
-      const int32_t p[M_COUNT] = {1, N, U, K, 0, 0, b ? 1 : 0, r[6] ? 1 : 0};
-      MatmulEntry& e = get_mm(p);
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)xin)},
-                                           {DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)w)},
-                                           {DNNL_ARG_DST, memory(e.c_md, *g_eng, ptr(r[3]))}};
-      if (b) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)b)});
-      e.prim.execute(*g_strm, args);
-      g_strm->wait();
-    } else {
-      throw std::runtime_error("native plan: unknown op " + std::to_string(op));
+      pc.by_n[N] = {&cp, wm};
+      pl.scratch_bytes = std::max(pl.scratch_bytes, cp.pd.scratchpad_desc().get_size());
+    } else if (r[0] == OP_DENSE) {
+      auto& m = pl.denses[i];
+      if (m.count(N)) continue;
+      const int32_t p[M_COUNT] = {1, N, r[5], r[4], 0, 0, r[8] >= 0 ? 1 : 0, r[6] ? 1 : 0};
+      PlanMMPrim& e = plan_mm_prim(p);
+      m[N] = &e;
+      pl.scratch_bytes = std::max(pl.scratch_bytes, e.pd.scratchpad_desc().get_size());
     }
   }
-  return true;
 }
 
 /** Images per chunk of a plan run: NOISELAB_PLAN_CHUNK (1-100000), default 64. */
@@ -1791,37 +1867,76 @@ int nl_plan_run(int32_t id, const float* x, int32_t N, float* out) {
     auto it = g_plans.find(id);
     if (it == g_plans.end()) throw std::runtime_error("native plan " + std::to_string(id) + " does not exist");
     Plan& pl = *it->second;
-    Slot& in = pl.slots[0];
-    // The batch runs in chunks of plan_chunk() images, each through the whole program, so that a
-    // layer's activations stay in the caches for the next layer (batch 500 of ResNet-20's first stage
-    // is 16-32 MB per activation; 2-thread bf16 convolutions there ran at ~60% of the stage-3 rate).
-    const int chunk = plan_chunk();
-    for (int s = 0; s < N; s += chunk) {
-      const int n = std::min(chunk, N - s);
-      const float* xs = x + (int64_t)s * in.per;
-      pl.slots[1].ext = out + (int64_t)s * pl.slots[1].per;
+    // The batch runs in chunks of up to plan_chunk() images, each through the whole program: a layer's
+    // activations stay in the caches for the next layer, and the engine's threads each take whole
+    // chunks (a chunk's convolutions then run on one thread: ResNet-20's 16-channel layers scaled
+    // poorly over 2 threads inside one convolution). With fewer chunks than threads, one chunk at a
+    // time with every thread in its primitives. An image's logits do not depend on the chunking.
+    const int nt = std::max(1, omp_get_max_threads());
+    int chunk = plan_chunk();
+    if (N < (int64_t)nt * chunk) chunk = std::max(1, (N + nt - 1) / nt);
+    const int nchunks = (N + chunk - 1) / chunk;
+    const int used = std::min(nt, nchunks);
+    prepare_plan(pl, chunk);
+    if (N % chunk) prepare_plan(pl, N % chunk);
+    while ((int)pl.ctx.size() < used) {
+      auto cx = std::make_unique<PlanCtx>();
+      cx->slots.resize(pl.slots.size());
+      for (size_t k = 0; k < pl.slots.size(); ++k) {
+        cx->slots[k].kind = pl.slots[k].kind;
+        cx->slots[k].per = pl.slots[k].per;
+      }
+      cx->strm = std::make_unique<stream>(*g_eng);
+      pl.ctx.push_back(std::move(cx));
+    }
+    const int64_t in_per = pl.slots[0].per, out_per = pl.slots[1].per;
+    auto run_chunk = [&](PlanCtx& cx, int c) -> bool {
+      const int s0 = c * chunk, n = std::min(chunk, N - s0);
+      const float* xs = x + (int64_t)s0 * in_per;
+      Slot& in = cx.slots[0];
+      cx.slots[1].ext = out + (int64_t)s0 * out_per;
       bool ok;
       if (pl.bf16) {
         in.ext = nullptr;
-        uint16_t* xb = (uint16_t*)in.ensure((size_t)n * in.per * sizeof(uint16_t));
-        const int64_t m = (int64_t)n * in.per;
+        uint16_t* xb = (uint16_t*)in.ensure((size_t)n * in_per * sizeof(uint16_t));
+        const int64_t m = (int64_t)n * in_per;
         ok = all_finite(xs, m);
         if (ok) {
 #pragma omp parallel for schedule(static) if (m > kPar)
           for (int64_t i = 0; i < m; ++i) xb[i] = f32_to_bf16(xs[i]);
-          ok = run_plan<uint16_t>(pl, n);
+          ok = run_plan<uint16_t>(pl, cx, n);
         }
       } else {
         in.ext = (void*)xs;
-        ok = run_plan<float>(pl, n);
+        ok = run_plan<float>(pl, cx, n);
       }
       in.ext = nullptr;
-      pl.slots[1].ext = nullptr;
-      if (!ok) {
-        res = 2;
-        return;
+      cx.slots[1].ext = nullptr;
+      return ok;
+    };
+    bool failed = false;
+    if (used == 1) {
+      for (int c = 0; c < nchunks && !failed; ++c) failed = !run_chunk(*pl.ctx[0], c);
+    } else {
+      std::string err;
+      bool errored = false;
+      // nested regions (oneDNN's, the loops above) run on their one thread
+#pragma omp parallel num_threads(used) reduction(|| : failed)
+      {
+        const int t = omp_get_thread_num();
+        try {
+          for (int c = t; c < nchunks && !failed; c += used) failed = !run_chunk(*pl.ctx[t], c);
+        } catch (const std::exception& e) {
+#pragma omp critical(nl_plan_err)
+          {
+            errored = true;
+            err = e.what();
+          }
+        }
       }
+      if (errored) throw std::runtime_error(err);
     }
+    res = failed ? 2 : 0;
   });
   return rc == 0 ? res : -1;
 }
