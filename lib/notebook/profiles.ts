@@ -180,7 +180,7 @@ const TABLE: { [K in keyof Base]: [smoke: Base[K], quick: Base[K], standard: Bas
   // bf16 mixed-precision training (issue #11) is 1.3x (ResNet-20) to 1.5x (VGG-11) faster here, but over 3 seeds
   // of the quick ResNet-20 + BN it ended 2.8 ± 1.7 points below fp32 (72.0/67.9/71.6 vs 66.9/68.3/67.8%): the
   // quick and larger profiles train in fp32, where accuracy is the point; smoke (plumbing) trains in bf16.
-  // Sweeps use the bf16 fast path in smoke/quick (rows within 0.4 points of "off", 1.9-2.4x); standard/paper: "off".
+  // Sweeps use the bf16 fast path in smoke/quick (rows within 0.4 points of "off", ~2.2x); standard/paper: "off".
   precision:          ["bf16",                "fp32",                                 "fp32",                                   "fp32"],
   seeds:              [[0, 1],                [0],                                    [0, 1, 2],                                [0, 1, 2]],
   etas:               [[0, 0.1, 0.3],         [0, 0.05, 0.1, 0.2, 0.3, 0.5],          [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8],       [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]],
