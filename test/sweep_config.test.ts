@@ -14,6 +14,7 @@ import { initBackend } from "../lib/backend/mod.ts";
 import { type Dataset, normalize, type Split, stratifiedSubset } from "../lib/data/mod.ts";
 import { buildModel, predictLogits } from "../lib/models/mod.ts";
 import {
+  BF16_FAST_PATH_ARITHMETIC,
   calibrationImages,
   DEFAULT_SWEEP_CONFIG,
   listWeights,
@@ -27,6 +28,7 @@ import {
   sweepConfigHash,
   sweepData,
   sweepKey,
+  sweepKeyView,
   sweepOptionsFor,
   type SweepResult,
 } from "../lib/noise/mod.ts";
@@ -864,4 +866,23 @@ Deno.test("fastPath: off by default and left out of the hash there; --fast-path 
   const o = (fastPath: "off" | "fp32" | "bf16") =>
     sweepOptionsFor(resolveSweepConfig({ etas: [0.1], fastPath }), { modelId: "m" }).fastPath;
   assert.deepEqual([o("off"), o("fp32"), o("bf16")], [undefined, true, "bf16"]);
+});
+
+Deno.test("bf16 sweep keys name the fast path's arithmetic (native plans, per-image fallback); others unchanged", () => {
+  const base = resolveSweepConfig({ etas: [0, 0.1] });
+  const view = (c: Partial<typeof base>) => sweepKeyView(resolveSweepConfig({ ...base, ...c }));
+  assert.equal(view({ fastPath: "bf16" }).fastPathArithmetic, BF16_FAST_PATH_ARITHMETIC);
+  assert.equal(BF16_FAST_PATH_ARITHMETIC, "bf16-activations/per-image");
+  assert.equal("fastPathArithmetic" in view({ fastPath: "fp32" }), false);
+  assert.equal("fastPathArithmetic" in view({}), false);
+  const input = {
+    modelId: "m",
+    data: { dataHash: "h" },
+    etas: [0, 0.1],
+    draws: 1,
+    seed: 0,
+    backend: "onednn",
+  };
+  assert.equal(sweepKey({ ...input, fastPath: "bf16" }).fastPathArithmetic, BF16_FAST_PATH_ARITHMETIC);
+  assert.equal("fastPathArithmetic" in sweepKey({ ...input, fastPath: true }), false);
 });

@@ -139,12 +139,15 @@ export interface SweepConfig {
 
 /**
  * The arithmetic of the bf16 fast path, part of a bf16 sweep's keys (lib/noise
- * `sweepKeyView`, `sweepKey`): "bf16-activations" — the engine's native plans
- * (lib/models native_plan.ts) keep activations in bf16 between layers and fuse
- * the residual add into the convolution; before 2026-12-01 only convolution
- * inputs were rounded to bf16 (those sweeps' keys have no such field).
+ * `sweepKeyView`, `sweepKey`): "bf16-activations/per-image" — the engine's
+ * native plans (lib/models native_plan.ts) keep activations in bf16 between
+ * layers and fuse the residual add into the convolution, and only the images
+ * whose ReLU inputs are not finite or bounded (lib/backend/engine plan.ts) run
+ * layer by layer. History: before 2026-12-01 only convolution inputs were
+ * rounded to bf16 (no such field); "bf16-activations" (2026-12-01, a few hours)
+ * sent a whole batch layer by layer when one image needed it.
  */
-export const BF16_FAST_PATH_ARITHMETIC = "bf16-activations";
+export const BF16_FAST_PATH_ARITHMETIC = "bf16-activations/per-image";
 
 /** Evaluation path of a sweep: see {@link SweepConfig.fastPath}. */
 export type FastPath = "off" | "fp32" | "bf16";
