@@ -147,6 +147,12 @@ Deno.test({
       assert.ok(Math.abs(slow.rows[i].accuracy - fast.rows[i].accuracy) <= 1 / 200, `row ${i}`);
       assert.equal(slow.rows[i].nonFiniteShare, fast.rows[i].nonFiniteShare, `row ${i} non-finite share`);
     }
+    // the results say how the draws were evaluated
+    assert.equal(slow.provenance.evaluation?.fastPath, "off");
+    assert.equal(slow.provenance.evaluation?.label, "unfused");
+    assert.equal(fast.provenance.evaluation?.fastPath, "fp32");
+    assert.match(fast.provenance.evaluation?.label ?? "", /^fused fp32 .*native plans/);
+    assert.equal(fast.provenance.evaluation?.arithmetic, undefined);
     const base = { modelId: "m", data: { dataHash: "0" }, etas: [0.1], draws: 1, seed: 0, backend: "cpu" };
     assert.deepEqual(sweepKey(base), sweepKey({ ...base, fastPath: false }));
     assert.notDeepEqual(sweepKey(base), sweepKey({ ...base, fastPath: true }));

@@ -251,7 +251,9 @@ export const SWEEP_CONFIG_DOCS: Readonly<Record<keyof SweepConfig, string>> = Ob
   pcmMapping:
     "pcm: conductances relative to max|W| per-layer | per-channel (each output channel; 1-D arrays per tensor)",
   fastPath:
-    "evaluation: off | fp32 (BN folded after the noise, conv+bias+ReLU fused) | bf16 (same, bf16 activations)",
+    "evaluation: off | fp32 (BN folded after the noise, conv+bias+ReLU fused; rows equal off's on the quick " +
+    "models) | bf16 (same, bf16 activations; not bitwise, rows within ~0.5 points; fp32 off the onednn engine " +
+    'or without CPU bf16) — README "The sweep fast path"',
 });
 
 function bad(field: string, msg: string): NoiselabError {

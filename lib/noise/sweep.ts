@@ -197,6 +197,13 @@ export interface SweepResult {
     cpu: string;
     /** `NUMERICS_VERSION` of the code that computed the numbers (part of {@link sweepKey}). */
     numericsVersion: string;
+    /**
+     * How the draws were evaluated ({@link SweepOptions.fastPath} after the bf16 fallback): "off",
+     * "fp32" or "bf16", in words as in provenance lines (lib/noise `fastPathLabel`), and for bf16 the
+     * arithmetic its key names (lib/noise `BF16_FAST_PATH_ARITHMETIC`). Absent in results stored
+     * before 2026-12-01.
+     */
+    evaluation?: { fastPath: "off" | "fp32" | "bf16"; label: string; arithmetic?: string };
     /** Hash of the lib/ sources (provenance only). */
     libVersion: string;
     date: string;
@@ -638,6 +645,11 @@ export async function noiseSweep(
         backendDetail: backendInfo().detail,
         cpu: cpuName(),
         numericsVersion: NUMERICS_VERSION,
+        evaluation: {
+          fastPath: fast === false ? "off" : fast,
+          label: fastPathLabel(fast === false ? "off" : fast),
+          ...(fast === "bf16" ? { arithmetic: BF16_FAST_PATH_ARITHMETIC } : {}),
+        },
         libVersion: libVersion(),
         date: new Date().toISOString(),
       },

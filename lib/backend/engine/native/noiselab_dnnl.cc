@@ -1791,6 +1791,9 @@ int plan_chunk() {
   static int chunk = [] {
     const char* v = std::getenv("NOISELAB_PLAN_CHUNK");
     int n = v ? std::atoi(v) : 0;
+    if (v && !(n >= 1 && n <= 100000)) {
+      std::fprintf(stderr, "[engine] NOISELAB_PLAN_CHUNK=\"%s\" is not an integer from 1 to 100000; using 64\n", v);
+    }
     return n >= 1 && n <= 100000 ? n : 64;
   }();
   return chunk;
