@@ -99,7 +99,8 @@ const USAGE = `usage: deno task bench [--model resnet20,resnet44,vgg16|all] [--b
   [--reps 3] [--steps 5] [--infer-batches 2] [--side both|noiselab|pytorch]
   [--backend auto|onednn|wasm|cpu] [--torch-channels-last] [--torch-settings all|nchw,channels_last,nchw-bf16,channels_last-bf16]
       (PyTorch settings alternated each round; the engine then also measures bf16 training and inference)
-  [--profile] [--json] [--no-write] [--sweep [--sweep-images 1000]]   (sweep throughput: unfused vs fused fast path, noiselab side only)`;
+  [--profile] [--json] [--no-write] [--sweep [--sweep-images 1000]]   (sweep throughput: unfused vs fused fast path, noiselab side only;
+      with --sweep, --steps is the number of noise draws per level, of 2 levels)`;
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(USAGE);
   Deno.exit(0);
