@@ -31,7 +31,7 @@ import type * as tfl from "@tensorflow/tfjs-layers";
 type Layer = tfl.LayersModel["layers"][number];
 import { NoiselabError } from "../util/errors.ts";
 import { countImages } from "./predict.ts";
-import { nativeInferencePlan, nativePlanSkipReason } from "./native_plan.ts";
+import { type BuiltNativePlan, nativeInferencePlan } from "./native_plan.ts";
 import type { NativePlan } from "../backend/engine/plan.ts";
 
 /** One step of a {@link FusedPlan} (exported for native_plan.ts, which translates the steps). */
@@ -265,18 +265,18 @@ export function compileFusedInference(model: tfl.LayersModel): FusedPlan {
     for (const i of s.kind === "conv" ? [s.input] : s.inputs) reads.set(i, (reads.get(i) ?? 0) + 1);
   }
 
-  let native: ReturnType<typeof nativeInferencePlan>;
+  // a BN left unfolded (its fold was not clean: NaN/Inf) runs through tfjs' kernels, so the whole pass does
+  let built: BuiltNativePlan | { skip: string };
   try {
-    native = unfoldedBNNeedsTfjs(stats) ? null : nativeInferencePlan(model, steps, output);
+    built = stats.unfoldedBN.length
+      ? { skip: `BN not folded (${stats.unfoldedBN.join(", ")})` }
+      : nativeInferencePlan(model, steps, output);
   } catch (e) {
     owned.forEach((t) => t.dispose());
     throw e;
   }
-  const nativeSkipReason = native
-    ? null
-    : stats.unfoldedBN.length
-    ? `BN not folded (${stats.unfoldedBN.join(", ")})`
-    : nativePlanSkipReason;
+  const native = "skip" in built ? null : built;
+  const nativeSkipReason = "skip" in built ? built.skip : null;
   let disposed = false;
   return {
     stats,
@@ -346,11 +346,6 @@ export function compileFusedInference(model: tfl.LayersModel): FusedPlan {
       disposed = true;
     },
   };
-}
-
-/** A BN left unfolded (its fold was not clean: NaN/Inf) runs through tfjs' kernels, so the whole pass does. */
-function unfoldedBNNeedsTfjs(stats: FusedPlan["stats"]): boolean {
-  return stats.unfoldedBN.length > 0;
 }
 
 /**

@@ -53,14 +53,17 @@ const cfgOf = (layer: Layer) => layer.getConfig() as Record<string, any>;
 const pair = (v: number | number[] | undefined, d: number): [number, number] =>
   v === undefined ? [d, d] : Array.isArray(v) ? [v[0], v[1] ?? v[0]] : [v, v];
 
-/** Why the last {@link nativeInferencePlan} call returned null (diagnostics, tests). */
-export let nativePlanSkipReason: string | null = null;
+/** A built native plan with its input's and output's elements per image. */
+export interface BuiltNativePlan {
+  plan: NativePlan;
+  inPer: number;
+  outPer: number;
+}
 
 /**
  * A native plan for `steps` of `model` (see the module notes), in the engine's
  * convolution precision now in effect (lib/backend/engine `convPrecision`), or
- * null (with {@link nativePlanSkipReason} set) where the layer-by-layer path
- * must run. There is deliberately no switch to turn native plans off: a bf16
+ * `{ skip }` saying why the layer-by-layer path must run. There is deliberately no switch to turn native plans off: a bf16
  * sweep's key names the native plans' arithmetic (lib/noise
  * `BF16_FAST_PATH_ARITHMETIC`), so the path must follow from the model alone.
  */
@@ -68,16 +71,12 @@ export function nativeInferencePlan(
   model: tfl.LayersModel,
   steps: FusedStep[],
   output: string,
-): { plan: NativePlan; inPer: number; outPer: number } | null {
-  nativePlanSkipReason = null;
+): BuiltNativePlan | { skip: string } {
   try {
     if (tf.getBackend() !== ENGINE_NAME) no(`backend ${tf.getBackend()} is not ${ENGINE_NAME}`);
     return build(model, steps, output);
   } catch (e) {
-    if (e instanceof Unsupported) {
-      nativePlanSkipReason = e.message;
-      return null;
-    }
+    if (e instanceof Unsupported) return { skip: e.message };
     throw e;
   }
 }
@@ -86,7 +85,7 @@ function build(
   model: tfl.LayersModel,
   steps: FusedStep[],
   output: string,
-): { plan: NativePlan; inPer: number; outPer: number } {
+): BuiltNativePlan {
   const inputName = model.inputLayers[0].name;
   const shapes = new Map<string, number[]>();
   const inShape = model.inputs[0].shape.slice(1) as number[];

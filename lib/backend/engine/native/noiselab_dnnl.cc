@@ -376,8 +376,13 @@ struct MatmulEntry {
 };
 std::map<std::vector<int>, std::unique_ptr<MatmulEntry>> g_mm;
 
-MatmulEntry& get_mm(const int32_t* p) {
+/**
+ * The matmul for parameter block p, cached. `user_scratchpad`: the caller passes the scratchpad
+ * (DNNL_ARG_SCRATCHPAD), so several threads can run the primitive at once (native plans).
+ */
+MatmulEntry& get_mm(const int32_t* p, bool user_scratchpad = false) {
   std::vector<int> key(p, p + M_COUNT);
+  key.push_back(user_scratchpad);
   auto it = g_mm.find(key);
   if (it != g_mm.end()) return *it->second;
   auto e = std::make_unique<MatmulEntry>();
@@ -394,6 +399,7 @@ MatmulEntry& get_mm(const int32_t* p) {
     po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
     attr.set_post_ops(po);
   }
+  if (user_scratchpad) attr.set_scratchpad_mode(scratchpad_mode::user);
   auto d = p[M_BIAS] ? matmul::desc(e->a_md, e->b_md, e->bias_md, e->c_md) : matmul::desc(e->a_md, e->b_md, e->c_md);
   e->pd = matmul::primitive_desc(d, attr, *g_eng);
   e->prim = matmul(e->pd);
@@ -1504,16 +1510,8 @@ struct PlanConvPrim {
 };
 std::map<std::vector<int>, std::unique_ptr<PlanConvPrim>> g_plan_conv;
 
-/** A dense layer's matmul for one batch size: nl_matmul's descriptor, with a caller-owned scratchpad. */
-struct PlanMMPrim {
-  matmul::primitive_desc pd;
-  matmul prim;
-  memory::desc a_md, b_md, c_md, bias_md;
-};
-std::map<std::vector<int>, std::unique_ptr<PlanMMPrim>> g_plan_mm;
 
 struct PlanConv {
-  std::vector<int32_t> rec;  // the program record
   std::vector<std::pair<memory::desc, memory>> weights;  // reordered weights, per primitive layout
   // per batch size: the primitive and its reordered weights (filled by prepare_plan before a run)
   std::map<int, std::pair<PlanConvPrim*, memory*>> by_n;
@@ -1532,7 +1530,7 @@ struct Plan {
   std::vector<Slot> slots;  // kinds and elements per image (each run context gets its own buffers)
   std::vector<float> params;  // weights and biases, f32 (HWIO conv kernels, [K, U] dense kernels)
   std::map<size_t, PlanConv> convs;  // by op index
-  std::map<size_t, std::map<int, PlanMMPrim*>> denses;  // by op index, then batch size
+  std::map<size_t, std::map<int, MatmulEntry*>> denses;  // by op index, then batch size
   std::vector<std::unique_ptr<PlanCtx>> ctx;  // per thread of a run
   size_t scratch_bytes = 0;  // the largest scratchpad of the primitives prepared
   // per op with a fused ReLU (conv, dense): the weights' and the bias's bounds of relu_postop_exact
@@ -1647,15 +1645,7 @@ bool run_plan(const Plan& pl, PlanCtx& cx, int N) {
   };
   stream& strm = *cx.strm;
   void* scratch = cx.scratch.ensure(std::max<size_t>(pl.scratch_bytes, 64));
-  static const bool prof = std::getenv("NOISELAB_PLAN_PROFILE") != nullptr;
-  auto t_prev = std::chrono::steady_clock::now();
   for (size_t i = 0; i < pl.ops.size(); ++i) {
-    if (prof && i > 0) {
-      auto t = std::chrono::steady_clock::now();
-      std::fprintf(stderr, "[plan] op %zu (%d) %.2f ms\n", i - 1, pl.ops[i - 1][0],
-                   std::chrono::duration<double, std::milli>(t - t_prev).count());
-      t_prev = t;
-    }
     const int32_t* r = pl.ops[i].data();
     const int op = r[0];
     T* a = (T*)ptr(r[1]);
@@ -1710,7 +1700,7 @@ bool run_plan(const Plan& pl, PlanCtx& cx, int N) {
       const float* w = pl.params.data() + r[7];
       const float* b = r[8] >= 0 ? pl.params.data() + r[8] : nullptr;
       if (r[6] && !relu_postop_exact(max_abs_or_inf(xin, (int64_t)N * K), pl.wsum[i], pl.bmax[i])) return false;
-      const PlanMMPrim& e = *pl.denses.at(i).at(N);
+      const MatmulEntry& e = *pl.denses.at(i).at(N);
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)xin)},
                                            {DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)w)},
                                            {DNNL_ARG_DST, memory(e.c_md, *g_eng, ptr(r[3]))},
@@ -1723,32 +1713,6 @@ bool run_plan(const Plan& pl, PlanCtx& cx, int N) {
     }
   }
   return true;
-}
-
-/** nl_matmul's matmul (get_mm) for a dense op on N rows, with a caller-owned scratchpad. */
-PlanMMPrim& plan_mm_prim(const int32_t* p) {
-  std::vector<int> key(p, p + M_COUNT);
-  auto it = g_plan_mm.find(key);
-  if (it != g_plan_mm.end()) return *it->second;
-  MatmulEntry& base = get_mm(p);
-  auto e = std::make_unique<PlanMMPrim>();
-  e->a_md = base.a_md;
-  e->b_md = base.b_md;
-  e->c_md = base.c_md;
-  e->bias_md = base.bias_md;
-  primitive_attr attr;
-  if (p[M_ACT] == 1) {
-    post_ops po;
-    po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-    attr.set_post_ops(po);
-  }
-  attr.set_scratchpad_mode(scratchpad_mode::user);
-  auto d = p[M_BIAS] ? matmul::desc(e->a_md, e->b_md, e->bias_md, e->c_md) : matmul::desc(e->a_md, e->b_md, e->c_md);
-  e->pd = matmul::primitive_desc(d, attr, *g_eng);
-  e->prim = matmul(e->pd);
-  auto& ref = *e;
-  g_plan_mm.emplace(std::move(key), std::move(e));
-  return ref;
 }
 
 /**
@@ -1779,7 +1743,7 @@ void prepare_plan(Plan& pl, int N) {
       auto& m = pl.denses[i];
       if (m.count(N)) continue;
       const int32_t p[M_COUNT] = {1, N, r[5], r[4], 0, 0, r[8] >= 0 ? 1 : 0, r[6] ? 1 : 0};
-      PlanMMPrim& e = plan_mm_prim(p);
+      MatmulEntry& e = get_mm(p, true);
       m[N] = &e;
       pl.scratch_bytes = std::max(pl.scratch_bytes, e.pd.scratchpad_desc().get_size());
     }
@@ -1851,7 +1815,7 @@ int nl_plan_create(const int32_t* prog, int32_t nops, const int32_t* slots, int3
       pl->wsum.push_back(wsum);
       pl->bmax.push_back(bmax);
       pl->ops.emplace_back(r, r + kOpInts);
-      if (r[0] == OP_CONV) pl->convs[pl->ops.size() - 1].rec.assign(r, r + kOpInts);
+      if (r[0] == OP_CONV) pl->convs.try_emplace(pl->ops.size() - 1);  // primitives, weights: prepare_plan
     }
     id = g_plan_next++;
     g_plans.emplace(id, std::move(pl));
