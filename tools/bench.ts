@@ -70,6 +70,7 @@ import { noiseSweep } from "../lib/noise/sweep.ts";
 import { DEFAULT_TRAIN_CONFIG, trainStep, type TrainStepState, trainStepState } from "../lib/train/mod.ts";
 import { NoiselabError, projectRoot, writeFileAtomic } from "../lib/util/mod.ts";
 import { cpuName } from "../lib/util/machine.ts";
+import { FP32_GOAL_RATIO, GOAL_RATIO, goalVerdict } from "./bench_goal.ts";
 
 interface Row {
   model: string;
@@ -701,6 +702,17 @@ for (const name of models) {
     );
   }
 }
+/** Per model / BN / task, the medians issue #11's goal is judged on (filled with the settings table). */
+const goalRows: {
+  name: string;
+  bn: boolean;
+  what: "train" | "infer";
+  ours: number;
+  oursBest: number;
+  theirsBest: number;
+  theirsBestSetting: string;
+  channelsLast: number;
+}[] = [];
 if (torch && torchSettings.length > 1) {
   const cols = torchSettings.map((t) => `pytorch ${t}`);
   lines.push(
@@ -744,6 +756,16 @@ if (torch && torchSettings.length > 1) {
         const cell = (v: number) => (Number.isNaN(v) ? "-" : v.toFixed(1));
         const theirs = torchSettings.map((t) => med("pytorch", t));
         const best = Math.max(...theirs.filter((v) => !Number.isNaN(v)));
+        goalRows.push({
+          name,
+          bn,
+          what: k === "train_img_s" ? "train" : "infer",
+          ours,
+          oursBest,
+          theirsBest: best,
+          theirsBestSetting: torchSettings[theirs.indexOf(best)],
+          channelsLast: torchSettings.includes("channels_last") ? med("pytorch", "channels_last") : NaN,
+        });
         lines.push(
           `| ${name} | ${bn} | ${k === "train_img_s" ? "train" : "infer"} | ${ours.toFixed(1)} | ${
             cell(oursBf16)
@@ -819,6 +841,43 @@ if (peak) {
         return `${n} ${(a / 1e6).toFixed(1)} M / ${(b / 1e6).toFixed(1)} M (x${(a / b).toFixed(3)})`;
       }).join(", ") + ".",
   );
+}
+if (peak && goalRows.length) {
+  // Issue #11's goal, and whether the measured peak leaves room for it (tools/bench_goal.ts)
+  lines.push(
+    "",
+    `Issue #11's goal on this CPU: the engine's best ≥ ${GOAL_RATIO.train}x PyTorch's fastest setting in training ` +
+      `and ≥ ${GOAL_RATIO.infer}x in inference; in fp32 alone ≥ ${FP32_GOAL_RATIO.toFixed(1)}x channels_last fp32. "needs" = ` +
+      "the goal's images/s as a % of the peak of the engine's fastest arithmetic (bf16 where measured); above " +
+      '100% no kernel of that arithmetic can meet it here ("beyond the measured peak"):',
+    "",
+    "| model | bn | what | PyTorch fastest | goal | needs img/s | needs % of peak | engine best | engine % of peak | verdict | fp32 vs channels_last fp32 |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  );
+  for (const g of goalRows) {
+    const f = fwdFlopsNoPad.get(`${g.name}:${g.bn}`)! * (g.what === "train" ? TRAIN_FLOP_FACTOR : 1);
+    if (!(g.theirsBest > 0) || !(g.oursBest > 0)) continue;
+    const v = goalVerdict({
+      what: g.what,
+      theirsBest: g.theirsBest,
+      oursBest: g.oursBest,
+      flopPerImg: f,
+      peakBf16: peak.bf16,
+      peakFp32: peak.fp32,
+      amx: hasAmx,
+    });
+    const fp32 = g.ours / g.channelsLast;
+    const fp32Cell = Number.isFinite(fp32)
+      ? `${fp32.toFixed(2)}x (${fp32 >= FP32_GOAL_RATIO ? "met" : "not met"})`
+      : "-";
+    lines.push(
+      `| ${g.name} | ${g.bn} | ${g.what} | ${g.theirsBestSetting} ${
+        g.theirsBest.toFixed(1)
+      } | ${v.ratio}x | ${v.needImgS.toFixed(1)} | ${v.needPct.toFixed(1)}% (${v.peakOf}) | ${
+        g.oursBest.toFixed(1)
+      } | ${v.oursPct.toFixed(1)}% | ${v.verdict} | ${fp32Cell} |`,
+    );
+  }
 }
 const md = lines.join("\n") + "\n";
 if (!args.json) console.log(md);
