@@ -30,6 +30,7 @@ import { interruptChecker, yieldToEventLoop } from "../util/interrupt.ts";
 import { gaussianFill, makeRng, shuffleInPlace } from "../util/rng.ts";
 import type { TrainConfig } from "./config.ts";
 import { setConvPrecision } from "../backend/engine/precision.ts";
+import { withLayerFusion } from "../backend/engine/grads.ts";
 import type { PreparedData } from "./data.ts";
 import { HandOptimizer, type OptimizerSpec } from "./optim.ts";
 import { learningRateAt, type ScheduleSpec } from "./schedule.ts";
@@ -169,7 +170,8 @@ export function trainStep(
       const xb = tf.tensor4d(x, [m, 32, 32, 3]);
       const yb = tf.tensor1d(labels, "int32");
       return tf.variableGrads(() => {
-        const out = st.model.apply(xb, { training: true }) as tf.Tensor;
+        // BN + ReLU pairs run fused on the engine (bitwise the same values and gradients)
+        const out = withLayerFusion(st.model, () => st.model.apply(xb, { training: true })) as tf.Tensor;
         predT = tf.keep(tf.argMax(out, -1));
         return crossEntropy(out, yb, st.probabilities, st.labelSmoothing);
       }, st.vars);

@@ -17,11 +17,12 @@ const SYMBOLS = {
   nl_pool_fwd: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   nl_pool_bwd: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   nl_bn_train_fwd: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i64", "i32", "f64"],
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i64", "i32", "f64", "i32"],
     result: "i32",
   },
   nl_bn_train_bwd: {
     parameters: [
+      "buffer",
       "buffer",
       "buffer",
       "buffer",

@@ -13,17 +13,102 @@
  *   through the batch statistics, as in the stock path. The layer's weights,
  *   config and moving-average updates are untouched, so models still save and
  *   load as standard tfjs-layers models.
+ * - BatchNormalization + ReLU (training mode, inside {@link withLayerFusion}):
+ *   where a BN layer's only consumer is a ReLU Activation layer, the BN kernel
+ *   applies the ReLU as it writes y and the ReLU layer passes its input through;
+ *   the BN gradient takes dy through the ReLU's gradient at y in the same passes.
+ *   Bitwise the values and gradients of the two layers run separately (ReLU is
+ *   idempotent and its gradient at relu(x) equals its gradient at x, NaN included),
+ *   so model ids and training results do not depend on it.
  * @module
  */
 import { ENGINE_NAME } from "./name.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
-import { BN_TRAIN, BN_TRAIN_GRAD, isSpatialMean, RELU_GRAD, SPATIAL_MEAN_GRAD } from "./kernels/mod.ts";
+import {
+  BN_TRAIN,
+  BN_TRAIN_GRAD,
+  BN_TRAIN_RELU,
+  isSpatialMean,
+  RELU_GRAD,
+  SPATIAL_MEAN_GRAD,
+} from "./kernels/mod.ts";
 
 const ENGINE_BACKEND = ENGINE_NAME;
 let installed = false;
 
 const active = () => tf.getBackend() === ENGINE_BACKEND;
+
+// deno-lint-ignore no-explicit-any
+type AnyLayer = any;
+/** Per model: BN layer → the ReLU Activation layer that is its only consumer (see {@link reluFusions}). */
+const fusionsByModel = new WeakMap<tfl.LayersModel, Map<AnyLayer, AnyLayer>>();
+/** The fusions of the model inside {@link withLayerFusion}, or null outside. */
+let activeFusions: Map<AnyLayer, AnyLayer> | null = null;
+/** ReLU layer → the tensor its BN already passed through the ReLU (set by the BN hook, taken by the ReLU hook). */
+const fusedInputs = new Map<AnyLayer, tf.Tensor>();
+
+let fusionEnv: boolean | undefined;
+/**
+ * NOISELAB_LAYER_FUSION: "0" turns the BN + ReLU fusion off (to time or rule it out: it
+ * changes no bits); unset or "1" leaves it on; any other value is named on stderr once.
+ */
+function layerFusionEnabled(): boolean {
+  if (fusionEnv === undefined) {
+    let v: string | undefined;
+    try {
+      v = Deno.env.get("NOISELAB_LAYER_FUSION");
+    } catch {
+      v = undefined; // no --allow-env: the default
+    }
+    if (v !== undefined && v !== "0" && v !== "1") {
+      console.error(
+        `[engine] NOISELAB_LAYER_FUSION="${v}" is neither 0 nor 1; the BN + ReLU fusion stays on`,
+      );
+    }
+    fusionEnv = v !== "0";
+  }
+  return fusionEnv;
+}
+
+/**
+ * The BN → ReLU pairs of `model` that can run fused: a BatchNormalization layer
+ * called once in the model, whose output feeds exactly one layer, an Activation
+ * layer with activation "relu" called once, and is not itself a model output.
+ */
+export function reluFusions(model: tfl.LayersModel): Map<AnyLayer, AnyLayer> {
+  let m = fusionsByModel.get(model);
+  if (m) return m;
+  m = new Map();
+  const layers = new Set<AnyLayer>(model.layers);
+  const outputs = new Set<AnyLayer>(model.outputLayers);
+  for (const bn of model.layers as AnyLayer[]) {
+    if (bn.getClassName() !== "BatchNormalization" || outputs.has(bn)) continue;
+    if (bn.inboundNodes?.length !== 1 || bn.outboundNodes?.length !== 1) continue;
+    const next = bn.outboundNodes[0].outboundLayer;
+    if (!layers.has(next) || next.getClassName() !== "Activation") continue;
+    if (next.activation?.getClassName?.() !== "relu" || next.inboundNodes?.length !== 1) continue;
+    m.set(bn, next);
+  }
+  fusionsByModel.set(model, m);
+  return m;
+}
+
+/**
+ * Runs `fn` (a training-mode call of `model`, e.g. inside tf.variableGrads) with the
+ * BN + ReLU fusion of the engine on for `model`'s pairs ({@link reluFusions}); outside
+ * it, and on any other backend, every layer runs on its own. Returns what `fn` returns.
+ */
+export function withLayerFusion<T>(model: tfl.LayersModel, fn: () => T): T {
+  const prev = activeFusions;
+  activeFusions = active() && layerFusionEnabled() ? reluFusions(model) : null;
+  try {
+    return fn();
+  } finally {
+    activeFusions = prev;
+    fusedInputs.clear();
+  }
+}
 
 /** Installs the hooks once (idempotent). */
 export function installEngineGradients(): void {
@@ -59,7 +144,23 @@ export function installEngineGradients(): void {
     };
   }
 
-  // --- fused training batch norm
+  // --- fused training batch norm (+ ReLU)
+  tf.registerGradient({
+    kernelName: BN_TRAIN_RELU,
+    inputsToSave: ["x", "gamma"],
+    outputsToSave: [true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [x, gamma, y, mean, variance] = saved;
+      const dyArr = dys as (tf.Tensor | null)[];
+      const dy = dyArr[0] ?? tf.zerosLike(x);
+      const [dx, dgamma, dbeta] = tf.engine().runKernel(
+        BN_TRAIN_GRAD,
+        { dy, x, mean, variance, gamma, y },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor[];
+      return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
+    },
+  });
   tf.registerGradient({
     kernelName: BN_TRAIN,
     inputsToSave: ["x", "gamma"],
@@ -92,9 +193,10 @@ export function installEngineGradients(): void {
     ) {
       return stockCall.call(this, inputs, kwargs);
     }
-    return tf.tidy(() => {
+    const relu = activeFusions?.get(this);
+    const result = tf.tidy(() => {
       const [y, mean, variance] = tf.engine().runKernel(
-        BN_TRAIN,
+        relu ? BN_TRAIN_RELU : BN_TRAIN,
         { x: input, gamma: this.gamma.read(), beta: this.beta.read() },
         { epsilon: this.epsilon },
       ) as tf.Tensor[];
@@ -111,5 +213,26 @@ export function installEngineGradients(): void {
       doMovingAverage(this.movingVariance, variance, this.momentum);
       return y;
     });
+    if (relu) fusedInputs.set(relu, result);
+    return result;
+  };
+
+  // --- the ReLU after a fused BN passes its input through (it is already relu(BN(x)))
+  const actProto = Object.getPrototypeOf(tfl.layers.activation({ activation: "relu" })) as {
+    call: (
+      this: any,
+      inputs: tf.Tensor | tf.Tensor[],
+      kwargs: Record<string, unknown>,
+    ) => tf.Tensor | tf.Tensor[];
+  };
+  const stockActCall = actProto.call;
+  actProto.call = function (this: any, inputs, kwargs) {
+    const pending = fusedInputs.get(this);
+    if (pending !== undefined) {
+      fusedInputs.delete(this);
+      const input = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : null) : inputs;
+      if (input === pending) return input;
+    }
+    return stockActCall.call(this, inputs, kwargs);
   };
 }

@@ -4,11 +4,13 @@
  * @module
  */
 export { ENGINE_NAME, engineUnavailableReason, NoiselabBackend, registerEngine } from "./register.ts";
+export { reluFusions, withLayerFusion } from "./grads.ts";
 export { engineSkipReason, ONEDNN_HEADERS, skipTagged } from "./expect.ts";
 export { engineThreads, loadNative, type NativeEngine, nativeLibraryPath } from "./ffi.ts";
 export {
   BN_TRAIN,
   BN_TRAIN_GRAD,
+  BN_TRAIN_RELU,
   engineStats,
   type KernelStat,
   RELU_GRAD,

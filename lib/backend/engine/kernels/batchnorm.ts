@@ -4,16 +4,49 @@
  * BatchNormalization hook (lib/backend/engine/grads.ts) calls.
  * @module
  */
-import { type KernelContext, type KernelTable, size, type TensorInfo } from "./context.ts";
+import { type KernelContext, type KernelFn, type KernelTable, size, type TensorInfo } from "./context.ts";
 
 /** Custom kernel: training batch norm over all but the last axis (inputs x, gamma, beta; attr epsilon) → [y, mean, variance]. */
 export const BN_TRAIN = "NoiselabBatchNormTrain";
-/** Custom kernel: gradient of {@link BN_TRAIN} (inputs dy, x, mean, variance, gamma; attr epsilon) → [dx, dgamma, dbeta]. */
+/**
+ * Custom kernel: {@link BN_TRAIN} followed by tfjs' Relu in the same pass (same inputs and attrs)
+ * → [relu(y), mean, variance], bitwise what BN_TRAIN then Relu give.
+ */
+export const BN_TRAIN_RELU = "NoiselabBatchNormTrainRelu";
+/**
+ * Custom kernel: gradient of {@link BN_TRAIN} (inputs dy, x, mean, variance, gamma; attr epsilon)
+ * → [dx, dgamma, dbeta]. With input `y` (the output of {@link BN_TRAIN_RELU}), dy first goes
+ * through tfjs' relu gradient at y, bitwise as the separate ReluGrad kernel would give it.
+ */
 export const BN_TRAIN_GRAD = "NoiselabBatchNormTrainGrad";
 
-/** FusedBatchNorm, {@link BN_TRAIN}, {@link BN_TRAIN_GRAD}. */
+/** FusedBatchNorm, {@link BN_TRAIN}, {@link BN_TRAIN_RELU}, {@link BN_TRAIN_GRAD}. */
 export function batchNormKernels(ctx: KernelContext): KernelTable {
   const { nat, s, vals, out, alloc, f32, fb } = ctx;
+  const bnTrain = (args: Parameters<KernelFn>[0], relu: boolean) => {
+    const { x, gamma, beta } = args.inputs as Record<string, TensorInfo>;
+    const C = x.shape[x.shape.length - 1];
+    const n = size(x.shape);
+    const y = alloc(args.backend, n), mean = alloc(args.backend, C), v = alloc(args.backend, C);
+    const b = args.backend;
+    const eps = (args.attrs as Record<string, any>).epsilon as number;
+    nat.check(
+      s.nl_bn_train_fwd(
+        vals(b, x)!,
+        vals(b, gamma),
+        vals(b, beta),
+        y,
+        mean,
+        v,
+        BigInt(n / C),
+        C,
+        eps,
+        relu ? 1 : 0,
+      ),
+      relu ? BN_TRAIN_RELU : BN_TRAIN,
+    );
+    return [out(b, [...x.shape], y), out(b, [C], mean), out(b, [C], v)];
+  };
   return {
     FusedBatchNorm: fb("FusedBatchNorm", (args) => {
       const { x, mean, variance, offset, scale } = args.inputs as Record<string, TensorInfo>;
@@ -44,22 +77,12 @@ export function batchNormKernels(ctx: KernelContext): KernelTable {
       return out(b, [...x.shape], y);
     }),
 
-    [BN_TRAIN]: (args) => {
-      const { x, gamma, beta } = args.inputs as Record<string, TensorInfo>;
-      const C = x.shape[x.shape.length - 1];
-      const n = size(x.shape);
-      const y = alloc(args.backend, n), mean = alloc(args.backend, C), v = alloc(args.backend, C);
-      const b = args.backend;
-      const eps = (args.attrs as Record<string, any>).epsilon as number;
-      nat.check(
-        s.nl_bn_train_fwd(vals(b, x)!, vals(b, gamma), vals(b, beta), y, mean, v, BigInt(n / C), C, eps),
-        BN_TRAIN,
-      );
-      return [out(b, [...x.shape], y), out(b, [C], mean), out(b, [C], v)];
-    },
+    [BN_TRAIN]: (args) => bnTrain(args, false),
+    [BN_TRAIN_RELU]: (args) => bnTrain(args, true),
 
     [BN_TRAIN_GRAD]: (args) => {
       const { dy, x, mean, variance, gamma } = args.inputs as Record<string, TensorInfo>;
+      const y = (args.inputs as Record<string, TensorInfo | undefined>).y; // BN_TRAIN_RELU's output
       const C = x.shape[x.shape.length - 1];
       const n = size(x.shape);
       const dx = alloc(args.backend, n), dg = alloc(args.backend, C), db = alloc(args.backend, C);
@@ -72,6 +95,7 @@ export function batchNormKernels(ctx: KernelContext): KernelTable {
           vals(b, mean)!,
           vals(b, variance)!,
           vals(b, gamma),
+          y ? vals(b, y)! : null,
           dx,
           dg,
           db,

@@ -504,6 +504,15 @@ void spatial_mean(const T* x, float* y, int64_t N, int64_t HW, int64_t C) {
 
 /** tfjs' relu (Math.max(0, x)): NaN stays NaN, -0 and -Inf give +0. */
 inline float relu_nan(float v) { return v <= 0.f ? 0.f : v; }
+/**
+ * tfjs' relu gradient at one element, dy * step(x): dy where x > 0; +0 (NaN for a NaN/Inf dy,
+ * Inf * 0) where x <= 0; NaN where x is NaN (step(NaN) = NaN). The same at x and at relu(x),
+ * which is what lets a fused BN + ReLU take its mask from its output.
+ */
+inline float relu_grad_at(float g, float v) {
+  const float z = g * 0.f + 0.f;  // +0, or NaN when dy is NaN/Inf
+  return v > 0.f ? g : (v <= 0.f ? z : v);
+}
 
 void relu_nan_inplace(float* y, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > kPar)
@@ -591,23 +600,32 @@ NL_INLINE vf16 vsplat(float v) { return vf16{} + v; }
  * register-held max over the exponent bits; for finite inputs the results are
  * the fast form's.
  */
-void bn_apply_rows(const float* x, float* y, const float* sc, const float* sh, const float* mean, const float* var,
-                   const float* gamma, const float* beta, int64_t r0, int64_t r1, int C, double eps) {
+// RELU: apply tfjs' Relu (relu_nan) to each output as it is written (the fused BN + ReLU of
+// training); the non-finite check and the exact recomputation look at the value before the ReLU.
+template <bool RELU>
+void bn_apply_rows_t(const float* x, float* y, const float* sc, const float* sh, const float* mean,
+                     const float* var, const float* gamma, const float* beta, int64_t r0, int64_t r1, int C,
+                     double eps) {
   vi16 m = vi16{};
   int32_t mt = 0;
   const int full = C - C % kLanes;
+  const vf16 zero = vf16{};
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * C;
     float* yr = y + r * C;
     for (int c = 0; c < full; c += kLanes) {
       const vf16 v = vload(xr + c) * vload(sc + c) + vload(sh + c);
-      vstore(yr + c, v);
+      if constexpr (RELU) {
+        vstore(yr + c, v <= zero ? zero : v);
+      } else {
+        vstore(yr + c, v);
+      }
       const vi16 e = vexp(v);
       m = e > m ? e : m;
     }
     for (int c = full; c < C; ++c) {
       const float v = xr[c] * sc[c] + sh[c];
-      yr[c] = v;
+      yr[c] = RELU ? relu_nan(v) : v;
       const int32_t e = (int32_t)exp_bits(v);
       mt = e > mt ? e : mt;
     }
@@ -619,8 +637,22 @@ void bn_apply_rows(const float* x, float* y, const float* sc, const float* sh, c
     const float* xr = x + r * C;
     float* yr = y + r * C;
     for (int c = 0; c < C; ++c) {
-      if (exp_bits(yr[c]) == kExpMask) yr[c] = bn_exact(xr[c], mean[c], var[c], gamma, beta, c, eps);
+      // the same float expression as above, so the same elements are found
+      if (exp_bits(RELU ? xr[c] * sc[c] + sh[c] : yr[c]) == kExpMask) {
+        const float e = bn_exact(xr[c], mean[c], var[c], gamma, beta, c, eps);
+        yr[c] = RELU ? relu_nan(e) : e;
+      }
     }
+  }
+}
+
+void bn_apply_rows(const float* x, float* y, const float* sc, const float* sh, const float* mean, const float* var,
+                   const float* gamma, const float* beta, int64_t r0, int64_t r1, int C, double eps,
+                   bool relu = false) {
+  if (relu) {
+    bn_apply_rows_t<true>(x, y, sc, sh, mean, var, gamma, beta, r0, r1, C, eps);
+  } else {
+    bn_apply_rows_t<false>(x, y, sc, sh, mean, var, gamma, beta, r0, r1, C, eps);
   }
 }
 
@@ -1038,8 +1070,9 @@ int nl_pool_bwd(const float* x, const float* dy, float* dx, const int32_t* p) {
 // variance (tf.moments semantics), y = (x - mean) * gamma / sqrt(var + eps) + beta.
 // Float partial sums per 256-row block, double across blocks, in a layout that does
 // not depend on the thread count (fixed_layout_sums).
+// relu != 0: y = relu(BN(x)) in the same pass (tfjs' Relu after the layer, bitwise).
 int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var,
-                    int64_t rows, int32_t C, double eps) {
+                    int64_t rows, int32_t C, double eps, int32_t relu) {
   return guard([&] {
     const int nt = omp_get_max_threads();
     std::vector<float> shift0(C);
@@ -1079,7 +1112,7 @@ int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float
     {
       int64_t r0, r1;
       split_rows(rows, omp_get_num_threads(), omp_get_thread_num(), r0, r1);
-      bn_apply_rows(x, y, sc.data(), sh.data(), mean, var, gamma, beta, r0, r1, C, eps);
+      bn_apply_rows(x, y, sc.data(), sh.data(), mean, var, gamma, beta, r0, r1, C, eps, relu != 0);
     }
   });
 }
@@ -1087,9 +1120,13 @@ int nl_bn_train_fwd(const float* x, const float* gamma, const float* beta, float
 // Backward of the training forward above, gradients flowing through the batch
 // statistics: with xhat = (x-mean)*inv, dgamma = sum(dy*xhat), dbeta = sum(dy),
 // dx = gamma*inv/M * (M*dy - dbeta - xhat*dgamma).
+// y != null: the forward fused a ReLU (y = its output), and dy is first taken through
+// tfjs' relu gradient (relu_grad_at, the same values nl_relu_grad writes).
 int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const float* var, const float* gamma,
-                    float* dx, float* dgamma, float* dbeta, int64_t rows, int32_t C, double eps) {
-  return guard([&] {
+                    const float* y, float* dx, float* dgamma, float* dbeta, int64_t rows, int32_t C, double eps) {
+  // one body, compiled with and without the ReLU mask (RELU is a compile-time constant)
+  auto body = [&](auto relu_tag) {
+    constexpr bool RELU = decltype(relu_tag)::value;
     const int nt = omp_get_max_threads();
     std::vector<float> inv(C);
     for (int c = 0; c < C; ++c) inv[c] = (float)(1.0 / std::sqrt((double)var[c] + (double)(float)eps));
@@ -1102,9 +1139,11 @@ int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const fl
       for (int64_t r = r0; r < r1; ++r) {
         const float* xr = x + r * C;
         const float* gr = dy + r * C;
+        const float* yr = RELU ? y + r * C : nullptr;
         for (int c = 0; c < C; ++c) {
-          a1[c] += gr[c];
-          a2[c] += gr[c] * (xr[c] - mean[c]);
+          const float g = RELU ? relu_grad_at(gr[c], yr[c]) : gr[c];
+          a1[c] += g;
+          a2[c] += g * (xr[c] - mean[c]);
         }
       }
     });
@@ -1131,8 +1170,19 @@ int nl_bn_train_bwd(const float* dy, const float* x, const float* mean, const fl
     for (int64_t r = 0; r < rows; ++r) {
       const float* xr = x + r * C;
       const float* gr = dy + r * C;
+      const float* yr = RELU ? y + r * C : nullptr;
       float* o = dx + r * C;
-      for (int c = 0; c < C; ++c) o[c] = k1[c] * gr[c] - k2[c] - (xr[c] - mean[c]) * k3[c];
+      for (int c = 0; c < C; ++c) {
+        const float g = RELU ? relu_grad_at(gr[c], yr[c]) : gr[c];
+        o[c] = k1[c] * g - k2[c] - (xr[c] - mean[c]) * k3[c];
+      }
+    }
+  };
+  return guard([&] {
+    if (y) {
+      body(std::true_type{});
+    } else {
+      body(std::false_type{});
     }
   });
 }
@@ -1182,11 +1232,7 @@ int nl_relu(const float* x, float* y, int64_t n) {
 int nl_relu_grad(const float* dy, const float* x, float* dx, int64_t n) {
   return guard([&] {
 #pragma omp parallel for schedule(static) if (n > kPar)
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = dy[i], v = x[i];
-      const float z = g * 0.f + 0.f;  // +0, or NaN when dy is NaN/Inf
-      dx[i] = v > 0.f ? g : (v <= 0.f ? z : v);
-    }
+    for (int64_t i = 0; i < n; ++i) dx[i] = relu_grad_at(dy[i], x[i]);
   });
 }
 
