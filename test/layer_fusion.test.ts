@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-cpu";
 import {
+  BN_INFER_RELU,
   BN_TRAIN,
   BN_TRAIN_GRAD,
   BN_TRAIN_RELU,
@@ -20,9 +21,9 @@ import {
   skipTagged,
   withLayerFusion,
 } from "../lib/backend/engine/mod.ts";
-import { buildModel } from "../lib/models/mod.ts";
+import { buildModel, predictLogits } from "../lib/models/mod.ts";
 import { makeRng } from "../lib/util/rng.ts";
-import { images } from "./model_helpers.ts";
+import { images, randomizeBN } from "./model_helpers.ts";
 
 const nat = registerEngine();
 const skip = nat == null ? engineSkipReason() : null;
@@ -215,3 +216,68 @@ engineTest(
     }
   },
 );
+
+engineTest("fused inference BN + ReLU kernel gives bitwise what FusedBatchNorm then Relu give", async () => {
+  const prev = tf.getBackend();
+  await tf.setBackend(ENGINE_NAME);
+  try {
+    for (const [shape, seed] of [[[4, 3, 3, 20], "e"], [[8, 16, 16, 24], "f"]] as const) {
+      for (const special of [false, true]) {
+        const n = shape.reduce((p, q) => p * q, 1), C = shape[shape.length - 1];
+        const r = makeRng(`${seed}${special}`);
+        const X = special ? hostile(n, `${seed}x`) : new Float32Array(n).map(() => (r() - 0.3) * 4);
+        tf.tidy(() => {
+          const x = tf.tensor(X, [...shape]);
+          const mean = tf.tensor1d(new Float32Array(C).map(() => r() - 0.5));
+          const variance = tf.tensor1d(new Float32Array(C).map(() => 0.2 + r()));
+          const scale = tf.tensor1d(new Float32Array(C).map(() => 0.5 + r()));
+          const offset = tf.tensor1d(new Float32Array(C).map(() => r() - 0.5));
+          const ref = tf.relu(tf.batchNorm(x, mean, variance, offset, scale, 1e-5));
+          const fused = tf.engine().runKernel(
+            BN_INFER_RELU,
+            { x, mean, variance, offset, scale },
+            { varianceEpsilon: 1e-5 },
+          ) as tf.Tensor;
+          assertSameBits(fused, ref, `${shape} ${special ? "with NaN/Inf/overflow" : "finite"}`);
+        });
+      }
+    }
+  } finally {
+    await tf.setBackend(prev);
+  }
+});
+
+engineTest("predictLogits runs BN + ReLU fused and gives bitwise model.predict's logits", async () => {
+  const prev = tf.getBackend();
+  await tf.setBackend(ENGINE_NAME);
+  try {
+    for (const [name, opts] of [["resnet8", { width: 8 }], ["vgg11", { width: 8 }]] as const) {
+      const model = buildModel(name, { bn: "all", seed: 2, ...opts });
+      randomizeBN(model, 5);
+      const n = 7;
+      const x = images(n, 6);
+      x[3 * 32 * 32 * 3 + 17] = NaN; // image 3 carries a NaN
+      x[5 * 32 * 32 * 3 + 4] = 3e38; // image 5 a huge pixel
+      const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [n, 32, 32, 3])) as tf.Tensor);
+      const refBits = bits(ref);
+      setEngineProfiling(true);
+      const got = await predictLogits(model, x, 4); // two batches
+      const stats = { ...engineStats() };
+      setEngineProfiling(false);
+      const calls = (s: typeof stats, k: string) => (s[k]?.native ?? 0) + (s[k]?.fallback ?? 0);
+      const pairs = reluFusions(model).size;
+      assert.equal(calls(stats, BN_INFER_RELU), 2 * pairs, `${name}: fused BN calls (2 batches)`);
+      const bns = model.layers.filter((l) => l.getClassName() === "BatchNormalization").length;
+      assert.equal(calls(stats, "FusedBatchNorm"), 2 * (bns - pairs), `${name}: unfused BN calls`);
+      const gotBits = bits(tf.tensor(got, ref.shape));
+      assert.deepEqual(gotBits, refBits, `${name}: logits`);
+      const row = (i: number) => Array.from(got.subarray(i * 10, (i + 1) * 10));
+      assert.ok(row(3).some((v) => Number.isNaN(v)), `${name}: the NaN image's logits carry NaN`);
+      assert.ok(row(0).every(Number.isFinite), `${name}: a clean image's logits are finite`);
+      ref.dispose();
+      model.dispose();
+    }
+  } finally {
+    await tf.setBackend(prev);
+  }
+});

@@ -64,6 +64,7 @@ import {
   setEngineProfiling,
 } from "../lib/backend/engine/mod.ts";
 import { nativeLoadError } from "../lib/backend/engine/ffi.ts";
+import { withLayerFusion } from "../lib/backend/engine/grads.ts";
 import { buildModel, modelFlops } from "../lib/models/mod.ts";
 import { compileFusedInference } from "../lib/models/fused.ts";
 import { noiseSweep } from "../lib/noise/sweep.ts";
@@ -335,8 +336,9 @@ function benchStep(p: Prepared, lr: number): number {
   return trainStep(p.step, p.x, p.y, lr).loss;
 }
 
+/** One inference pass over the prepared images, as lib/models `predictLogits` runs it (BN + ReLU fused). */
 function inferBatch(p: Prepared) {
-  const out = p.model.predict(p.xi, { batchSize: INFER_BATCH }) as tf.Tensor;
+  const out = withLayerFusion(p.model, () => p.model.predict(p.xi, { batchSize: INFER_BATCH })) as tf.Tensor;
   out.dataSync();
   out.dispose();
 }

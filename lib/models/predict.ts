@@ -5,6 +5,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { NoiselabError } from "../util/errors.ts";
+import { withLayerFusion } from "../backend/engine/grads.ts";
 
 function imageSize(model: tfl.LayersModel): [number, number, number] {
   const s = model.inputs[0].shape;
@@ -55,7 +56,8 @@ export async function predictLogits(
     const b = Math.min(batchSize, n - s);
     const y = tf.tidy(() => {
       const xb = tf.tensor4d(x.subarray(s * per, (s + b) * per), [b, h, w, c]);
-      return model.predict(xb) as tf.Tensor;
+      // BN + ReLU pairs run fused on the engine (bitwise the separate layers)
+      return withLayerFusion(model, () => model.predict(xb)) as tf.Tensor;
     });
     try {
       out.set(await y.data() as Float32Array, s * classes);

@@ -13,10 +13,11 @@
  *   through the batch statistics, as in the stock path. The layer's weights,
  *   config and moving-average updates are untouched, so models still save and
  *   load as standard tfjs-layers models.
- * - BatchNormalization + ReLU (training mode, inside {@link withLayerFusion}):
- *   where a BN layer's only consumer is a ReLU Activation layer, the BN kernel
- *   applies the ReLU as it writes y and the ReLU layer passes its input through;
- *   the BN gradient takes dy through the ReLU's gradient at y in the same passes.
+ * - BatchNormalization + ReLU (inside {@link withLayerFusion}, training and
+ *   inference): where a BN layer's only consumer is a ReLU Activation layer, the
+ *   BN kernel applies the ReLU as it writes y and the ReLU layer passes its input
+ *   through; in training the BN gradient takes dy through the ReLU's gradient at
+ *   y in the same passes.
  *   Bitwise the values and gradients of the two layers run separately (ReLU is
  *   idempotent and its gradient at relu(x) equals its gradient at x, NaN included),
  *   so model ids and training results do not depend on it.
@@ -26,6 +27,7 @@ import { ENGINE_NAME } from "./name.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import {
+  BN_INFER_RELU,
   BN_TRAIN,
   BN_TRAIN_GRAD,
   BN_TRAIN_RELU,
@@ -95,9 +97,10 @@ export function reluFusions(model: tfl.LayersModel): Map<AnyLayer, AnyLayer> {
 }
 
 /**
- * Runs `fn` (a training-mode call of `model`, e.g. inside tf.variableGrads) with the
- * BN + ReLU fusion of the engine on for `model`'s pairs ({@link reluFusions}); outside
- * it, and on any other backend, every layer runs on its own. Returns what `fn` returns.
+ * Runs `fn` (calls of `model`: `apply(x, {training: true})` inside tf.variableGrads, or
+ * `predict`) with the BN + ReLU fusion of the engine on for `model`'s pairs
+ * ({@link reluFusions}); outside it, and on any other backend, every layer runs on its
+ * own. Returns what `fn` returns. `fn` must not call other models' layers.
  */
 export function withLayerFusion<T>(model: tfl.LayersModel, fn: () => T): T {
   const prev = activeFusions;
@@ -106,7 +109,7 @@ export function withLayerFusion<T>(model: tfl.LayersModel, fn: () => T): T {
     return fn();
   } finally {
     activeFusions = prev;
-    fusedInputs.clear();
+    if (prev === null) fusedInputs.clear(); // the outermost scope ends: nothing may stay pending
   }
 }
 
@@ -188,12 +191,30 @@ export function installEngineGradients(): void {
     const rank = input?.rank ?? 0;
     const lastAxis = this.axis === -1 || this.axis === rank - 1;
     if (
-      !training || !active() || input == null || !lastAxis || rank < 2 || input.dtype !== "float32" ||
+      !active() || input == null || !lastAxis || rank < 2 || input.dtype !== "float32" ||
       this.gamma == null || this.beta == null
     ) {
       return stockCall.call(this, inputs, kwargs);
     }
     const relu = activeFusions?.get(this);
+    if (!training) {
+      if (!relu) return stockCall.call(this, inputs, kwargs);
+      // inference: tfjs-layers' normalizeInference (tf.batchNorm on the moving statistics, i.e. the
+      // FusedBatchNorm kernel with varianceEpsilon = epsilon) with the ReLU in the same pass
+      const y = tf.engine().runKernel(
+        BN_INFER_RELU,
+        {
+          x: input,
+          mean: this.movingMean.read(),
+          variance: this.movingVariance.read(),
+          offset: this.beta.read(),
+          scale: this.gamma.read(),
+        },
+        { varianceEpsilon: this.epsilon },
+      ) as tf.Tensor;
+      fusedInputs.set(relu, y);
+      return y;
+    }
     const result = tf.tidy(() => {
       const [y, mean, variance] = tf.engine().runKernel(
         relu ? BN_TRAIN_RELU : BN_TRAIN,

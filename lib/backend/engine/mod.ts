@@ -8,6 +8,7 @@ export { reluFusions, withLayerFusion } from "./grads.ts";
 export { engineSkipReason, ONEDNN_HEADERS, skipTagged } from "./expect.ts";
 export { engineThreads, loadNative, type NativeEngine, nativeLibraryPath } from "./ffi.ts";
 export {
+  BN_INFER_RELU,
   BN_TRAIN,
   BN_TRAIN_GRAD,
   BN_TRAIN_RELU,

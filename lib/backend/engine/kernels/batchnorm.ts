@@ -20,9 +20,44 @@ export const BN_TRAIN_RELU = "NoiselabBatchNormTrainRelu";
  */
 export const BN_TRAIN_GRAD = "NoiselabBatchNormTrainGrad";
 
-/** FusedBatchNorm, {@link BN_TRAIN}, {@link BN_TRAIN_RELU}, {@link BN_TRAIN_GRAD}. */
+/**
+ * Custom kernel: FusedBatchNorm (inference; same inputs and attrs) followed by tfjs' Relu in the
+ * same pass → relu(y), bitwise what the two kernels give. Float32 x and 1-D statistics only.
+ */
+export const BN_INFER_RELU = "NoiselabBatchNormInferRelu";
+
+/** FusedBatchNorm, {@link BN_INFER_RELU}, {@link BN_TRAIN}, {@link BN_TRAIN_RELU}, {@link BN_TRAIN_GRAD}. */
 export function batchNormKernels(ctx: KernelContext): KernelTable {
   const { nat, s, vals, out, alloc, f32, fb } = ctx;
+  /** FusedBatchNorm's native body; null where it needs the cpu kernel (not float32, params not 1-D). */
+  const bnInfer = (args: Parameters<KernelFn>[0], relu: boolean) => {
+    const { x, mean, variance, offset, scale } = args.inputs as Record<string, TensorInfo>;
+    const C = x.shape[x.shape.length - 1];
+    const is1d = (t?: TensorInfo) => t == null || (t.shape.length === 1 && t.shape[0] === C);
+    if (!f32(x, mean, variance, offset, scale) || ![mean, variance, offset, scale].every(is1d)) {
+      return null;
+    }
+    const n = size(x.shape);
+    const y = alloc(args.backend, n);
+    const eps = (args.attrs as Record<string, any>).varianceEpsilon ?? 0.001;
+    const b = args.backend;
+    nat.check(
+      s.nl_bn_infer(
+        vals(b, x)!,
+        vals(b, mean)!,
+        vals(b, variance)!,
+        vals(b, scale),
+        vals(b, offset),
+        y,
+        BigInt(n / C),
+        C,
+        eps,
+        relu ? 1 : 0,
+      ),
+      relu ? BN_INFER_RELU : "FusedBatchNorm",
+    );
+    return out(b, [...x.shape], y);
+  };
   const bnTrain = (args: Parameters<KernelFn>[0], relu: boolean) => {
     const { x, gamma, beta } = args.inputs as Record<string, TensorInfo>;
     const C = x.shape[x.shape.length - 1];
@@ -48,34 +83,15 @@ export function batchNormKernels(ctx: KernelContext): KernelTable {
     return [out(b, [...x.shape], y), out(b, [C], mean), out(b, [C], v)];
   };
   return {
-    FusedBatchNorm: fb("FusedBatchNorm", (args) => {
-      const { x, mean, variance, offset, scale } = args.inputs as Record<string, TensorInfo>;
-      const C = x.shape[x.shape.length - 1];
-      const is1d = (t?: TensorInfo) => t == null || (t.shape.length === 1 && t.shape[0] === C);
-      if (!f32(x, mean, variance, offset, scale) || ![mean, variance, offset, scale].every(is1d)) {
-        return null;
+    FusedBatchNorm: fb("FusedBatchNorm", (args) => bnInfer(args, false)),
+
+    [BN_INFER_RELU]: (args) => {
+      const r = bnInfer(args, true);
+      if (r == null) {
+        throw new Error(`${BN_INFER_RELU}: needs float32 x and 1-D float32 statistics of its last axis`);
       }
-      const n = size(x.shape);
-      const y = alloc(args.backend, n);
-      const eps = (args.attrs as Record<string, any>).varianceEpsilon ?? 0.001;
-      const b = args.backend;
-      nat.check(
-        s.nl_bn_infer(
-          vals(b, x)!,
-          vals(b, mean)!,
-          vals(b, variance)!,
-          vals(b, scale),
-          vals(b, offset),
-          y,
-          BigInt(n / C),
-          C,
-          eps,
-          0,
-        ),
-        "FusedBatchNorm",
-      );
-      return out(b, [...x.shape], y);
-    }),
+      return r;
+    },
 
     [BN_TRAIN]: (args) => bnTrain(args, false),
     [BN_TRAIN_RELU]: (args) => bnTrain(args, true),

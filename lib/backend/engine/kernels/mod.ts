@@ -30,7 +30,7 @@ import { poolKernels } from "./pool.ts";
 import { profiled } from "./profile.ts";
 import { reduceKernels } from "./reduce.ts";
 
-export { BN_TRAIN, BN_TRAIN_GRAD, BN_TRAIN_RELU } from "./batchnorm.ts";
+export { BN_INFER_RELU, BN_TRAIN, BN_TRAIN_GRAD, BN_TRAIN_RELU } from "./batchnorm.ts";
 export { RELU_GRAD } from "./elementwise.ts";
 export { isSpatialMean, SPATIAL_MEAN_GRAD } from "./reduce.ts";
 export { engineStats, type KernelStat, profiled, setEngineProfiling } from "./profile.ts";
