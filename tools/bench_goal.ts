@@ -84,3 +84,124 @@ export function goalVerdict(g: GoalInput): GoalVerdict {
     : "not met";
   return { ratio, needImgS, peakOf, needPct, oursPct, verdict };
 }
+
+/** PyTorch's four settings of `bench --torch-settings all`; the goal is judged only against all of them. */
+export const ALL_TORCH_SETTINGS = ["nchw", "channels_last", "nchw-bf16", "channels_last-bf16"] as const;
+
+/** The fields of a `tools/bench.ts` result row that the goal reads (images/s). */
+export interface BenchRowLike {
+  model: string;
+  bn: boolean;
+  side: "noiselab" | "pytorch";
+  setting?: string;
+  train_img_s: number;
+  infer_img_s: number;
+  train_bf16_img_s?: number;
+  infer_bf16_img_s?: number;
+  infer_fused_img_s?: number;
+  infer_fused_bf16_img_s?: number;
+}
+
+/** Median of finite values; NaN when there are none. */
+export function median(xs: number[]): number {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** One model / BN / task of {@link judgeGoal}: the medians it used and the verdicts. */
+export interface GoalRow extends GoalVerdict {
+  model: string;
+  bn: boolean;
+  what: "train" | "infer";
+  /** PyTorch's fastest setting and its median images/s. */
+  theirsBestSetting: string;
+  theirsBest: number;
+  /** The engine's fastest column ("fp32", "bf16", "fused fp32", "fused bf16") and its median. */
+  oursBestColumn: string;
+  oursBest: number;
+  /** Engine fp32 / PyTorch channels_last fp32 (issue #11's fp32 goal) and whether it holds. */
+  fp32Ratio: number;
+  fp32Verdict: "met" | "not met";
+}
+
+/**
+ * Issue #11's goal for every model / BN / task in a benchmark's rows: medians over the
+ * repetitions, the engine's fastest column (fp32, bf16, fused fp32, fused bf16; training has
+ * no fused columns) against PyTorch's fastest of its four settings, judged by
+ * {@link goalVerdict} with the task's FLOPs (`forwardFlop(model, bn)` x `trainFlopFactor` for
+ * training), plus engine fp32 vs channels_last fp32. Returns `{ skip }` with the reason when
+ * the rows cannot judge it (a PyTorch setting or the engine side missing).
+ */
+export function judgeGoal(
+  rows: BenchRowLike[],
+  o: {
+    forwardFlop: (model: string, bn: boolean) => number;
+    trainFlopFactor: number;
+    peakBf16: number | null;
+    peakFp32: number;
+    amx: boolean;
+  },
+): { rows: GoalRow[] } | { skip: string } {
+  const torch = rows.filter((r) => r.side === "pytorch");
+  const missing = ALL_TORCH_SETTINGS.filter((t) => !torch.some((r) => r.setting === t));
+  if (missing.length) {
+    return {
+      skip: `issue #11's goal is judged against PyTorch's fastest of its four settings; this run lacks ${
+        missing.join(", ")
+      } (use --torch-settings all)`,
+    };
+  }
+  const ours = rows.filter((r) => r.side === "noiselab");
+  if (!ours.length) return { skip: "issue #11's goal needs the engine's side (--side both)" };
+  const out: GoalRow[] = [];
+  const keys = [...new Set(ours.map((r) => `${r.model}\u0000${r.bn}`))];
+  for (const key of keys) {
+    const [model, bnS] = key.split("\u0000");
+    const bn = bnS === "true";
+    const mine = ours.filter((r) => r.model === model && r.bn === bn);
+    const theirs = torch.filter((r) => r.model === model && r.bn === bn);
+    for (const what of ["train", "infer"] as const) {
+      const cols: [string, number][] =
+        (what === "train" ? [["fp32", "train_img_s"], ["bf16", "train_bf16_img_s"]] : [
+          ["fp32", "infer_img_s"],
+          ["bf16", "infer_bf16_img_s"],
+          ["fused fp32", "infer_fused_img_s"],
+          ["fused bf16", "infer_fused_bf16_img_s"],
+        ] as [string, keyof BenchRowLike][]).map(([label, k]) => [
+          label,
+          median(mine.map((r) => r[k as keyof BenchRowLike] as number)),
+        ]);
+      const best = cols.filter(([, v]) => Number.isFinite(v)).sort((a, b) => b[1] - a[1])[0];
+      const settings = ALL_TORCH_SETTINGS.map((t) =>
+        [t, median(theirs.filter((r) => r.setting === t).map((r) => r[`${what}_img_s`]))] as const
+      );
+      const fastest = settings.filter(([, v]) => Number.isFinite(v)).sort((a, b) => b[1] - a[1])[0];
+      if (!best || !fastest) continue;
+      const v = goalVerdict({
+        what,
+        theirsBest: fastest[1],
+        oursBest: best[1],
+        flopPerImg: o.forwardFlop(model, bn) * (what === "train" ? o.trainFlopFactor : 1),
+        peakBf16: o.peakBf16,
+        peakFp32: o.peakFp32,
+        amx: o.amx,
+      });
+      const channelsLast = settings.find(([t]) => t === "channels_last")![1];
+      const fp32Ratio = cols[0][1] / channelsLast;
+      out.push({
+        model,
+        bn,
+        what,
+        theirsBestSetting: fastest[0],
+        theirsBest: fastest[1],
+        oursBestColumn: best[0],
+        oursBest: best[1],
+        ...v,
+        fp32Ratio,
+        fp32Verdict: fp32Ratio >= FP32_GOAL_RATIO ? "met" : "not met",
+      });
+    }
+  }
+  return { rows: out };
+}
