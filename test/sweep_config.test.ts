@@ -54,7 +54,7 @@ import {
   sweepFlagName,
   sweepOptionTable,
 } from "../lib/cli/noise_flags.ts";
-import { parseNoiseArgs } from "../lib/cli/noise.ts";
+import { cleanWarning, parseNoiseArgs } from "../lib/cli/noise.ts";
 import { NoiselabError } from "../lib/util/errors.ts";
 import { parseFlags } from "../lib/cli/args.ts";
 import { gaussianFill, makeRng } from "../lib/util/rng.ts";
@@ -885,4 +885,11 @@ Deno.test("bf16 sweep keys name the fast path's arithmetic (native plans, per-im
   };
   assert.equal(sweepKey({ ...input, fastPath: "bf16" }).fastPathArithmetic, BF16_FAST_PATH_ARITHMETIC);
   assert.equal("fastPathArithmetic" in sweepKey({ ...input, fastPath: true }), false);
+});
+
+Deno.test("noise: a clean model with non-finite logits gets a warning line; a finite one none", () => {
+  assert.equal(cleanWarning(0), null);
+  assert.equal(cleanWarning(NaN), null);
+  const w = cleanWarning(1);
+  assert.ok(w && /already not all finite on 100\.00%/.test(w) && /lower --lr/.test(w), w ?? "");
 });

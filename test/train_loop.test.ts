@@ -5,16 +5,16 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
-import { accuracy } from "../lib/models/mod.ts";
+import { accuracy, buildModel } from "../lib/models/mod.ts";
 import { initBackend } from "../lib/backend/mod.ts";
 import { loadDataset } from "../lib/data/mod.ts";
 import {
   checkpointPath,
-  TRAIN_EVAL_BATCH,
   listSnapshots,
   loadCheckpoint,
   loadSnapshotInto,
   snapshotSteps,
+  TRAIN_EVAL_BATCH,
   type TrainConfig,
   type TrainedModel,
   trainOrLoad,
@@ -125,7 +125,10 @@ Deno.test("trajectory snapshots: evenly spaced, identical after a resume, reload
   await loadSnapshotInto(full.model, snaps[1].path);
   const w = full.model.weights.map((x) => x.read().dataSync());
   assert.ok(w.some((x, i) => x.some((v, j) => v !== final[i][j])));
-  assert.equal(await accuracy(full.model, full.test.x, full.test.labels, TRAIN_EVAL_BATCH), snaps[1].testAccuracy);
+  assert.equal(
+    await accuracy(full.model, full.test.x, full.test.labels, TRAIN_EVAL_BATCH),
+    snaps[1].testAccuracy,
+  );
   full.model.dispose();
   for (const d of [d1, d2]) await Deno.remove(d, { recursive: true });
 });
@@ -221,6 +224,44 @@ Deno.test("a diverging run stops with an error naming lr and stores no model", a
   const models = [...Deno.readDirSync(join(d, "models"))];
   for (const m of models) {
     assert.throws(() => Deno.statSync(join(d, "models", m.name, "meta.json")), "no finished model stored");
+  }
+  await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("a run whose BN moving variance overflows while the loss stays finite stops and stores no model", async () => {
+  const d = await tmp();
+  // VGG with BN at a huge lr: the batch-statistics loss stays finite, the moving variance does not
+  const cfg: Partial<TrainConfig> = {
+    model: "vgg11",
+    width: 4,
+    trainSize: 128,
+    testSize: 20,
+    epochs: 1,
+    batchSize: 16,
+    augment: false,
+    optimizer: "sgd",
+    momentum: 0.9,
+    lr: 1000,
+    schedule: "constant",
+  };
+  await assert.rejects(
+    trainOrLoad(cfg, { resultsDir: d, dataset }),
+    (e: unknown) =>
+      e instanceof NoiselabError && e.subject === "lr" &&
+      /diverged \(\d+ non-finite weight values .*bn\d+\/moving_variance/.test(e.message),
+  );
+  for (const m of Deno.readDirSync(join(d, "models"))) {
+    assert.throws(() => Deno.statSync(join(d, "models", m.name, "meta.json")), "no finished model stored");
+    assert.ok(!(await loadCheckpoint(join(d, "models", m.name))), "no checkpoint of the diverged epoch");
+    // the snapshots written before the divergence hold finite weights only
+    const probe = buildModel("vgg11", { width: 4, bn: "all" });
+    for (const snap of await listSnapshots(join(d, "models", m.name))) {
+      await loadSnapshotInto(probe, snap.path);
+      for (const w of probe.weights) {
+        assert.ok((w.read().dataSync() as Float32Array).every(Number.isFinite), `${snap.path}: ${w.name}`);
+      }
+    }
+    probe.dispose();
   }
   await Deno.remove(d, { recursive: true });
 });

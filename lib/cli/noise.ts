@@ -242,6 +242,18 @@ export function noiseJsonLines(run: NoiseRun): Record<string, unknown>[] {
   return out;
 }
 
+/**
+ * The warning for a sweep whose clean model already gives non-finite logits (a diverged
+ * model from an older store: training now refuses to store one), or null when it does not.
+ */
+export function cleanWarning(cleanNonFiniteShare: number): string | null {
+  if (!(cleanNonFiniteShare > 0)) return null;
+  return `warning: without noise the model's logits are already not all finite on ${
+    pct(cleanNonFiniteShare)
+  } of the test images, so its clean and normalized accuracies measure a broken model ` +
+    `(non-finite weights? retrain it with a lower --lr)`;
+}
+
 /** The human-readable output: model and data lines, then per sweep a table by noise level. */
 export function formatNoiseText(run: NoiseRun): string {
   const cfg = run.meta.config;
@@ -286,6 +298,8 @@ export function formatNoiseText(run: NoiseRun): string {
       `non-finite = share of test images whose logits are not all finite (NaN/Inf), scored by "${r.provenance.scoring}"`,
     );
     out.push(`average normalized accuracy: ${pct(r.averageNormalizedAccuracy)}`);
+    const warning = cleanWarning(r.cleanNonFiniteShare);
+    if (warning) out.push(warning);
   }
   return out.join("\n");
 }
@@ -297,6 +311,10 @@ export async function noiseCommand(argv: string[]): Promise<number> {
   for (const alias of req.deprecated) console.error(`[noiselab] ${DEPRECATED_SWEEP_FLAGS[alias].note}`);
   const run = await runNoise(req);
   if (req.json) {
+    for (const r of run.results) {
+      const warning = cleanWarning(r.cleanNonFiniteShare);
+      if (warning) console.error(`[noiselab] ${warning}`);
+    }
     for (const line of noiseJsonLines(run)) printJson(line);
   } else {
     console.log(formatNoiseText(run));

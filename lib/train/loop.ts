@@ -186,6 +186,35 @@ export function trainStep(
   return { loss, predictions };
 }
 
+/**
+ * Throws the divergence error (a NoiselabError naming `lr`) when any weight of `model`
+ * (BN's moving statistics included) is NaN or infinite, naming the first few tensors;
+ * `when` says where in training. Run before every snapshot and checkpoint, so that no
+ * model with non-finite weights is stored: with BN, the training loss (computed from
+ * batch statistics) can stay finite while the moving variance overflows.
+ */
+export function assertFiniteWeights(model: LayersModel, when: string): void {
+  const bad: string[] = [];
+  let total = 0;
+  for (const w of model.weights) {
+    const v = w.read().dataSync() as Float32Array;
+    let k = 0;
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) k++;
+    if (k) {
+      total += k;
+      bad.push(`${w.originalName ?? w.name} (${k} of ${v.length})`);
+    }
+  }
+  if (total) {
+    throw new NoiselabError(
+      `lr: training diverged (${total} non-finite weight values ${when}, in ${bad.length} tensors: ${
+        bad.slice(0, 3).join(", ")
+      }${bad.length > 3 ? ", ..." : ""}); lower the learning rate (--lr) or add warm-up (--warmup-epochs)`,
+      "lr",
+    );
+  }
+}
+
 /** Options of {@link trainModel}. */
 export interface TrainLoopOptions {
   /** Model folder: the checkpoint goes to `<dir>/checkpoint/`. */
@@ -353,6 +382,7 @@ export async function trainModel(
         seen += m;
         globalStep++;
         if (snapAt.has(globalStep)) {
+          assertFiniteWeights(model, `at epoch ${epoch + 1}, step ${step + 1}, lr ${lr}`);
           await saveSnapshot(opts.dir, model, {
             step: globalStep,
             imagesSeen: epoch * n + Math.min(n, (step + 1) * bs),
@@ -412,6 +442,8 @@ export async function trainModel(
         startedAt,
         rng: { shuffle: `${cfg.seed}:shuffle:${epoch + 1}`, augment: `${cfg.seed}:augment:${epoch + 1}` },
       };
+      // the loss can stay finite while BN's moving statistics overflow (training uses the batch's)
+      assertFiniteWeights(model, `after epoch ${epoch + 1}, lr ${lr}`);
       await saveCheckpoint(opts.dir, model, opt.getState(), info);
       opts.onProgress?.({
         phase: "epoch-end",
