@@ -14,6 +14,7 @@ import {
   ENGINE_NAME,
   engineSkipReason,
   engineStats,
+  layerFusionEnabled,
   registerEngine,
   RELU_GRAD,
   reluFusions,
@@ -23,26 +24,45 @@ import {
 } from "../lib/backend/engine/mod.ts";
 import { buildModel, predictLogits } from "../lib/models/mod.ts";
 import { makeRng } from "../lib/util/rng.ts";
+import { DEFAULT_TRAIN_CONFIG, trainStep, trainStepState } from "../lib/train/mod.ts";
 import { images, randomizeBN } from "./model_helpers.ts";
 
 const nat = registerEngine();
 const skip = nat == null ? engineSkipReason() : null;
+/** An engine test, run with the fusion on (NOISELAB_LAYER_FUSION=1) whatever the caller's environment. */
 function engineTest(name: string, fn: () => Promise<void> | void) {
-  Deno.test({ name: skipTagged(`engine: ${name}`, skip), ignore: skip != null, fn });
+  Deno.test({
+    name: skipTagged(`engine: ${name}`, skip),
+    ignore: skip != null,
+    fn: () => withFusionEnv("1", fn),
+  });
+}
+
+/** Runs `fn` with NOISELAB_LAYER_FUSION set to `value` (the caller's value restored after). */
+async function withFusionEnv<T>(value: string, fn: () => Promise<T> | T): Promise<T> {
+  const prev = Deno.env.get("NOISELAB_LAYER_FUSION");
+  Deno.env.set("NOISELAB_LAYER_FUSION", value);
+  try {
+    return await fn();
+  } finally {
+    if (prev === undefined) Deno.env.delete("NOISELAB_LAYER_FUSION");
+    else Deno.env.set("NOISELAB_LAYER_FUSION", prev);
+  }
 }
 
 /**
- * The 32-bit patterns of a tensor's values: signed zeros and infinities compared too; every
- * NaN as one pattern (JavaScript does not keep NaN payloads, so neither does tfjs' cpu backend).
+ * The 32-bit patterns of a tensor's values (signed zeros, infinities and NaN payloads). With
+ * `anyNaN`, every NaN as one pattern: for comparisons with tfjs' JavaScript kernels (the
+ * engine's fallback for arrays under 1024 values), which do not keep NaN payloads.
  */
-function bits(t: tf.Tensor): Uint32Array {
+function bits(t: tf.Tensor, anyNaN = false): Uint32Array {
   const b = new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
-  for (let i = 0; i < b.length; i++) if ((b[i] & 0x7fffffff) > 0x7f800000) b[i] = 0x7fc00000;
+  if (anyNaN) { for (let i = 0; i < b.length; i++) if ((b[i] & 0x7fffffff) > 0x7f800000) b[i] = 0x7fc00000; }
   return b;
 }
-function assertSameBits(a: tf.Tensor, b: tf.Tensor, label: string) {
+function assertSameBits(a: tf.Tensor, b: tf.Tensor, label: string, anyNaN = false) {
   assert.deepEqual(a.shape, b.shape, `${label}: shape`);
-  const x = bits(a), y = bits(b);
+  const x = bits(a, anyNaN), y = bits(b, anyNaN);
   let diff = -1;
   for (let i = 0; i < x.length && diff < 0; i++) if (x[i] !== y[i]) diff = i;
   assert.equal(
@@ -118,7 +138,7 @@ engineTest(
               attrs,
             ) as tf.Tensor[];
             const label = `${shape} ${special ? "with NaN/Inf/overflow" : "finite"}`;
-            assertSameBits(yf, relu, `${label} y`);
+            assertSameBits(yf, relu, `${label} y`, n < 1024); // tf.relu under 1024 values: JavaScript
             assertSameBits(meanF, mean, `${label} mean`);
             assertSameBits(varF, variance, `${label} variance`);
             const dyRelu = tf.engine().runKernel(RELU_GRAD, { dy, x: y }) as tf.Tensor;
@@ -238,7 +258,8 @@ engineTest("fused inference BN + ReLU kernel gives bitwise what FusedBatchNorm t
             { x, mean, variance, offset, scale },
             { varianceEpsilon: 1e-5 },
           ) as tf.Tensor;
-          assertSameBits(fused, ref, `${shape} ${special ? "with NaN/Inf/overflow" : "finite"}`);
+          // tf.relu under 1024 values runs in JavaScript, which does not keep NaN payloads
+          assertSameBits(fused, ref, `${shape} ${special ? "with NaN/Inf/overflow" : "finite"}`, n < 1024);
         });
       }
     }
@@ -280,4 +301,57 @@ engineTest("predictLogits runs BN + ReLU fused and gives bitwise model.predict's
   } finally {
     await tf.setBackend(prev);
   }
+});
+
+engineTest(
+  "trainStep (lib/train) runs the BN + ReLU pairs fused; NOISELAB_LAYER_FUSION=0 or off turns it off",
+  async () => {
+    const prev = tf.getBackend();
+    await tf.setBackend(ENGINE_NAME);
+    try {
+      const model = buildModel("resnet8", { bn: "all", seed: 3, width: 8 });
+      const st = trainStepState(model, {
+        ...DEFAULT_TRAIN_CONFIG,
+        optimizer: "sgd",
+        momentum: 0.9,
+        nesterov: false,
+      });
+      const n = 8, x = images(n, 7), y = new Int32Array(n).map((_, i) => i % 10);
+      const fusedCalls = async (env: string) =>
+        await withFusionEnv(env, () => {
+          setEngineProfiling(true);
+          trainStep(st, x, y, 0.01);
+          const s = engineStats()[BN_TRAIN_RELU];
+          setEngineProfiling(false);
+          return (s?.native ?? 0) + (s?.fallback ?? 0);
+        });
+      assert.equal(await fusedCalls("1"), reluFusions(model).size);
+      assert.equal(await fusedCalls("0"), 0);
+      assert.equal(await fusedCalls("off"), 0);
+      st.optimizer.dispose();
+      model.dispose();
+    } finally {
+      await tf.setBackend(prev);
+    }
+  },
+);
+
+Deno.test("layerFusionEnabled: the values of NOISELAB_LAYER_FUSION", async () => {
+  for (const v of ["0", "false", "OFF", " no "]) {
+    assert.equal(await withFusionEnv(v, layerFusionEnabled), false, v);
+  }
+  for (const v of ["", "1", "true", "on", "Yes"]) {
+    assert.equal(await withFusionEnv(v, layerFusionEnabled), true, v);
+  }
+  const errors: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => void errors.push(a.join(" "));
+  try {
+    assert.equal(await withFusionEnv("maybe", layerFusionEnabled), true);
+    assert.equal(await withFusionEnv("maybe", layerFusionEnabled), true);
+  } finally {
+    console.error = orig;
+  }
+  assert.equal(errors.length, 1, "named once");
+  assert.match(errors[0], /NOISELAB_LAYER_FUSION="maybe"/);
 });

@@ -20,7 +20,9 @@ ${list}
 tools/noiselab also runs: test (the test suite), bench (the engine vs PyTorch benchmark).
 --json (where a command has it) prints JSON only on stdout (progress on stderr).
 Exit codes: 0 ok, 2 bad input (one line on stderr names the parameter or file), 1 other failure.
-Environment: NOISELAB_RESULTS_DIR, NOISELAB_DATA_DIR, NOISELAB_BACKEND, NOISELAB_THREADS.`;
+Environment: NOISELAB_RESULTS_DIR, NOISELAB_DATA_DIR, NOISELAB_BACKEND, NOISELAB_THREADS;
+  engine (README "Compute backends and the engine"): NOISELAB_REDUCTION_THREADS (changes ids),
+  NOISELAB_LAYER_FUSION=0 (BN + ReLU unfused; same bits), NOISELAB_PLAN_CHUNK, NOISELAB_AUTOTUNE.`;
 }
 
 /**

@@ -50,27 +50,28 @@ let activeFusions: Map<AnyLayer, AnyLayer> | null = null;
 /** ReLU layer → the tensor its BN already passed through the ReLU (set by the BN hook, taken by the ReLU hook). */
 const fusedInputs = new Map<AnyLayer, tf.Tensor>();
 
-let fusionEnv: boolean | undefined;
+/** Values of NOISELAB_LAYER_FUSION already warned about (once each). */
+const fusionEnvWarned = new Set<string>();
 /**
- * NOISELAB_LAYER_FUSION: "0" turns the BN + ReLU fusion off (to time or rule it out: it
- * changes no bits); unset or "1" leaves it on; any other value is named on stderr once.
+ * NOISELAB_LAYER_FUSION, read at every {@link withLayerFusion} scope: "0", "false", "off" or
+ * "no" turn the BN + ReLU fusion off (to time or rule it out: it changes no bits); unset,
+ * empty, "1", "true", "on" or "yes" leave it on; any other value leaves it on and is named on
+ * stderr once.
  */
-function layerFusionEnabled(): boolean {
-  if (fusionEnv === undefined) {
-    let v: string | undefined;
-    try {
-      v = Deno.env.get("NOISELAB_LAYER_FUSION");
-    } catch {
-      v = undefined; // no --allow-env: the default
-    }
-    if (v !== undefined && v !== "0" && v !== "1") {
-      console.error(
-        `[engine] NOISELAB_LAYER_FUSION="${v}" is neither 0 nor 1; the BN + ReLU fusion stays on`,
-      );
-    }
-    fusionEnv = v !== "0";
+export function layerFusionEnabled(): boolean {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("NOISELAB_LAYER_FUSION");
+  } catch {
+    v = undefined; // no --allow-env: the default
   }
-  return fusionEnv;
+  const k = (v ?? "").trim().toLowerCase();
+  if (["0", "false", "off", "no"].includes(k)) return false;
+  if (!["", "1", "true", "on", "yes"].includes(k) && !fusionEnvWarned.has(v!)) {
+    fusionEnvWarned.add(v!);
+    console.error(`[engine] NOISELAB_LAYER_FUSION="${v}" is not 0 or 1; the BN + ReLU fusion stays on`);
+  }
+  return true;
 }
 
 /**

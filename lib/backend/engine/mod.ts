@@ -4,7 +4,7 @@
  * @module
  */
 export { ENGINE_NAME, engineUnavailableReason, NoiselabBackend, registerEngine } from "./register.ts";
-export { reluFusions, withLayerFusion } from "./grads.ts";
+export { layerFusionEnabled, reluFusions, withLayerFusion } from "./grads.ts";
 export { engineSkipReason, ONEDNN_HEADERS, skipTagged } from "./expect.ts";
 export { engineThreads, loadNative, type NativeEngine, nativeLibraryPath } from "./ffi.ts";
 export {
