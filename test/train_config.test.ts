@@ -87,3 +87,15 @@ Deno.test("model id: stable, and changes with any config field or the data", () 
   assert.notEqual(modelId(a, "d1", "cpu"), modelId({ ...a, seed: 1 }, "d1", "cpu"));
   assert.notEqual(modelId(a, "d1", "cpu"), modelId({ ...a, bn: "none" }, "d1", "cpu"));
 });
+
+Deno.test("resolveTrainConfig: one config per model — BN indices sorted, ResNet-only fields at their defaults for VGG", () => {
+  assert.deepEqual(resolveTrainConfig({ model: "resnet8", bn: [2, 0] }).bn, [0, 2]);
+  const vgg = resolveTrainConfig({ model: "vgg11", shortcut: "projection", residualInit: "scaled" });
+  assert.equal(vgg.shortcut, DEFAULT_TRAIN_CONFIG.shortcut);
+  assert.equal(vgg.residualInit, DEFAULT_TRAIN_CONFIG.residualInit);
+  assert.deepEqual(vgg, resolveTrainConfig({ model: "vgg11" }));
+  // ResNets keep them
+  const r = resolveTrainConfig({ model: "resnet8", shortcut: "projection", residualInit: "scaled" });
+  assert.equal(r.shortcut, "projection");
+  assert.equal(r.residualInit, "scaled");
+});

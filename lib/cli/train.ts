@@ -57,10 +57,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (positionals.length) throw unexpectedArgument("train", positionals[0]);
   let cfg;
+  const asked = trainFlagsToConfig(values);
   try {
-    cfg = resolveTrainConfig(trainFlagsToConfig(values));
+    cfg = resolveTrainConfig(asked);
   } catch (e) {
     throw asFlagError(e);
+  }
+  for (const [k, flag] of [["shortcut", "--shortcut"], ["residualInit", "--residual-init"]] as const) {
+    if (asked[k] !== undefined && asked[k] !== cfg[k]) {
+      console.error(`[noiselab] ${flag} applies to ResNets only; ${cfg.model} ignores it`);
+    }
   }
   const backend = backendFlag(values);
   await initBackend(backend);

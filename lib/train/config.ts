@@ -303,8 +303,16 @@ export function resolveTrainConfig(
   if (c.width !== null) num(c, "width", { int: true, min: 1 });
   const total = checkModelName(c.model, c.width as number | null);
   resolveBN(c.bn as BNSpec, total, c.model as string);
+  // one model, one id: explicit BN indices in ascending order ("2,0" is "0,2")
+  if (Array.isArray(c.bn)) c.bn = [...c.bn].sort((a, b) => a - b);
   oneOf(c, "shortcut");
   oneOf(c, "residualInit");
+  // shortcut and residualInit exist only in ResNets: a VGG config keeps their defaults, so its id
+  // does not depend on them (as lib/notebook's study configs already do)
+  if (!/^resnet/i.test(String(c.model))) {
+    c.shortcut = DEFAULT_TRAIN_CONFIG.shortcut;
+    c.residualInit = DEFAULT_TRAIN_CONFIG.residualInit;
+  }
   num(c, "bnEpsilon", { minExclusive: 0 });
   num(c, "bnMomentum", { min: 0, maxExclusive: 1 });
   oneOf(c, "optimizer");
