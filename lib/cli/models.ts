@@ -77,6 +77,7 @@ export async function run(argv: string[]): Promise<number> {
       ["model", "arch", "depth", "params (BN)", "params (no BN)", "BN layers"],
       infos.map((i) => [i.name, i.arch, i.depth, i.params, i.paramsNoBN, i.bnLayers]),
     ));
+    console.log("(any ResNet depth 6n+2 is accepted too: resnet8, resnet14, ...)");
   }
   return 0;
 }
