@@ -636,11 +636,22 @@ void bn_apply_rows_t(const float* x, float* y, const float* sc, const float* sh,
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * C;
     float* yr = y + r * C;
-    for (int c = 0; c < C; ++c) {
-      // the same float expression as above, so the same elements are found
-      if (exp_bits(RELU ? xr[c] * sc[c] + sh[c] : yr[c]) == kExpMask) {
-        const float e = bn_exact(xr[c], mean[c], var[c], gamma, beta, c, eps);
-        yr[c] = RELU ? relu_nan(e) : e;
+    if constexpr (RELU) {
+      // y holds relu(v): recompute v with the very expressions of the first pass (vector blocks,
+      // then the scalar tail), so that exactly the elements the unfused kernel repairs are repaired
+      for (int c = 0; c < full; c += kLanes) {
+        const vf16 v = vload(xr + c) * vload(sc + c) + vload(sh + c);
+        for (int k = 0; k < kLanes; ++k) {
+          if (exp_bits(v[k]) == kExpMask) yr[c + k] = relu_nan(bn_exact(xr[c + k], mean[c + k], var[c + k], gamma, beta, c + k, eps));
+        }
+      }
+      for (int c = full; c < C; ++c) {
+        const float v = xr[c] * sc[c] + sh[c];
+        if (exp_bits(v) == kExpMask) yr[c] = relu_nan(bn_exact(xr[c], mean[c], var[c], gamma, beta, c, eps));
+      }
+    } else {
+      for (int c = 0; c < C; ++c) {
+        if (exp_bits(yr[c]) == kExpMask) yr[c] = bn_exact(xr[c], mean[c], var[c], gamma, beta, c, eps);
       }
     }
   }
