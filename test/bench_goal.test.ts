@@ -126,6 +126,8 @@ Deno.test("judgeGoal: not judged without all four PyTorch settings or without th
   assert.ok("skip" in g && /nchw-bf16, channels_last-bf16/.test(g.skip), JSON.stringify(g));
   const pytorchOnly = judgeGoal(benchRows().filter((r) => r.side === "pytorch"), opts);
   assert.ok("skip" in pytorchOnly && /engine/.test(pytorchOnly.skip));
+  const engineOnly = judgeGoal(benchRows().filter((r) => r.side === "noiselab"), opts);
+  assert.ok("skip" in engineOnly && /PyTorch's side/.test(engineOnly.skip), JSON.stringify(engineOnly));
   assert.ok(Number.isNaN(median([])));
   assert.equal(median([3, 1, NaN, 2]), 2);
 });

@@ -88,13 +88,16 @@ Deno.test("model id: stable, and changes with any config field or the data", () 
   assert.notEqual(modelId(a, "d1", "cpu"), modelId({ ...a, bn: "none" }, "d1", "cpu"));
 });
 
-Deno.test("resolveTrainConfig: one config per model — BN indices sorted, ResNet-only fields at their defaults for VGG", () => {
+Deno.test("resolveTrainConfig: fewer duplicate ids — BN indices sorted, model names lower case, ResNet-only fields at their defaults for VGG", () => {
   assert.deepEqual(resolveTrainConfig({ model: "resnet8", bn: [2, 0] }).bn, [0, 2]);
   const vgg = resolveTrainConfig({ model: "vgg11", shortcut: "projection", residualInit: "scaled" });
   assert.equal(vgg.shortcut, DEFAULT_TRAIN_CONFIG.shortcut);
   assert.equal(vgg.residualInit, DEFAULT_TRAIN_CONFIG.residualInit);
   assert.deepEqual(vgg, resolveTrainConfig({ model: "vgg11" }));
-  // ResNets keep them
+  // the model name as lib/models reads it
+  assert.deepEqual(resolveTrainConfig({ model: " ResNet8 " }), resolveTrainConfig({ model: "resnet8" }));
+  // ResNets keep them, however their name is spelled
+  assert.equal(resolveTrainConfig({ model: " ResNet8", shortcut: "projection" }).shortcut, "projection");
   const r = resolveTrainConfig({ model: "resnet8", shortcut: "projection", residualInit: "scaled" });
   assert.equal(r.shortcut, "projection");
   assert.equal(r.residualInit, "scaled");

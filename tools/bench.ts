@@ -675,9 +675,13 @@ const lines = [
       } M)`
     ).join(", ")
   }; a training step counts ${TRAIN_FLOP_FACTOR}x forward (forward, backward data, backward weights).`,
-  `noiselab side: ${backendName || "-"}; pytorch side: ${torch?.info ?? "-"} (${
-    args["torch-settings"] ? `settings ${torchSettings.join(", ")}` : torchSettings[0]
-  })`,
+  `noiselab side: ${backendName || "-"}; pytorch side: ${
+    torch
+      ? `${torch.info} (${
+        args["torch-settings"] ? `settings ${torchSettings.join(", ")}` : torchSettings[0]
+      })`
+      : "-"
+  }`,
   `Batch ${BATCH} training (SGD momentum), batch ${INFER_BATCH} inference, ${reps} alternating reps x ${steps} steps / ${inferBatches} batches; medians in images/s; ` +
   `the engine in fp32, PyTorch in its ${torchSettings[0]} setting.`,
   "",
@@ -822,17 +826,22 @@ if (peak) {
   );
 }
 /** Issue #11's goal per model / BN / task (tools/bench_goal.ts), for the table and the JSON lines. */
-const goal = peak && args["torch-settings"]
-  ? judgeGoal(rows, {
+const goal = !peak
+  ? { skip: "issue #11's goal needs the measured peak" }
+  : !args["torch-settings"]
+  ? { skip: "issue #11's goal is judged with --torch-settings all" }
+  : judgeGoal(rows, {
     forwardFlop: (m, bn) => fwdFlopsNoPad.get(`${m}:${bn}`)!,
     trainFlopFactor: TRAIN_FLOP_FACTOR,
     peakBf16: peak.bf16,
     peakFp32: peak.fp32,
     amx: hasAmx,
-  })
-  : null;
-if (goal && "skip" in goal) lines.push("", `Goal not judged: ${goal.skip}.`);
-if (goal && "rows" in goal && goal.rows.length) {
+  });
+if ("skip" in goal) {
+  lines.push("", `Goal not judged: ${goal.skip}.`);
+  if (args.json) log(`[bench] goal not judged: ${goal.skip}`);
+}
+if ("rows" in goal && goal.rows.length) {
   lines.push(
     "",
     `Issue #11's goal on this CPU: the engine's best ≥ ${GOAL_RATIO.train}x PyTorch's fastest of its four ` +
@@ -861,7 +870,9 @@ if (goal && "rows" in goal && goal.rows.length) {
   }
 }
 /** The goal rows as JSON lines (`--json` and the .jsonl file). */
-const goalJson = goal && "rows" in goal ? goal.rows.map((g) => ({ goal: true, ...g })) : [];
+const goalJson: Record<string, unknown>[] = "rows" in goal
+  ? goal.rows.map((g) => ({ goal: true, ...g }))
+  : [{ goal: true, skip: goal.skip }];
 if (args.json) { for (const g of goalJson) console.log(JSON.stringify(g)); }
 const md = lines.join("\n") + "\n";
 if (!args.json) console.log(md);

@@ -144,6 +144,10 @@ export function judgeGoal(
   },
 ): { rows: GoalRow[] } | { skip: string } {
   const torch = rows.filter((r) => r.side === "pytorch");
+  if (!rows.some((r) => r.side === "noiselab")) {
+    return { skip: "issue #11's goal needs the engine's side (--side both)" };
+  }
+  if (!torch.length) return { skip: "issue #11's goal needs PyTorch's side (--side both)" };
   const missing = ALL_TORCH_SETTINGS.filter((t) => !torch.some((r) => r.setting === t));
   if (missing.length) {
     return {
@@ -153,7 +157,6 @@ export function judgeGoal(
     };
   }
   const ours = rows.filter((r) => r.side === "noiselab");
-  if (!ours.length) return { skip: "issue #11's goal needs the engine's side (--side both)" };
   const out: GoalRow[] = [];
   const keys = [...new Set(ours.map((r) => `${r.model}\u0000${r.bn}`))];
   for (const key of keys) {

@@ -311,10 +311,9 @@ export async function noiseCommand(argv: string[]): Promise<number> {
   for (const alias of req.deprecated) console.error(`[noiselab] ${DEPRECATED_SWEEP_FLAGS[alias].note}`);
   const run = await runNoise(req);
   if (req.json) {
-    for (const r of run.results) {
-      const warning = cleanWarning(r.cleanNonFiniteShare);
-      if (warning) console.error(`[noiselab] ${warning}`);
-    }
+    // once: every target's clean evaluation is the same model's
+    const warning = cleanWarning(Math.max(0, ...run.results.map((r) => r.cleanNonFiniteShare)));
+    if (warning) console.error(`[noiselab] ${warning}`);
     for (const line of noiseJsonLines(run)) printJson(line);
   } else {
     console.log(formatNoiseText(run));

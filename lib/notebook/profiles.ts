@@ -472,7 +472,7 @@ export function trainConfigFor(
     bn,
     width: widthFor(p, model),
     // the shortcut only exists in ResNets: VGG configs keep the default so their ids do not depend on it
-    ...(/^resnet/.test(model) ? { shortcut: p.shortcut, residualInit: p.residualInit } : {}),
+    ...(/^\s*resnet/i.test(model) ? { shortcut: p.shortcut, residualInit: p.residualInit } : {}),
     bnEpsilon: p.bnEpsilon,
     bnMomentum: p.bnMomentum,
     optimizer: p.optimizer,

@@ -302,6 +302,8 @@ export function resolveTrainConfig(
   num(c, "subsetSeed", { int: true, min: 0 });
   if (c.width !== null) num(c, "width", { int: true, min: 1 });
   const total = checkModelName(c.model, c.width as number | null);
+  // the name as lib/models reads it (trimmed, lower case): "ResNet20" and "resnet20" are one model
+  c.model = (c.model as string).trim().toLowerCase();
   resolveBN(c.bn as BNSpec, total, c.model as string);
   // one model, one id: explicit BN indices in ascending order ("2,0" is "0,2")
   if (Array.isArray(c.bn)) c.bn = [...c.bn].sort((a, b) => a - b);
@@ -309,7 +311,7 @@ export function resolveTrainConfig(
   oneOf(c, "residualInit");
   // shortcut and residualInit exist only in ResNets: a VGG config keeps their defaults, so its id
   // does not depend on them (as lib/notebook's study configs already do)
-  if (!/^resnet/i.test(String(c.model))) {
+  if (!(c.model as string).startsWith("resnet")) {
     c.shortcut = DEFAULT_TRAIN_CONFIG.shortcut;
     c.residualInit = DEFAULT_TRAIN_CONFIG.residualInit;
   }
