@@ -29,12 +29,24 @@ import { images, randomizeBN } from "./model_helpers.ts";
 
 const nat = registerEngine();
 const skip = nat == null ? engineSkipReason() : null;
-/** An engine test, run with the fusion on (NOISELAB_LAYER_FUSION=1) whatever the caller's environment. */
+/**
+ * An engine test: run on the engine backend (the previous one restored after) with the fusion on
+ * (NOISELAB_LAYER_FUSION=1) whatever the caller's environment.
+ */
 function engineTest(name: string, fn: () => Promise<void> | void) {
   Deno.test({
     name: skipTagged(`engine: ${name}`, skip),
     ignore: skip != null,
-    fn: () => withFusionEnv("1", fn),
+    fn: () =>
+      withFusionEnv("1", async () => {
+        const prev = tf.getBackend();
+        await tf.setBackend(ENGINE_NAME);
+        try {
+          await fn();
+        } finally {
+          await tf.setBackend(prev);
+        }
+      }),
   });
 }
 
@@ -107,60 +119,54 @@ function hostile(n: number, seed: string): Float32Array {
 engineTest(
   "fused BN + ReLU kernels give bitwise what BN, Relu, ReluGrad and the BN gradient give",
   async () => {
-    const prev = tf.getBackend();
-    await tf.setBackend(ENGINE_NAME);
-    try {
-      for (
-        const [shape, seed] of [[[6, 5, 5, 16], "a"], [[4, 3, 3, 20], "b"], [[64, 40], "c"], [
-          [8, 16, 16, 24],
-          "d",
-        ]] as const
-      ) {
-        for (const special of [false, true]) {
-          const n = shape.reduce((p, q) => p * q, 1), C = shape[shape.length - 1];
-          const r = makeRng(`${seed}${special}`);
-          const X = special ? hostile(n, `${seed}x`) : new Float32Array(n).map(() => (r() - 0.3) * 4);
-          const DY = special ? hostile(n, `${seed}dy`) : new Float32Array(n).map(() => r() - 0.5);
-          tf.tidy(() => {
-            const x = tf.tensor(X, [...shape]), dy = tf.tensor(DY, [...shape]);
-            const gamma = tf.tensor1d(new Float32Array(C).map(() => 0.5 + r()));
-            const beta = tf.tensor1d(new Float32Array(C).map(() => r() - 0.5));
-            const attrs = { epsilon: 1e-5 };
-            const [y, mean, variance] = tf.engine().runKernel(
-              BN_TRAIN,
-              { x, gamma, beta },
-              attrs,
-            ) as tf.Tensor[];
-            const relu = tf.relu(y);
-            const [yf, meanF, varF] = tf.engine().runKernel(
-              BN_TRAIN_RELU,
-              { x, gamma, beta },
-              attrs,
-            ) as tf.Tensor[];
-            const label = `${shape} ${special ? "with NaN/Inf/overflow" : "finite"}`;
-            assertSameBits(yf, relu, `${label} y`, n < 1024); // tf.relu under 1024 values: JavaScript
-            assertSameBits(meanF, mean, `${label} mean`);
-            assertSameBits(varF, variance, `${label} variance`);
-            const dyRelu = tf.engine().runKernel(RELU_GRAD, { dy, x: y }) as tf.Tensor;
-            const sep = tf.engine().runKernel(
-              BN_TRAIN_GRAD,
-              { dy: dyRelu, x, mean, variance, gamma },
-              attrs,
-            ) as tf.Tensor[];
-            const fused = tf.engine().runKernel(
-              BN_TRAIN_GRAD,
-              { dy, x, mean, variance, gamma, y: yf },
-              attrs,
-            ) as tf.Tensor[];
-            ["dx", "dgamma", "dbeta"].forEach((k, i) => assertSameBits(fused[i], sep[i], `${label} ${k}`));
-            if (special) {
-              assert.ok(Array.from(yf.dataSync()).some((v) => !Number.isFinite(v)), `${label}: no NaN/Inf`);
-            }
-          });
-        }
+    for (
+      const [shape, seed] of [[[6, 5, 5, 16], "a"], [[4, 3, 3, 20], "b"], [[64, 40], "c"], [
+        [8, 16, 16, 24],
+        "d",
+      ]] as const
+    ) {
+      for (const special of [false, true]) {
+        const n = shape.reduce((p, q) => p * q, 1), C = shape[shape.length - 1];
+        const r = makeRng(`${seed}${special}`);
+        const X = special ? hostile(n, `${seed}x`) : new Float32Array(n).map(() => (r() - 0.3) * 4);
+        const DY = special ? hostile(n, `${seed}dy`) : new Float32Array(n).map(() => r() - 0.5);
+        tf.tidy(() => {
+          const x = tf.tensor(X, [...shape]), dy = tf.tensor(DY, [...shape]);
+          const gamma = tf.tensor1d(new Float32Array(C).map(() => 0.5 + r()));
+          const beta = tf.tensor1d(new Float32Array(C).map(() => r() - 0.5));
+          const attrs = { epsilon: 1e-5 };
+          const [y, mean, variance] = tf.engine().runKernel(
+            BN_TRAIN,
+            { x, gamma, beta },
+            attrs,
+          ) as tf.Tensor[];
+          const relu = tf.relu(y);
+          const [yf, meanF, varF] = tf.engine().runKernel(
+            BN_TRAIN_RELU,
+            { x, gamma, beta },
+            attrs,
+          ) as tf.Tensor[];
+          const label = `${shape} ${special ? "with NaN/Inf/overflow" : "finite"}`;
+          assertSameBits(yf, relu, `${label} y`, n < 1024); // tf.relu under 1024 values: JavaScript
+          assertSameBits(meanF, mean, `${label} mean`);
+          assertSameBits(varF, variance, `${label} variance`);
+          const dyRelu = tf.engine().runKernel(RELU_GRAD, { dy, x: y }) as tf.Tensor;
+          const sep = tf.engine().runKernel(
+            BN_TRAIN_GRAD,
+            { dy: dyRelu, x, mean, variance, gamma },
+            attrs,
+          ) as tf.Tensor[];
+          const fused = tf.engine().runKernel(
+            BN_TRAIN_GRAD,
+            { dy, x, mean, variance, gamma, y: yf },
+            attrs,
+          ) as tf.Tensor[];
+          ["dx", "dgamma", "dbeta"].forEach((k, i) => assertSameBits(fused[i], sep[i], `${label} ${k}`));
+          if (special) {
+            assert.ok(Array.from(yf.dataSync()).some((v) => !Number.isFinite(v)), `${label}: no NaN/Inf`);
+          }
+        });
       }
-    } finally {
-      await tf.setBackend(prev);
     }
   },
 );
@@ -184,155 +190,129 @@ function trainingPass(model: tfl.LayersModel, x: Float32Array, n: number, fused:
 engineTest(
   "a training pass with the fusion gives bitwise the loss, gradients and moving stats without it",
   async () => {
-    const prev = tf.getBackend();
-    await tf.setBackend(ENGINE_NAME);
-    try {
-      for (const [name, opts] of [["resnet8", { width: 8 }], ["vgg11", { width: 8 }]] as const) {
-        const n = 6;
-        const x = images(n, 3);
-        x[5] = NaN; // one image with a NaN pixel: its NaNs must travel the same way
-        // two identical models (same seed): the pass updates the moving statistics
-        const mA = buildModel(name, { bn: "all", seed: 1, ...opts });
-        const mB = buildModel(name, { bn: "all", seed: 1, ...opts });
-        setEngineProfiling(true);
-        const a = trainingPass(mA, x, n, false);
-        const plain = { ...engineStats() };
-        setEngineProfiling(false);
-        setEngineProfiling(true);
-        const b = trainingPass(mB, x, n, true);
-        const fusedStats = { ...engineStats() };
-        setEngineProfiling(false);
-        const pairs = reluFusions(mB).size;
-        assert.ok(pairs > 0);
-        // the fusion ran: one fused BN per pair, that many fewer Relu and ReluGrad calls
-        const calls = (s: typeof plain, k: string) => (s[k]?.native ?? 0) + (s[k]?.fallback ?? 0);
-        assert.equal(calls(fusedStats, BN_TRAIN_RELU), pairs, `${name}: fused BN calls`);
-        assert.equal(calls(plain, "Relu") - calls(fusedStats, "Relu"), pairs, `${name}: Relu calls saved`);
-        assert.equal(
-          calls(plain, RELU_GRAD) - calls(fusedStats, RELU_GRAD),
-          pairs,
-          `${name}: ReluGrad calls saved`,
-        );
-        assertSameBits(b.value, a.value, `${name} loss`);
-        assert.ok(Number.isNaN(a.value.dataSync()[0]), `${name}: the NaN pixel reached the loss`);
-        assert.equal(a.grads.length, mA.trainableWeights.length);
-        a.grads.forEach((g, i) =>
-          assertSameBits(b.grads[i], g, `${name} grad ${mA.trainableWeights[i].name}`)
-        );
-        a.stats.forEach((s, i) => assertSameBits(b.stats[i], s, `${name} moving stat ${i}`));
-        // and a clean batch: finite, equal
-        const xc = images(n, 4);
-        const c = trainingPass(mA, xc, n, false), d = trainingPass(mB, xc, n, true);
-        assert.ok(Number.isFinite(c.value.dataSync()[0]));
-        c.grads.forEach((g, i) =>
-          assertSameBits(d.grads[i], g, `${name} clean grad ${mA.trainableWeights[i].name}`)
-        );
-        tf.dispose([a, b, c, d].flatMap((p) => [p.value, ...p.grads, ...p.stats]));
-        mA.dispose();
-        mB.dispose();
-      }
-    } finally {
-      await tf.setBackend(prev);
+    for (const [name, opts] of [["resnet8", { width: 8 }], ["vgg11", { width: 8 }]] as const) {
+      const n = 6;
+      const x = images(n, 3);
+      x[5] = NaN; // one image with a NaN pixel: its NaNs must travel the same way
+      // two identical models (same seed): the pass updates the moving statistics
+      const mA = buildModel(name, { bn: "all", seed: 1, ...opts });
+      const mB = buildModel(name, { bn: "all", seed: 1, ...opts });
+      setEngineProfiling(true);
+      const a = trainingPass(mA, x, n, false);
+      const plain = { ...engineStats() };
+      setEngineProfiling(false);
+      setEngineProfiling(true);
+      const b = trainingPass(mB, x, n, true);
+      const fusedStats = { ...engineStats() };
+      setEngineProfiling(false);
+      const pairs = reluFusions(mB).size;
+      assert.ok(pairs > 0);
+      // the fusion ran: one fused BN per pair, that many fewer Relu and ReluGrad calls
+      const calls = (s: typeof plain, k: string) => (s[k]?.native ?? 0) + (s[k]?.fallback ?? 0);
+      assert.equal(calls(fusedStats, BN_TRAIN_RELU), pairs, `${name}: fused BN calls`);
+      assert.equal(calls(plain, "Relu") - calls(fusedStats, "Relu"), pairs, `${name}: Relu calls saved`);
+      assert.equal(
+        calls(plain, RELU_GRAD) - calls(fusedStats, RELU_GRAD),
+        pairs,
+        `${name}: ReluGrad calls saved`,
+      );
+      assertSameBits(b.value, a.value, `${name} loss`);
+      assert.ok(Number.isNaN(a.value.dataSync()[0]), `${name}: the NaN pixel reached the loss`);
+      assert.equal(a.grads.length, mA.trainableWeights.length);
+      a.grads.forEach((g, i) => assertSameBits(b.grads[i], g, `${name} grad ${mA.trainableWeights[i].name}`));
+      a.stats.forEach((s, i) => assertSameBits(b.stats[i], s, `${name} moving stat ${i}`));
+      // and a clean batch: finite, equal
+      const xc = images(n, 4);
+      const c = trainingPass(mA, xc, n, false), d = trainingPass(mB, xc, n, true);
+      assert.ok(Number.isFinite(c.value.dataSync()[0]));
+      c.grads.forEach((g, i) =>
+        assertSameBits(d.grads[i], g, `${name} clean grad ${mA.trainableWeights[i].name}`)
+      );
+      tf.dispose([a, b, c, d].flatMap((p) => [p.value, ...p.grads, ...p.stats]));
+      mA.dispose();
+      mB.dispose();
     }
   },
 );
 
 engineTest("fused inference BN + ReLU kernel gives bitwise what FusedBatchNorm then Relu give", async () => {
-  const prev = tf.getBackend();
-  await tf.setBackend(ENGINE_NAME);
-  try {
-    for (const [shape, seed] of [[[4, 3, 3, 20], "e"], [[8, 16, 16, 24], "f"]] as const) {
-      for (const special of [false, true]) {
-        const n = shape.reduce((p, q) => p * q, 1), C = shape[shape.length - 1];
-        const r = makeRng(`${seed}${special}`);
-        const X = special ? hostile(n, `${seed}x`) : new Float32Array(n).map(() => (r() - 0.3) * 4);
-        tf.tidy(() => {
-          const x = tf.tensor(X, [...shape]);
-          const mean = tf.tensor1d(new Float32Array(C).map(() => r() - 0.5));
-          const variance = tf.tensor1d(new Float32Array(C).map(() => 0.2 + r()));
-          const scale = tf.tensor1d(new Float32Array(C).map(() => 0.5 + r()));
-          const offset = tf.tensor1d(new Float32Array(C).map(() => r() - 0.5));
-          const ref = tf.relu(tf.batchNorm(x, mean, variance, offset, scale, 1e-5));
-          const fused = tf.engine().runKernel(
-            BN_INFER_RELU,
-            { x, mean, variance, offset, scale },
-            { varianceEpsilon: 1e-5 },
-          ) as tf.Tensor;
-          // tf.relu under 1024 values runs in JavaScript, which does not keep NaN payloads
-          assertSameBits(fused, ref, `${shape} ${special ? "with NaN/Inf/overflow" : "finite"}`, n < 1024);
-        });
-      }
+  for (const [shape, seed] of [[[4, 3, 3, 20], "e"], [[8, 16, 16, 24], "f"]] as const) {
+    for (const special of [false, true]) {
+      const n = shape.reduce((p, q) => p * q, 1), C = shape[shape.length - 1];
+      const r = makeRng(`${seed}${special}`);
+      const X = special ? hostile(n, `${seed}x`) : new Float32Array(n).map(() => (r() - 0.3) * 4);
+      tf.tidy(() => {
+        const x = tf.tensor(X, [...shape]);
+        const mean = tf.tensor1d(new Float32Array(C).map(() => r() - 0.5));
+        const variance = tf.tensor1d(new Float32Array(C).map(() => 0.2 + r()));
+        const scale = tf.tensor1d(new Float32Array(C).map(() => 0.5 + r()));
+        const offset = tf.tensor1d(new Float32Array(C).map(() => r() - 0.5));
+        const ref = tf.relu(tf.batchNorm(x, mean, variance, offset, scale, 1e-5));
+        const fused = tf.engine().runKernel(
+          BN_INFER_RELU,
+          { x, mean, variance, offset, scale },
+          { varianceEpsilon: 1e-5 },
+        ) as tf.Tensor;
+        // tf.relu under 1024 values runs in JavaScript, which does not keep NaN payloads
+        assertSameBits(fused, ref, `${shape} ${special ? "with NaN/Inf/overflow" : "finite"}`, n < 1024);
+      });
     }
-  } finally {
-    await tf.setBackend(prev);
   }
 });
 
 engineTest("predictLogits runs BN + ReLU fused and gives bitwise model.predict's logits", async () => {
-  const prev = tf.getBackend();
-  await tf.setBackend(ENGINE_NAME);
-  try {
-    for (const [name, opts] of [["resnet8", { width: 8 }], ["vgg11", { width: 8 }]] as const) {
-      const model = buildModel(name, { bn: "all", seed: 2, ...opts });
-      randomizeBN(model, 5);
-      const n = 7;
-      const x = images(n, 6);
-      x[3 * 32 * 32 * 3 + 17] = NaN; // image 3 carries a NaN
-      x[5 * 32 * 32 * 3 + 4] = 3e38; // image 5 a huge pixel
-      const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [n, 32, 32, 3])) as tf.Tensor);
-      const refBits = bits(ref);
-      setEngineProfiling(true);
-      const got = await predictLogits(model, x, 4); // two batches
-      const stats = { ...engineStats() };
-      setEngineProfiling(false);
-      const calls = (s: typeof stats, k: string) => (s[k]?.native ?? 0) + (s[k]?.fallback ?? 0);
-      const pairs = reluFusions(model).size;
-      assert.equal(calls(stats, BN_INFER_RELU), 2 * pairs, `${name}: fused BN calls (2 batches)`);
-      const bns = model.layers.filter((l) => l.getClassName() === "BatchNormalization").length;
-      assert.equal(calls(stats, "FusedBatchNorm"), 2 * (bns - pairs), `${name}: unfused BN calls`);
-      const gotBits = bits(tf.tensor(got, ref.shape));
-      assert.deepEqual(gotBits, refBits, `${name}: logits`);
-      const row = (i: number) => Array.from(got.subarray(i * 10, (i + 1) * 10));
-      assert.ok(row(3).some((v) => Number.isNaN(v)), `${name}: the NaN image's logits carry NaN`);
-      assert.ok(row(0).every(Number.isFinite), `${name}: a clean image's logits are finite`);
-      ref.dispose();
-      model.dispose();
-    }
-  } finally {
-    await tf.setBackend(prev);
+  for (const [name, opts] of [["resnet8", { width: 8 }], ["vgg11", { width: 8 }]] as const) {
+    const model = buildModel(name, { bn: "all", seed: 2, ...opts });
+    randomizeBN(model, 5);
+    const n = 7;
+    const x = images(n, 6);
+    x[3 * 32 * 32 * 3 + 17] = NaN; // image 3 carries a NaN
+    x[5 * 32 * 32 * 3 + 4] = 3e38; // image 5 a huge pixel
+    const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [n, 32, 32, 3])) as tf.Tensor);
+    const refBits = bits(ref);
+    setEngineProfiling(true);
+    const got = await predictLogits(model, x, 4); // two batches
+    const stats = { ...engineStats() };
+    setEngineProfiling(false);
+    const calls = (s: typeof stats, k: string) => (s[k]?.native ?? 0) + (s[k]?.fallback ?? 0);
+    const pairs = reluFusions(model).size;
+    assert.equal(calls(stats, BN_INFER_RELU), 2 * pairs, `${name}: fused BN calls (2 batches)`);
+    const bns = model.layers.filter((l) => l.getClassName() === "BatchNormalization").length;
+    assert.equal(calls(stats, "FusedBatchNorm"), 2 * (bns - pairs), `${name}: unfused BN calls`);
+    const gotBits = bits(tf.tensor(got, ref.shape));
+    assert.deepEqual(gotBits, refBits, `${name}: logits`);
+    const row = (i: number) => Array.from(got.subarray(i * 10, (i + 1) * 10));
+    assert.ok(row(3).some((v) => Number.isNaN(v)), `${name}: the NaN image's logits carry NaN`);
+    assert.ok(row(0).every(Number.isFinite), `${name}: a clean image's logits are finite`);
+    ref.dispose();
+    model.dispose();
   }
 });
 
 engineTest(
   "trainStep (lib/train) runs the BN + ReLU pairs fused; NOISELAB_LAYER_FUSION=0 or off turns it off",
   async () => {
-    const prev = tf.getBackend();
-    await tf.setBackend(ENGINE_NAME);
-    try {
-      const model = buildModel("resnet8", { bn: "all", seed: 3, width: 8 });
-      const st = trainStepState(model, {
-        ...DEFAULT_TRAIN_CONFIG,
-        optimizer: "sgd",
-        momentum: 0.9,
-        nesterov: false,
+    const model = buildModel("resnet8", { bn: "all", seed: 3, width: 8 });
+    const st = trainStepState(model, {
+      ...DEFAULT_TRAIN_CONFIG,
+      optimizer: "sgd",
+      momentum: 0.9,
+      nesterov: false,
+    });
+    const n = 8, x = images(n, 7), y = new Int32Array(n).map((_, i) => i % 10);
+    const fusedCalls = async (env: string) =>
+      await withFusionEnv(env, () => {
+        setEngineProfiling(true);
+        trainStep(st, x, y, 0.01);
+        const s = engineStats()[BN_TRAIN_RELU];
+        setEngineProfiling(false);
+        return (s?.native ?? 0) + (s?.fallback ?? 0);
       });
-      const n = 8, x = images(n, 7), y = new Int32Array(n).map((_, i) => i % 10);
-      const fusedCalls = async (env: string) =>
-        await withFusionEnv(env, () => {
-          setEngineProfiling(true);
-          trainStep(st, x, y, 0.01);
-          const s = engineStats()[BN_TRAIN_RELU];
-          setEngineProfiling(false);
-          return (s?.native ?? 0) + (s?.fallback ?? 0);
-        });
-      assert.equal(await fusedCalls("1"), reluFusions(model).size);
-      assert.equal(await fusedCalls("0"), 0);
-      assert.equal(await fusedCalls("off"), 0);
-      st.optimizer.dispose();
-      model.dispose();
-    } finally {
-      await tf.setBackend(prev);
-    }
+    assert.equal(await fusedCalls("1"), reluFusions(model).size);
+    assert.equal(await fusedCalls("0"), 0);
+    assert.equal(await fusedCalls("off"), 0);
+    st.optimizer.dispose();
+    model.dispose();
   },
 );
 

@@ -20,6 +20,22 @@ const bf16Skip = skip ??
   (bf16Available() ? null : "the CPU has no bf16 dot products (avx512_core_bf16 / AMX)");
 
 /**
+ * A native-plan test: skipped (tagged) for `reason`, run on the onednn engine with fp32
+ * convolutions to start with.
+ */
+function planTest(name: string, reason: string | null, fn: () => Promise<void> | void) {
+  Deno.test({
+    name: skipTagged(name, reason),
+    ignore: reason != null,
+    fn: async () => {
+      await tf.setBackend("onednn");
+      setConvPrecision("fp32");
+      await fn();
+    },
+  });
+}
+
+/**
  * Asserts `got` within bf16 rounding of `ref`: bf16 keeps 8 significant bits, and a few roundings per
  * layer stay far below 2^-5 of the largest logit, while a misplaced pad, shortcut or bias changes logits
  * by O(scale). `exact`: also bitwise equal (fp32 plans). Returns how many logits are bitwise equal.
@@ -59,15 +75,10 @@ const MODELS = [
 
 for (const [name, opts] of MODELS) {
   const label = `${name} ${JSON.stringify(opts)}`;
-  Deno.test({
-    name: skipTagged(
-      `native plan fp32: ${label} gives the layer-by-layer fused path's bits, at two batch sizes (one over a chunk)`,
-      skip,
-    ),
-    ignore: skip != null,
-    fn: async () => {
-      await tf.setBackend("onednn");
-      setConvPrecision("fp32");
+  planTest(
+    `native plan fp32: ${label} gives the layer-by-layer fused path's bits, at two batch sizes (one over a chunk)`,
+    skip,
+    async () => {
       const model = buildModel(name, { ...opts, seed: 3 });
       randomizeBN(model, 5);
       const plan = compileFusedInference(model);
@@ -94,16 +105,12 @@ for (const [name, opts] of MODELS) {
         model.dispose();
       }
     },
-  });
+  );
 
-  Deno.test({
-    name: skipTagged(
-      `native plan bf16: ${label} within bf16 rounding of the layer-by-layer bf16 path, batch-independent`,
-      bf16Skip,
-    ),
-    ignore: bf16Skip != null,
-    fn: async () => {
-      await tf.setBackend("onednn");
+  planTest(
+    `native plan bf16: ${label} within bf16 rounding of the layer-by-layer bf16 path, batch-independent`,
+    bf16Skip,
+    async () => {
       const model = buildModel(name, { ...opts, seed: 3 });
       randomizeBN(model, 5);
       const n = 16;
@@ -137,18 +144,13 @@ for (const [name, opts] of MODELS) {
         model.dispose();
       }
     },
-  });
+  );
 }
 
-Deno.test({
-  name: skipTagged(
-    "native plan: a non-finite input falls back to the layer-by-layer path for that batch",
-    skip,
-  ),
-  ignore: skip != null,
-  fn: async () => {
-    await tf.setBackend("onednn");
-    setConvPrecision("fp32");
+planTest(
+  "native plan: a non-finite input falls back to the layer-by-layer path for that batch",
+  skip,
+  async () => {
     const model = buildModel("resnet20", { bn: "all", seed: 3 });
     randomizeBN(model, 6);
     const x = images(8, 9);
@@ -170,17 +172,12 @@ Deno.test({
       model.dispose();
     }
   },
-});
+);
 
-Deno.test({
-  name: skipTagged(
-    "native plan: finite inputs whose partial sums could overflow run layer by layer, per image, with the unfused model's NaN",
-    skip,
-  ),
-  ignore: skip != null,
-  fn: async () => {
-    await tf.setBackend("onednn");
-    setConvPrecision("fp32");
+planTest(
+  "native plan: finite inputs whose partial sums could overflow run layer by layer, per image, with the unfused model's NaN",
+  skip,
+  async () => {
     const model = buildModel("resnet20", { bn: "none", seed: 3 });
     // conv1's first output channel: +1e38 on input channel 0 and -1e38 on input channel 2 of one tap;
     // a pixel of (10, ·, 10) gives products of +1e39 and -1e39: +-Inf or NaN before the ReLU, depending
@@ -249,13 +246,12 @@ Deno.test({
     }
     model.dispose();
   },
-});
+);
 
-Deno.test({
-  name: skipTagged("native plan: ReLU and Add on [N, K] values (after a Dense) in fp32 and bf16 plans", skip),
-  ignore: skip != null,
-  fn: async () => {
-    await tf.setBackend("onednn");
+planTest(
+  "native plan: ReLU and Add on [N, K] values (after a Dense) in fp32 and bf16 plans",
+  skip,
+  async () => {
     const input = tfl.input({ shape: [32, 32, 3] });
     const h = tfl.layers.conv2d({ filters: 8, kernelSize: 3, padding: "same", activation: "relu" }).apply(
       input,
@@ -283,17 +279,12 @@ Deno.test({
     }
     model.dispose();
   },
-});
+);
 
-Deno.test({
-  name: skipTagged(
-    "native plan: refused (layer by layer instead) for an infinite weight, an unknown layer, cpu",
-    skip,
-  ),
-  ignore: skip != null,
-  fn: async () => {
-    await tf.setBackend("onednn");
-    setConvPrecision("fp32");
+planTest(
+  "native plan: refused (layer by layer instead) for an infinite weight, an unknown layer, cpu",
+  skip,
+  async () => {
     const model = buildModel("resnet20", { bn: "none", seed: 3 });
     const k = model.getLayer("conv5").weights[0];
     const v = (k.read().dataSync() as Float32Array).slice();
@@ -324,16 +315,12 @@ Deno.test({
     model.dispose();
     odd.dispose();
   },
-});
+);
 
-Deno.test({
-  name: skipTagged(
-    "native plan (shim): malformed programs are refused with an error; a disposed plan throws",
-    skip,
-  ),
-  ignore: skip != null,
-  fn: async () => {
-    await tf.setBackend("onednn");
+planTest(
+  "native plan (shim): malformed programs are refused with an error; a disposed plan throws",
+  skip,
+  async () => {
     const rec = new Int32Array(PLAN_OP_INTS);
     rec.set([PLAN_OP.relu, 0, -1, 0, 4]); // writes the input slot
     assert.throws(
@@ -354,4 +341,4 @@ Deno.test({
     plan.dispose();
     assert.throws(() => plan.run(new Float32Array(4), 1, new Float32Array(4)), /after dispose/);
   },
-});
+);

@@ -71,7 +71,7 @@ import { noiseSweep } from "../lib/noise/sweep.ts";
 import { DEFAULT_TRAIN_CONFIG, trainStep, type TrainStepState, trainStepState } from "../lib/train/mod.ts";
 import { NoiselabError, projectRoot, writeFileAtomic } from "../lib/util/mod.ts";
 import { cpuName } from "../lib/util/machine.ts";
-import { FP32_GOAL_RATIO, GOAL_RATIO, judgeGoal, median } from "./bench_goal.ts";
+import { FP32_GOAL_RATIO, GOAL_RATIO, judgeGoal, median, taskMedians } from "./bench_goal.ts";
 
 interface Row {
   model: string;
@@ -241,10 +241,6 @@ if (args.sweep) {
       model.dispose();
     }
   }
-  const med = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  };
   const lines = [
     `# Sweep benchmark ${started.toISOString()}`,
     "",
@@ -258,7 +254,9 @@ if (args.sweep) {
   for (const name of models) {
     for (const bn of bns) {
       const pick = (path: string) =>
-        med(sweepRows.filter((r) => r.model === name && r.bn === bn && r.path === path).map((r) => r.img_s));
+        median(
+          sweepRows.filter((r) => r.model === name && r.bn === bn && r.path === path).map((r) => r.img_s),
+        );
       const u = pick("unfused"), f = pick("fused"), h = pick("fused-bf16");
       lines.push(
         `| ${name} | ${bn} | ${u.toFixed(1)} | ${f.toFixed(1)} | ${(f / u).toFixed(2)}x | ${h.toFixed(1)} | ${
@@ -725,30 +723,12 @@ if (torch && torchSettings.length > 1 && args.side === "both") {
   for (const name of models) {
     for (const bn of bns) {
       for (const k of ["train_img_s", "infer_img_s"] as const) {
-        const med = (side: string, setting?: string) => {
-          const v = rows.filter((r) =>
-            r.model === name && r.bn === bn && r.side === side &&
-            (setting === undefined || r.setting === setting)
-          ).map((r) => r[k]);
-          return v.length ? median(v) : NaN;
-        };
-        const ours = med("noiselab");
-        const kb = k === "train_img_s" ? "train_bf16_img_s" : "infer_bf16_img_s";
-        const b16 = rows.filter((r) =>
-          r.model === name && r.bn === bn && r.side === "noiselab" && r[kb] !== undefined
-        ).map((r) => r[kb]!);
-        const oursBf16 = b16.length ? median(b16) : NaN;
-        const medKey = (key: "infer_fused_img_s" | "infer_fused_bf16_img_s") => {
-          const v = rows.filter((r) =>
-            r.model === name && r.bn === bn && r.side === "noiselab" && r[key] !== undefined
-          ).map((r) => r[key]!);
-          return k === "infer_img_s" && v.length ? median(v) : NaN;
-        };
-        const fused = medKey("infer_fused_img_s"), fusedBf16 = medKey("infer_fused_bf16_img_s");
-        const oursBest = Math.max(...[ours, oursBf16, fused, fusedBf16].filter((v) => !Number.isNaN(v)));
+        const m = taskMedians(rows, name, bn, k === "train_img_s" ? "train" : "infer", torchSettings);
+        const [ours, oursBf16, fused = NaN, fusedBf16 = NaN] = m.engine.map(([, v]) => v);
+        const oursBest = m.engineBest?.[1] ?? NaN;
         const cell = (v: number) => (Number.isNaN(v) ? "-" : v.toFixed(1));
-        const theirs = torchSettings.map((t) => med("pytorch", t));
-        const best = Math.max(...theirs.filter((v) => !Number.isNaN(v)));
+        const theirs = m.torch.map(([, v]) => v);
+        const best = m.torchBest?.[1] ?? NaN;
         lines.push(
           `| ${name} | ${bn} | ${k === "train_img_s" ? "train" : "infer"} | ${ours.toFixed(1)} | ${
             cell(oursBf16)

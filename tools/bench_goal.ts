@@ -8,6 +8,8 @@
  * @module
  */
 
+import jStat from "jstat";
+
 /** Issue #11's goal: the engine's best vs PyTorch's fastest setting, per task. */
 export const GOAL_RATIO = { train: 1.2, infer: 1.5 } as const;
 /** Issue #11's fp32-only goal: the engine in fp32 vs PyTorch's channels_last fp32. */
@@ -102,11 +104,51 @@ export interface BenchRowLike {
   infer_fused_bf16_img_s?: number;
 }
 
-/** Median of finite values; NaN when there are none. */
+/** Median of the finite values (jstat `median`); NaN when there are none. */
 export function median(xs: number[]): number {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const finite = xs.filter(Number.isFinite);
+  return finite.length ? jStat.median(finite) : NaN;
+}
+
+/** The engine's columns of a task, in report order (training has no fused columns). */
+const ENGINE_COLUMNS: Record<"train" | "infer", [string, keyof BenchRowLike][]> = {
+  train: [["fp32", "train_img_s"], ["bf16", "train_bf16_img_s"]],
+  infer: [
+    ["fp32", "infer_img_s"],
+    ["bf16", "infer_bf16_img_s"],
+    ["fused fp32", "infer_fused_img_s"],
+    ["fused bf16", "infer_fused_bf16_img_s"],
+  ],
+};
+
+/**
+ * Medians over the repetitions of one model / BN / task: the engine's columns
+ * ("fp32", "bf16", "fused fp32", "fused bf16"; NaN where not measured) and each of
+ * PyTorch's `settings`, with the fastest of each side (undefined where none was measured).
+ */
+export function taskMedians(
+  rows: BenchRowLike[],
+  model: string,
+  bn: boolean,
+  what: "train" | "infer",
+  settings: readonly string[],
+): {
+  engine: [string, number][];
+  torch: [string, number][];
+  engineBest?: [string, number];
+  torchBest?: [string, number];
+} {
+  const mine = rows.filter((r) => r.side === "noiselab" && r.model === model && r.bn === bn);
+  const theirs = rows.filter((r) => r.side === "pytorch" && r.model === model && r.bn === bn);
+  const engine = ENGINE_COLUMNS[what].map(([label, k]) =>
+    [label, median(mine.map((r) => r[k] as number))] as [string, number]
+  );
+  const torch = settings.map((t) =>
+    [t, median(theirs.filter((r) => r.setting === t).map((r) => r[`${what}_img_s`]))] as [string, number]
+  );
+  const fastest = (xs: [string, number][]) =>
+    xs.filter(([, v]) => Number.isFinite(v)).sort((a, b) => b[1] - a[1])[0];
+  return { engine, torch, engineBest: fastest(engine), torchBest: fastest(torch) };
 }
 
 /** One model / BN / task of {@link judgeGoal}: the medians it used and the verdicts. */
@@ -162,24 +204,9 @@ export function judgeGoal(
   for (const key of keys) {
     const [model, bnS] = key.split("\u0000");
     const bn = bnS === "true";
-    const mine = ours.filter((r) => r.model === model && r.bn === bn);
-    const theirs = torch.filter((r) => r.model === model && r.bn === bn);
     for (const what of ["train", "infer"] as const) {
-      const cols: [string, number][] =
-        (what === "train" ? [["fp32", "train_img_s"], ["bf16", "train_bf16_img_s"]] : [
-          ["fp32", "infer_img_s"],
-          ["bf16", "infer_bf16_img_s"],
-          ["fused fp32", "infer_fused_img_s"],
-          ["fused bf16", "infer_fused_bf16_img_s"],
-        ] as [string, keyof BenchRowLike][]).map(([label, k]) => [
-          label,
-          median(mine.map((r) => r[k as keyof BenchRowLike] as number)),
-        ]);
-      const best = cols.filter(([, v]) => Number.isFinite(v)).sort((a, b) => b[1] - a[1])[0];
-      const settings = ALL_TORCH_SETTINGS.map((t) =>
-        [t, median(theirs.filter((r) => r.setting === t).map((r) => r[`${what}_img_s`]))] as const
-      );
-      const fastest = settings.filter(([, v]) => Number.isFinite(v)).sort((a, b) => b[1] - a[1])[0];
+      const m = taskMedians(rows, model, bn, what, ALL_TORCH_SETTINGS);
+      const best = m.engineBest, fastest = m.torchBest;
       if (!best || !fastest) continue;
       const v = goalVerdict({
         what,
@@ -190,8 +217,8 @@ export function judgeGoal(
         peakFp32: o.peakFp32,
         amx: o.amx,
       });
-      const channelsLast = settings.find(([t]) => t === "channels_last")![1];
-      const fp32Ratio = cols[0][1] / channelsLast;
+      const channelsLast = m.torch.find(([t]) => t === "channels_last")![1];
+      const fp32Ratio = m.engine[0][1] / channelsLast;
       out.push({
         model,
         bn,

@@ -29,15 +29,19 @@ export const BN_INFER_RELU = "NoiselabBatchNormInferRelu";
 /** FusedBatchNorm, {@link BN_INFER_RELU}, {@link BN_TRAIN}, {@link BN_TRAIN_RELU}, {@link BN_TRAIN_GRAD}. */
 export function batchNormKernels(ctx: KernelContext): KernelTable {
   const { nat, s, vals, out, alloc, f32, fb } = ctx;
+  /** x's channel count (last axis), element count and rows (all but the last axis) as the shim takes them. */
+  const dims = (x: TensorInfo) => {
+    const C = x.shape[x.shape.length - 1], n = size(x.shape);
+    return { C, n, rows: BigInt(n / C) };
+  };
   /** FusedBatchNorm's native body; null where it needs the cpu kernel (not float32, params not 1-D). */
   const bnInfer = (args: Parameters<KernelFn>[0], relu: boolean) => {
     const { x, mean, variance, offset, scale } = args.inputs as Record<string, TensorInfo>;
-    const C = x.shape[x.shape.length - 1];
+    const { C, n, rows } = dims(x);
     const is1d = (t?: TensorInfo) => t == null || (t.shape.length === 1 && t.shape[0] === C);
     if (!f32(x, mean, variance, offset, scale) || ![mean, variance, offset, scale].every(is1d)) {
       return null;
     }
-    const n = size(x.shape);
     const y = alloc(args.backend, n);
     const eps = (args.attrs as Record<string, any>).varianceEpsilon ?? 0.001;
     const b = args.backend;
@@ -49,7 +53,7 @@ export function batchNormKernels(ctx: KernelContext): KernelTable {
         vals(b, scale),
         vals(b, offset),
         y,
-        BigInt(n / C),
+        rows,
         C,
         eps,
         relu ? 1 : 0,
@@ -60,8 +64,7 @@ export function batchNormKernels(ctx: KernelContext): KernelTable {
   };
   const bnTrain = (args: Parameters<KernelFn>[0], relu: boolean) => {
     const { x, gamma, beta } = args.inputs as Record<string, TensorInfo>;
-    const C = x.shape[x.shape.length - 1];
-    const n = size(x.shape);
+    const { C, n, rows } = dims(x);
     const y = alloc(args.backend, n), mean = alloc(args.backend, C), v = alloc(args.backend, C);
     const b = args.backend;
     const eps = (args.attrs as Record<string, any>).epsilon as number;
@@ -73,7 +76,7 @@ export function batchNormKernels(ctx: KernelContext): KernelTable {
         y,
         mean,
         v,
-        BigInt(n / C),
+        rows,
         C,
         eps,
         relu ? 1 : 0,
@@ -99,8 +102,7 @@ export function batchNormKernels(ctx: KernelContext): KernelTable {
     [BN_TRAIN_GRAD]: (args) => {
       const { dy, x, mean, variance, gamma } = args.inputs as Record<string, TensorInfo>;
       const y = (args.inputs as Record<string, TensorInfo | undefined>).y; // BN_TRAIN_RELU's output
-      const C = x.shape[x.shape.length - 1];
-      const n = size(x.shape);
+      const { C, n, rows } = dims(x);
       const dx = alloc(args.backend, n), dg = alloc(args.backend, C), db = alloc(args.backend, C);
       const b = args.backend;
       const eps = (args.attrs as Record<string, any>).epsilon as number;
@@ -115,7 +117,7 @@ export function batchNormKernels(ctx: KernelContext): KernelTable {
           dx,
           dg,
           db,
-          BigInt(n / C),
+          rows,
           C,
           eps,
         ),
