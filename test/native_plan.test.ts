@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-cpu";
 import { engineSkipReason, registerEngine, setConvPrecision, skipTagged } from "../lib/backend/engine/mod.ts";
+import { BF16_SKIP_REASON } from "../lib/backend/engine/expect.ts";
 import { bf16Available } from "../lib/backend/engine/precision.ts";
 import { createNativePlan, PLAN_OP, PLAN_OP_INTS } from "../lib/backend/engine/plan.ts";
 import { buildModel, predictLogits } from "../lib/models/mod.ts";
@@ -17,7 +18,7 @@ import { images, randomizeBN } from "./model_helpers.ts";
 const nat = registerEngine();
 const skip = nat == null ? engineSkipReason() : null;
 const bf16Skip = skip ??
-  (bf16Available() ? null : "the CPU has no bf16 dot products (avx512_core_bf16 / AMX)");
+  (bf16Available() ? null : BF16_SKIP_REASON);
 
 /**
  * A native-plan test: skipped (tagged) for `reason`, run on the onednn engine with fp32

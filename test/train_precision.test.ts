@@ -23,11 +23,15 @@ import { resolveFastPath, resolveSweepConfig } from "../lib/noise/mod.ts";
 import { hashObject } from "../lib/util/hash.ts";
 import { NUMERICS_VERSION } from "../lib/util/version.ts";
 import { NoiselabError } from "../lib/util/errors.ts";
+import { BF16_SKIP_REASON, engineSkipReason, skipTagged } from "../lib/backend/engine/expect.ts";
 
 await initBackend();
 const dataset = await loadDataset({ dataset: "cifar10" });
 const why = bf16TrainingUnavailable();
 if (why) console.error(`[test] bf16 training unavailable here (${why}): only the fallback is tested`);
+/** A bf16 test's name, tagged with the skip reason tools/test.sh re-checks where bf16 cannot run. */
+const bf16Name = (name: string) =>
+  skipTagged(name, why === null ? null : engineSkipReason() ?? BF16_SKIP_REASON);
 
 const weightsOf = (t: TrainedModel) => t.model.weights.map((w) => Array.from(w.read().dataSync()));
 const tmp = () => Deno.makeTempDir({ prefix: "noiselab-precision-" });
@@ -83,7 +87,9 @@ const tiny: Partial<TrainConfig> = {
 };
 
 Deno.test({
-  name: "bf16 training: deterministic, not fp32's weights, resumable bitwise, id and provenance record bf16",
+  name: bf16Name(
+    "bf16 training: deterministic, not fp32's weights, resumable bitwise, id and provenance record bf16",
+  ),
   ignore: why !== null,
   fn: async () => {
     const [d1, d2, d3] = [await tmp(), await tmp(), await tmp()];
@@ -108,7 +114,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: "bf16Available() probes without changing the precision in effect (a training scope stays one)",
+  name: bf16Name(
+    "bf16Available() probes without changing the precision in effect (a training scope stays one)",
+  ),
   ignore: why !== null,
   fn: async () => {
     const { bf16Available, setConvPrecision } = await import("../lib/backend/engine/precision.ts");

@@ -10,6 +10,7 @@
 #   "no libdnnl-dev"  oneDNN's headers are absent (the engine's shim cannot be built)
 #   "no <compiler>"   g++, c++, clang++ or $CXX is not on PATH
 #   "no AVX-512"      /proc/cpuinfo has no avx512f
+#   "no bf16 dot products"  /proc/cpuinfo has neither avx512_bf16 nor amx_bf16
 # Any other skip, and a failed set-up (e.g. the engine's shim not building where
 # oneDNN and g++ are present), is counted as failed.
 set -uo pipefail
@@ -36,6 +37,7 @@ reason_holds() {
   case "$r" in
     "no libdnnl-dev") [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ] && [ ! -f /usr/include/dnnl.hpp ] ;;
     "no AVX-512") ! grep -qw avx512f /proc/cpuinfo 2>/dev/null ;;
+    "no bf16 dot products") ! grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null ;;
     "no g++" | "no c++" | "no clang++") ! command -v "${r#no }" >/dev/null 2>&1 ;;
     *)
       if [ -n "${CXX:-}" ] && [ "$r" = "no ${CXX}" ]; then

@@ -6,7 +6,8 @@
  * the engine MUST load: a missing or broken shim is then a failure, never a
  * reason to skip its tests. {@link engineSkipReason} names the one thing that
  * is missing otherwise, in a fixed vocabulary that `tools/test.sh` re-checks
- * on the machine before it accepts a skipped test ("no libdnnl-dev", "no g++").
+ * on the machine before it accepts a skipped test ("no libdnnl-dev", "no g++";
+ * for the bf16 kernels, {@link BF16_SKIP_REASON}).
  * @module
  */
 
@@ -48,6 +49,13 @@ export function engineSkipReason(): string | null {
   if (!onPath(cxx)) return `no ${cxx}`;
   return null;
 }
+
+/**
+ * The skip reason of a bf16 test where the CPU has no bf16 dot products (oneDNN below
+ * avx512_core_bf16: bf16 then falls back to fp32). `tools/test.sh` accepts it only where
+ * /proc/cpuinfo lists neither avx512_bf16 nor amx_bf16.
+ */
+export const BF16_SKIP_REASON = "no bf16 dot products";
 
 /**
  * A test name carrying its skip reason in the form `tools/test.sh` reads:

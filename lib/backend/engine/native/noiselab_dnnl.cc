@@ -220,9 +220,24 @@ PD prefer_impl(PD pd, const std::string& prefix) {
   return first;
 }
 
-/** Walks pd's implementation list and returns the fastest under `bench` (ms). */
+/** pd at its first implementation whose name does not start with `prefix` (pd itself if none). */
 template <typename PD>
-PD pick_fastest(PD pd, const std::function<double(const PD&)>& bench, const char* preferred = nullptr) {
+PD skip_impl(PD pd, const std::string& prefix) {
+  PD first = pd;
+  do {
+    if (std::string(pd.impl_info_str()).rfind(prefix, 0) != 0) return pd;
+  } while (pd.next_impl());
+  return first;
+}
+
+/**
+ * Walks pd's implementation list and returns the fastest under `bench` (ms); never one whose name
+ * starts with `avoid` (unless it is the only one).
+ */
+template <typename PD>
+PD pick_fastest(PD pd, const std::function<double(const PD&)>& bench, const char* preferred = nullptr,
+                const char* avoid = nullptr) {
+  if (avoid) pd = skip_impl(pd, avoid);
   if (!autotune_enabled()) return preferred ? prefer_impl(pd, preferred) : pd;
   PD best = pd;
   double best_ms = 1e30;
@@ -230,6 +245,7 @@ PD pick_fastest(PD pd, const std::function<double(const PD&)>& bench, const char
   do {
     std::string name = pd.impl_info_str();
     if (name.find("ref") != std::string::npos) continue;
+    if (avoid && name.rfind(avoid, 0) == 0) continue;
     double ms = bench(pd);
     ++tried;
     if (std::getenv("NOISELAB_AUTOTUNE_LOG")) std::fprintf(stderr, "[autotune] %s %.3f ms\n", name.c_str(), ms);
@@ -340,6 +356,19 @@ void ensure_bwd_weights(ConvEntry& e, const int32_t* p) {
   with_threads(reduction_parts(), [&] { create_bwd_weights(e, p); });
 }
 
+/**
+ * oneDNN 2.6's 1x1 backward-weights convolutions (jit_1x1:avx2 / jit_1x1:avx512_core) with a stride
+ * above 1 copy the strided input into a per-thread workspace ("rtus") that is too small for an NHWC
+ * input whose channel count is not a multiple of their channel block (8 / 16): with 2 threads they
+ * gave wrong weight gradients from run to run here (AMD EPYC, AVX2: |error| up to 7 on a
+ * 2x8x8x5 input, and heap corruption), uxlfoundation/oneDNN issue #6035. Those shapes take the next
+ * implementation (jit:avx2 / jit:avx512_core, exact here at 1-3 threads). The shapes of this
+ * project's models at width 16 (projection shortcuts from 16 and 32 channels) keep theirs.
+ */
+bool rtus_bwd_weights_bug(const int32_t* p) {
+  return p[P_KH] == 1 && p[P_KW] == 1 && (p[P_SH] > 1 || p[P_SW] > 1) && p[P_C] % 16 != 0;
+}
+
 void create_bwd_weights(ConvEntry& e, const int32_t* p) {
   memory::desc w_any({p[P_OC], p[P_C], p[P_KH], p[P_KW]}, dt::f32, tag::any);
   convolution_backward_weights::desc d(algorithm::convolution_direct,
@@ -356,7 +385,7 @@ void create_bwd_weights(ConvEntry& e, const int32_t* p) {
           prim.execute(*g_strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DIFF_WEIGHTS, dw}});
           g_strm->wait();
         }, 2);
-      });
+      }, nullptr, rtus_bwd_weights_bug(p) ? "jit_1x1" : nullptr);
   e.bwd_w = convolution_backward_weights(e.bwd_w_pd);
   if (e.bwd_w_pd.diff_weights_desc() != e.w_user_md) {
     e.bwd_w_reorder = true;
@@ -373,8 +402,53 @@ struct MatmulEntry {
   memory::desc a_md, b_md, c_md, bias_md;
   matmul::primitive_desc pd;
   matmul prim;
+  // by rows (mm_by_rows): pd/prim compute one row [1, K] x [K, N]; a_md/c_md stay the whole [M, K] / [M, N]
+  bool by_rows = false;
+  memory::desc a_row_md, c_row_md;
 };
 std::map<std::vector<int>, std::unique_ptr<MatmulEntry>> g_mm;
+
+/**
+ * Whether plain (untransposed, unbatched) matmuls run one row at a time on one thread. On CPUs
+ * without AVX-512, oneDNN 2.6 runs f32 matmuls as gemm:jit, whose results for a row depend on
+ * how many rows there are and on the thread count (an AMD EPYC with AVX2: 9-26 of a 7x10 result's
+ * values changed with M, at K = 32, 64 and 512), so an image's logits would depend on its batch
+ * and on the native plans' chunks. One row on one thread is the same computation whatever the
+ * batch. On AVX-512 (brg:avx512_core) rows were already independent of the batch (the same tests
+ * pass there), and nothing changes.
+ */
+bool mm_by_rows() {
+  static const bool v = [] {
+    const cpu_isa isa = get_effective_cpu_isa();
+    return !(isa == cpu_isa::avx512_core || isa == cpu_isa::avx512_core_vnni ||
+             isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx);
+  }();
+  return v;
+}
+
+/** Runs matmul entry e on a, b, bias (may be null), c; scratch: the caller's scratchpad or null. */
+void mm_execute(const MatmulEntry& e, stream& strm, const float* a, const float* b, const float* bias, float* c,
+                void* scratch) {
+  std::unordered_map<int, memory> args{{DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)b)}};
+  if (bias) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)bias)});
+  if (scratch) args.insert({DNNL_ARG_SCRATCHPAD, memory(e.pd.scratchpad_desc(), *g_eng, scratch)});
+  if (!e.by_rows) {
+    args[DNNL_ARG_SRC] = memory(e.a_md, *g_eng, (void*)a);
+    args[DNNL_ARG_DST] = memory(e.c_md, *g_eng, c);
+    e.prim.execute(strm, args);
+    strm.wait();
+    return;
+  }
+  const memory::dim M = e.a_md.dims()[1], K = e.a_md.dims()[2], N = e.c_md.dims()[2];
+  with_threads(1, [&] {
+    for (memory::dim m = 0; m < M; ++m) {
+      args[DNNL_ARG_SRC] = memory(e.a_row_md, *g_eng, (void*)(a + m * K));
+      args[DNNL_ARG_DST] = memory(e.c_row_md, *g_eng, c + m * N);
+      e.prim.execute(strm, args);
+      strm.wait();
+    }
+  });
+}
 
 /**
  * The matmul for parameter block p, cached. `user_scratchpad`: the caller passes the scratchpad
@@ -400,7 +474,14 @@ MatmulEntry& get_mm(const int32_t* p, bool user_scratchpad = false) {
     attr.set_post_ops(po);
   }
   if (user_scratchpad) attr.set_scratchpad_mode(scratchpad_mode::user);
-  auto d = p[M_BIAS] ? matmul::desc(e->a_md, e->b_md, e->bias_md, e->c_md) : matmul::desc(e->a_md, e->b_md, e->c_md);
+  e->by_rows = mm_by_rows() && B == 1 && !p[M_TA];
+  if (e->by_rows) {
+    e->a_row_md = memory::desc({1, 1, K}, dt::f32, memory::dims{K, K, 1});
+    e->c_row_md = memory::desc({1, 1, N}, dt::f32, memory::dims{N, N, 1});
+  }
+  const memory::desc& a_md = e->by_rows ? e->a_row_md : e->a_md;
+  const memory::desc& c_md = e->by_rows ? e->c_row_md : e->c_md;
+  auto d = p[M_BIAS] ? matmul::desc(a_md, e->b_md, e->bias_md, c_md) : matmul::desc(a_md, e->b_md, c_md);
   e->pd = matmul::primitive_desc(d, attr, *g_eng);
   e->prim = matmul(e->pd);
   auto& ref = *e;
@@ -1010,12 +1091,7 @@ int nl_matmul(const float* a, const float* b, const float* bias, float* c, const
       p = q.data();
     }
     MatmulEntry& e = get_mm(p);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)a)},
-                                         {DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)b)},
-                                         {DNNL_ARG_DST, memory(e.c_md, *g_eng, c)}};
-    if (p[M_BIAS]) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)bias)});
-    e.prim.execute(*g_strm, args);
-    g_strm->wait();
+    mm_execute(e, *g_strm, a, b, p[M_BIAS] ? bias : nullptr, c, nullptr);
     if (!q.empty()) relu_nan_inplace(c, (int64_t)p[M_B] * p[M_M] * p[M_N]);
   });
 }
@@ -1758,13 +1834,7 @@ bool run_plan(const Plan& pl, PlanCtx& cx, int N) {
       const float* b = r[8] >= 0 ? pl.params.data() + r[8] : nullptr;
       if (r[6] && !relu_postop_exact(max_abs_or_inf(xin, (int64_t)N * K), pl.wsum[i], pl.bmax[i])) return false;
       const MatmulEntry& e = *pl.denses.at(i).at(N);
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a_md, *g_eng, (void*)xin)},
-                                           {DNNL_ARG_WEIGHTS, memory(e.b_md, *g_eng, (void*)w)},
-                                           {DNNL_ARG_DST, memory(e.c_md, *g_eng, ptr(r[3]))},
-                                           {DNNL_ARG_SCRATCHPAD, memory(e.pd.scratchpad_desc(), *g_eng, scratch)}};
-      if (b) args.insert({DNNL_ARG_BIAS, memory(e.bias_md, *g_eng, (void*)b)});
-      e.prim.execute(strm, args);
-      strm.wait();
+      mm_execute(e, strm, xin, w, b, (float*)ptr(r[3]), scratch);
     } else {
       throw std::runtime_error("native plan: unknown op " + std::to_string(op));
     }
