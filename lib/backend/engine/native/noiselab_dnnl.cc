@@ -359,14 +359,15 @@ void ensure_bwd_weights(ConvEntry& e, const int32_t* p) {
 /**
  * oneDNN 2.6's 1x1 backward-weights convolutions (jit_1x1:avx2 / jit_1x1:avx512_core) with a stride
  * above 1 copy the strided input into a per-thread workspace ("rtus") that is too small for an NHWC
- * input whose channel count is not a multiple of their channel block (8 / 16): with 2 threads they
- * gave wrong weight gradients from run to run here (AMD EPYC, AVX2: |error| up to 7 on a
- * 2x8x8x5 input, and heap corruption), uxlfoundation/oneDNN issue #6035. Those shapes take the next
- * implementation (jit:avx2 / jit:avx512_core, exact here at 1-3 threads). The shapes of this
- * project's models at width 16 (projection shortcuts from 16 and 32 channels) keep theirs.
+ * input with fewer channels than their channel block (8 / 16): with 2 threads they gave wrong
+ * weight gradients from run to run here (AMD EPYC, AVX2: |error| up to 7 with 4 or 5 channels,
+ * and heap corruption; 12, 13, 20 and 24 channels were exact), uxlfoundation/oneDNN issue #6035.
+ * Those shapes (under 16 channels, either block) take the next implementation (jit:avx2 /
+ * jit:avx512_core, exact here at 1-3 threads). Every other shape keeps its implementation, so
+ * only results that could be wrong change (this project's models at width 16 are unaffected).
  */
 bool rtus_bwd_weights_bug(const int32_t* p) {
-  return p[P_KH] == 1 && p[P_KW] == 1 && (p[P_SH] > 1 || p[P_SW] > 1) && p[P_C] % 16 != 0;
+  return p[P_KH] == 1 && p[P_KW] == 1 && (p[P_SH] > 1 || p[P_SW] > 1) && p[P_C] < 16;
 }
 
 void create_bwd_weights(ConvEntry& e, const int32_t* p) {
