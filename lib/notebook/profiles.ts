@@ -150,7 +150,7 @@ type Base = Omit<NotebookParams, "profile">;
 // 2 cores; results/recipe/README.md): ResNet-20 + BN reaches 72% clean on CIFAR-10 (JPEG copy) after 2 epochs
 // of the full training split. The paper's architecture (projection shortcuts, Keras BN epsilon/momentum) in
 // every profile. `quick` is sized so that the main job (all notebooks) fits in 20 minutes on the slower
-// machine (measured 17m27s for 01-05 on one AMD EPYC instance; 21m16s for 01-06 on another, 2026-11-30). `standard`: 40 epochs gave ResNet-20 + BN 87.6% (results/standard/README.md);
+// machine (measured 17m27s for 01-05 on one AMD EPYC instance; 21m16s for 01-06 on another, 2026-11-30; both AVX-512 — an AVX2-only EPYC took 46m56s, README). `standard`: 40 epochs gave ResNet-20 + BN 87.6% (results/standard/README.md);
 // 100 is an unmeasured estimate for the 90% target.
 // `paper` keeps batch 128 (the Keras example uses 32: 4x the steps, too slow in tfjs on a CPU).
 // ---------------------------------------------------------------------------
